@@ -1,0 +1,205 @@
+//! `Conn`, the connection record that travels from process to process.
+//!
+//! Exactly one process owns a `Conn` at a time; handing it on is a channel send. It is not
+//! `Clone` and never sits behind a lock, so the compiler rejects any use after a send.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recv, send, MsgFlags};
+
+/// The acceptor's counter; appears in every log line about the connection.
+pub type ConnId = u64;
+
+/// Everything learned about one client connection.
+pub struct Conn {
+    pub id: ConnId,
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub accepted: Instant,
+    /// Requests answered so far on this connection.
+    pub requests: u32,
+    /// Bytes read past the last parsed request head (pipelining, partial heads, body prefix).
+    pub unread: Vec<u8>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// When the head now being read must be complete; set while a partial head is parked.
+    pub head_deadline: Option<Instant>,
+    /// Set by idle.pool once the socket is in its epoll set, so re-parking re-arms it.
+    pub registered: bool,
+    /// When the connection last became readable (start of the current request).
+    pub request_started: Instant,
+}
+
+/// What a non-blocking read found.
+pub enum ReadOutcome {
+    /// This many bytes were appended.
+    Data(usize),
+    /// Nothing to read now.
+    WouldBlock,
+    /// The peer closed its side.
+    Closed,
+}
+
+impl Conn {
+    pub fn new(id: ConnId, stream: TcpStream, peer: SocketAddr, local: SocketAddr) -> Conn {
+        let now = Instant::now();
+        Conn {
+            id,
+            stream,
+            peer,
+            local,
+            accepted: now,
+            requests: 0,
+            unread: Vec::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+            head_deadline: None,
+            registered: false,
+            request_started: now,
+        }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+
+    /// Reads what is available without blocking and appends it to `buf` (at most `max` bytes).
+    pub fn read_now(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<ReadOutcome> {
+        let start = buf.len();
+        let want = max.min(16 * 1024).max(1);
+        buf.resize(start + want, 0);
+        let got = loop {
+            match recv(self.stream.as_raw_fd(), &mut buf[start..], MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => break Ok(n),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => break Err(None),
+                Err(e) => break Err(Some(io::Error::from(e))),
+            }
+        };
+        match got {
+            Ok(0) => {
+                buf.truncate(start);
+                Ok(ReadOutcome::Closed)
+            }
+            Ok(n) => {
+                buf.truncate(start + n);
+                self.bytes_in += n as u64;
+                Ok(ReadOutcome::Data(n))
+            }
+            Err(None) => {
+                buf.truncate(start);
+                Ok(ReadOutcome::WouldBlock)
+            }
+            Err(Some(e)) => {
+                buf.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until the socket is readable or `deadline` passes; true when readable.
+    pub fn wait_readable(&self, deadline: Instant) -> io::Result<bool> {
+        wait_for(&self.stream, PollFlags::POLLIN, deadline)
+    }
+
+    /// Reads at least one byte into `buf`, waiting until `deadline`.
+    /// `Ok(0)` means the peer closed; a timeout is `ErrorKind::TimedOut`.
+    pub fn read_until(&mut self, buf: &mut Vec<u8>, max: usize, deadline: Instant) -> io::Result<usize> {
+        loop {
+            match self.read_now(buf, max)? {
+                ReadOutcome::Data(n) => return Ok(n),
+                ReadOutcome::Closed => return Ok(0),
+                ReadOutcome::WouldBlock => {
+                    if !self.wait_readable(deadline)? {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes all of `bytes`, waiting for the socket at most until `deadline`.
+    pub fn write_all_until(&mut self, bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        self.write_flags_until(bytes, MsgFlags::empty(), deadline)
+    }
+
+    /// Like `write_all_until`, but tells the kernel more data follows (MSG_MORE), so a
+    /// header and the body sent next leave in one segment.
+    pub fn write_more_until(&mut self, bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        self.write_flags_until(bytes, MsgFlags::MSG_MORE, deadline)
+    }
+
+    fn write_flags_until(&mut self, mut bytes: &[u8], flags: MsgFlags, deadline: Instant) -> io::Result<()> {
+        let fd = self.stream.as_raw_fd();
+        while !bytes.is_empty() {
+            match send(fd, bytes, flags | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
+                Ok(n) => {
+                    self.bytes_out += n as u64;
+                    bytes = &bytes[n..];
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => {
+                    if !wait_for(&self.stream, PollFlags::POLLOUT, deadline)? {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
+                    }
+                }
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `len` bytes of `file` from `offset` with sendfile(2), waiting at most until `deadline`.
+    pub fn sendfile_until(&mut self, file: &std::fs::File, mut offset: u64, mut len: u64, deadline: Instant) -> io::Result<()> {
+        while len > 0 {
+            let chunk = len.min(1 << 30) as usize;
+            let mut off = offset as i64;
+            match nix::sys::sendfile::sendfile(self.stream.as_fd(), file.as_fd(), Some(&mut off), chunk) {
+                Ok(0) => {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
+                }
+                Ok(n) => {
+                    self.bytes_out += n as u64;
+                    offset += n as u64;
+                    len -= n as u64;
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => {
+                    if !wait_for(&self.stream, PollFlags::POLLOUT, deadline)? {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
+                    }
+                }
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes any corked data; harmless when none is pending.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+/// Polls one socket for `events` until `deadline`; true when ready.
+pub fn wait_for(stream: &TcpStream, events: PollFlags, deadline: Instant) -> io::Result<bool> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let millis = left.min(Duration::from_secs(60)).as_millis().max(1) as u16;
+        let mut fds = [PollFd::new(stream.as_fd(), events)];
+        match poll(&mut fds, PollTimeout::from(millis)) {
+            Ok(0) => continue,
+            Ok(_) => return Ok(true),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Every message that crosses a channel: the network's PROTOCOLs, named after the inbox
+//! that receives them.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::conn::Conn;
+use crate::http::Request;
+
+/// To fe.farm: a connection with a request (or part of one) ready to read.
+pub enum ToFrontEnd {
+    /// Readable now, or holding a whole pipelined request in `unread`.
+    Read(Conn),
+}
+
+/// To static.farm: serve a file from the document root.
+pub enum ToStatic {
+    /// Serve `req.path` from the root.
+    File { conn: Conn, req: Request },
+}
+
+/// To cgi.farm: run a CGI program.
+pub enum ToCgi {
+    /// `script` is the program under the cgi-bin directory; `script_name` its URL path and
+    /// `path_info` the rest of the URL path after it.
+    Run { conn: Conn, req: Request, script: PathBuf, script_name: String, path_info: String },
+}
+
+/// To ogi.farm: call a gateway plug-in.
+pub enum ToPlugin {
+    /// `name` is the first path segment after `/ogi/`.
+    Call { conn: Conn, req: Request, name: String },
+}
+
+/// To the stats process.
+pub enum ToStats {
+    /// Finished exchanges, batched by the recycler.
+    Served(Vec<Exchange>),
+    /// Render the status page on this connection (`format` picks HTML, JSON or Prometheus).
+    Page { conn: Conn, req: Request, format: StatsFormat },
+    /// A connection was refused at the limit.
+    Refused,
+}
+
+/// Which rendering of the statistics was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsFormat {
+    Html,
+    Json,
+    Prometheus,
+}
+
+/// To be.proc (the recycler): a connection whose exchange is over.
+pub enum ToRecycler {
+    /// Response fully written and the connection may persist.
+    KeepAlive(Conn, Exchange),
+    /// Finished or abandoned; log the reason, then close. `Exchange` is present when a
+    /// response (even an error) was sent.
+    Close(Conn, CloseReason, Option<Exchange>),
+}
+
+/// Why a connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client or the protocol asked for it (Connection: close, HTTP/1.0).
+    Done,
+    /// The peer closed or reset its side.
+    PeerClosed,
+    /// Reading the request took too long.
+    ReadTimeout,
+    /// Writing the response took too long or failed.
+    WriteFailed,
+    /// The request was malformed; the error response went out.
+    BadRequest,
+    /// Idle past the keep-alive timeout.
+    IdleTimeout,
+    /// The server is stopping.
+    Shutdown,
+    /// A handler (CGI program, plug-in) failed and its connection could not continue.
+    HandlerFailed,
+    /// A plug-in took the connection over (websocket) and has now finished with it.
+    Released,
+}
+
+/// Which process answered an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    FrontEnd,
+    Static,
+    Cache,
+    Cgi,
+    Plugin,
+    Stats,
+}
+
+/// The record of one request and its response, for stats and the access log.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The request line as received (`GET /x HTTP/1.1`), or `-` when none was parsed.
+    pub request_line: String,
+    pub status: u16,
+    /// Bytes of response body sent.
+    pub body_bytes: u64,
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
+    pub handler: Handler,
+    /// When the head began to arrive, and when the response was fully written.
+    pub started: Instant,
+    pub parsed: Instant,
+    pub finished: Instant,
+}
+
+impl Exchange {
+    /// The record of an answered request.
+    pub fn for_request(req: &Request, status: u16, body_bytes: u64, handler: Handler, started: Instant) -> Exchange {
+        Exchange {
+            request_line: format!("{} {} {}", req.method.as_str(), req.target, req.version_str()),
+            status,
+            body_bytes,
+            referer: req.header_str("referer").map(str::to_string),
+            user_agent: req.header_str("user-agent").map(str::to_string),
+            handler,
+            started,
+            parsed: req.received,
+            finished: Instant::now(),
+        }
+    }
+
+    /// The record of an error answered before any request was parsed.
+    pub fn without_request(status: u16, body_bytes: u64, started: Instant) -> Exchange {
+        let now = Instant::now();
+        Exchange {
+            request_line: "-".to_string(),
+            status,
+            body_bytes,
+            referer: None,
+            user_agent: None,
+            handler: Handler::FrontEnd,
+            started,
+            parsed: now,
+            finished: now,
+        }
+    }
+}
+
+/// To idle.pool: a keep-alive connection to park until readable.
+pub enum ToIdlePool {
+    /// Wait for the next request (or the rest of a partial head).
+    Park(Conn),
+}
+
+/// To the log process, the only writer of the logs.
+pub enum ToLog {
+    /// Preformatted access-log lines (Combined Log Format), newline-terminated.
+    Access(String),
+    /// One error-log line without the timestamp.
+    Error(String),
+    /// Reopen both files (after SIGHUP, for log rotation).
+    Reopen,
+}

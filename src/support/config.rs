@@ -1,0 +1,295 @@
+//! Configuration: the TOML file, command-line overrides, validation, and SIGHUP reload.
+//!
+//! Process card — config. Instances: 1. In: reload requests (SIGHUP). Out: the live config
+//! (`Live`), ToLog. Stops: its inbox disconnects.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Sender};
+use serde::Deserialize;
+
+use crate::protocol::ToLog;
+
+/// The whole configuration. Every key is documented in `docs/CONFIG.md` and `--help`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Document root.
+    pub root: PathBuf,
+    /// Directory of CGI programs, served under `/cgi-bin/`.
+    pub cgi_bin: PathBuf,
+    /// Directory scanned for gateway plug-ins (`*.so`), served under `/ogi/`.
+    pub plugins: PathBuf,
+    /// Directory for error pages (`errorNNN.html`); defaults to the document root.
+    pub error_pages: Option<PathBuf>,
+    /// Access log path (`-` for standard output, empty to disable).
+    pub access_log: String,
+    /// Error log path (`-` for standard error).
+    pub error_log: String,
+    /// Most simultaneous client connections; excess clients get 503.
+    pub max_connections: usize,
+    /// Seconds a parked keep-alive connection may stay idle.
+    pub keep_alive_timeout_secs: u64,
+    /// Seconds allowed for a whole request head to arrive.
+    pub header_timeout_secs: u64,
+    /// Seconds allowed for a request body to arrive.
+    pub body_timeout_secs: u64,
+    /// Seconds a response write may stall before the client is dropped.
+    pub send_timeout_secs: u64,
+    /// Largest accepted request body.
+    pub max_body_bytes: u64,
+    /// Most requests served on one connection.
+    pub max_keep_alive_requests: u32,
+    /// Front-end workers kept idle; the farm grows on demand up to `front_end_max`.
+    pub front_end_idle: usize,
+    pub front_end_max: usize,
+    /// Static-file workers kept idle, and their maximum.
+    pub static_idle: usize,
+    pub static_max: usize,
+    /// Seconds the server waits for in-flight requests on SIGTERM.
+    pub shutdown_grace_secs: u64,
+    /// Page cache settings.
+    pub cache: CacheConfig,
+    /// CGI settings.
+    pub cgi: CgiConfig,
+    /// Gateway plug-in settings.
+    pub ogi: OgiConfig,
+    /// The adventure game's settings (passed to the `game` plug-in as TOML).
+    pub game: Option<toml::Table>,
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// Memory budget for cached bodies.
+    pub max_bytes: u64,
+    /// Largest file that may be cached.
+    pub max_file_bytes: u64,
+    /// Longest time a changed file may still be served from the cache, in milliseconds.
+    pub revalidate_ms: u64,
+}
+
+/// `[cgi]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CgiConfig {
+    /// Most CGI programs running at once.
+    pub max: usize,
+    /// Requests that may wait for a free CGI worker before 503.
+    pub queue: usize,
+    /// Seconds a program may stay silent before it is killed (504).
+    pub idle_timeout_secs: u64,
+    /// Seconds a program may run in all.
+    pub total_timeout_secs: u64,
+}
+
+/// `[ogi]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OgiConfig {
+    /// Most instances of one non-persistent plug-in at once.
+    pub instances: usize,
+    /// Requests that may wait for a plug-in before 503.
+    pub queue: usize,
+    /// Seconds a non-persistent instance may hold a request.
+    pub timeout_secs: u64,
+    /// Seconds between scans of the plug-in directory.
+    pub scan_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            root: PathBuf::from("html"),
+            cgi_bin: PathBuf::from("cgi-bin"),
+            plugins: PathBuf::from("target/release"),
+            error_pages: None,
+            access_log: "logs/access.log".to_string(),
+            error_log: "-".to_string(),
+            max_connections: 16_000,
+            keep_alive_timeout_secs: 65,
+            header_timeout_secs: 10,
+            body_timeout_secs: 60,
+            send_timeout_secs: 60,
+            max_body_bytes: 64 * 1024 * 1024,
+            max_keep_alive_requests: 100_000,
+            front_end_idle: 2,
+            front_end_max: 16,
+            static_idle: 2,
+            static_max: 64,
+            shutdown_grace_secs: 10,
+            cache: CacheConfig::default(),
+            cgi: CgiConfig::default(),
+            ogi: OgiConfig::default(),
+            game: None,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { enabled: true, max_bytes: 64 * 1024 * 1024, max_file_bytes: 1024 * 1024, revalidate_ms: 1000 }
+    }
+}
+
+impl Default for CgiConfig {
+    fn default() -> Self {
+        CgiConfig { max: 32, queue: 256, idle_timeout_secs: 30, total_timeout_secs: 300 }
+    }
+}
+
+impl Default for OgiConfig {
+    fn default() -> Self {
+        OgiConfig { instances: 16, queue: 256, timeout_secs: 30, scan_interval_ms: 500 }
+    }
+}
+
+impl Config {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+    pub fn keep_alive_timeout(&self) -> Duration {
+        Duration::from_secs(self.keep_alive_timeout_secs)
+    }
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_secs(self.send_timeout_secs)
+    }
+    pub fn error_pages_dir(&self) -> &Path {
+        self.error_pages.as_deref().unwrap_or(&self.root)
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Config::parse(&text).map_err(|ConfigError(why)| ConfigError(format!("{}: {why}", path.display())))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.message().to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("max_connections", self.max_connections as u64),
+            ("keep_alive_timeout_secs", self.keep_alive_timeout_secs),
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
+            ("send_timeout_secs", self.send_timeout_secs),
+            ("max_keep_alive_requests", self.max_keep_alive_requests as u64),
+            ("front_end_max", self.front_end_max as u64),
+            ("static_max", self.static_max as u64),
+            ("cgi.max", self.cgi.max as u64),
+            ("cgi.idle_timeout_secs", self.cgi.idle_timeout_secs),
+            ("cgi.total_timeout_secs", self.cgi.total_timeout_secs),
+            ("ogi.instances", self.ogi.instances as u64),
+            ("ogi.timeout_secs", self.ogi.timeout_secs),
+            ("ogi.scan_interval_ms", self.ogi.scan_interval_ms),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(ConfigError(format!("{name} must be greater than 0")));
+            }
+        }
+        if self.front_end_idle > self.front_end_max {
+            return Err(ConfigError("front_end_idle must not exceed front_end_max".to_string()));
+        }
+        if self.static_idle > self.static_max {
+            return Err(ConfigError("static_idle must not exceed static_max".to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration that cannot be used; the text names the key or file.
+#[derive(Debug, Clone)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The configuration every process reads; replaced whole on reload.
+pub type Live = Arc<ArcSwap<Config>>;
+
+/// Settings given on the command line; they win over the file on every reload.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub root: Option<PathBuf>,
+    pub cgi_bin: Option<PathBuf>,
+    pub plugins: Option<PathBuf>,
+}
+
+impl Overrides {
+    pub fn apply(&self, cfg: &mut Config) {
+        if let Some(v) = self.listen {
+            cfg.listen = v;
+        }
+        if let Some(v) = &self.root {
+            cfg.root = v.clone();
+        }
+        if let Some(v) = &self.cgi_bin {
+            cfg.cgi_bin = v.clone();
+        }
+        if let Some(v) = &self.plugins {
+            cfg.plugins = v.clone();
+        }
+    }
+}
+
+/// A request to the config process.
+pub enum ToConfig {
+    /// Re-read the file (SIGHUP).
+    Reload,
+}
+
+/// The config process: on `Reload`, re-reads the file; a bad file is refused and the old
+/// configuration kept. Listen address changes need a restart and are reported as such.
+pub fn run(inbox: Receiver<ToConfig>, file: Option<PathBuf>, overrides: Overrides, live: Live, to_log: Sender<ToLog>) {
+    for ToConfig::Reload in inbox {
+        let Some(path) = &file else {
+            let _ = to_log.try_send(ToLog::Reopen);
+            let _ = to_log.try_send(ToLog::Error("SIGHUP: no config file; logs reopened".to_string()));
+            continue;
+        };
+        match Config::load(path) {
+            Ok(mut cfg) => {
+                overrides.apply(&mut cfg);
+                let old = live.load();
+                if cfg.listen != old.listen {
+                    let _ = to_log.try_send(ToLog::Error(format!(
+                        "config reload: listen {} kept; a new address needs a restart",
+                        old.listen
+                    )));
+                    cfg.listen = old.listen;
+                }
+                live.store(Arc::new(cfg));
+                let _ = to_log.try_send(ToLog::Reopen);
+                let _ = to_log.try_send(ToLog::Error(format!("config reloaded from {}", path.display())));
+            }
+            Err(e) => {
+                let _ = to_log.try_send(ToLog::Error(format!("config reload refused, keeping the old one: {e}")));
+            }
+        }
+    }
+}
