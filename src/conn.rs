@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recv, send, MsgFlags};
+use rustix::net::{recv, send, RecvFlags, SendFlags};
 
 /// The acceptor's counter; appears in every log line about the connection.
 pub type ConnId = u64;
@@ -74,10 +74,10 @@ impl Conn {
         let want = max.min(16 * 1024).max(1);
         buf.resize(start + want, 0);
         let got = loop {
-            match recv(self.stream.as_raw_fd(), &mut buf[start..], MsgFlags::MSG_DONTWAIT) {
+            match recv(&self.stream, &mut buf[start..], RecvFlags::DONTWAIT) {
                 Ok(n) => break Ok(n),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::EAGAIN) => break Err(None),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => break Err(None),
                 Err(e) => break Err(Some(io::Error::from(e))),
             }
         };
@@ -125,25 +125,24 @@ impl Conn {
 
     /// Writes all of `bytes`, waiting for the socket at most until `deadline`.
     pub fn write_all_until(&mut self, bytes: &[u8], deadline: Instant) -> io::Result<()> {
-        self.write_flags_until(bytes, MsgFlags::empty(), deadline)
+        self.write_flags_until(bytes, SendFlags::empty(), deadline)
     }
 
     /// Like `write_all_until`, but tells the kernel more data follows (MSG_MORE), so a
     /// header and the body sent next leave in one segment.
     pub fn write_more_until(&mut self, bytes: &[u8], deadline: Instant) -> io::Result<()> {
-        self.write_flags_until(bytes, MsgFlags::MSG_MORE, deadline)
+        self.write_flags_until(bytes, SendFlags::MORE, deadline)
     }
 
-    fn write_flags_until(&mut self, mut bytes: &[u8], flags: MsgFlags, deadline: Instant) -> io::Result<()> {
-        let fd = self.stream.as_raw_fd();
+    fn write_flags_until(&mut self, mut bytes: &[u8], flags: SendFlags, deadline: Instant) -> io::Result<()> {
         while !bytes.is_empty() {
-            match send(fd, bytes, flags | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
+            match send(&self.stream, bytes, flags | SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
                 Ok(n) => {
                     self.bytes_out += n as u64;
                     bytes = &bytes[n..];
                 }
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(nix::errno::Errno::EAGAIN) => {
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => {
                     if !wait_for(&self.stream, PollFlags::POLLOUT, deadline)? {
                         return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
                     }

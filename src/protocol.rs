@@ -1,7 +1,6 @@
 //! Every message that crosses a channel: the network's PROTOCOLs, named after the inbox
 //! that receives them.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::conn::Conn;
@@ -21,9 +20,8 @@ pub enum ToStatic {
 
 /// To cgi.farm: run a CGI program.
 pub enum ToCgi {
-    /// `script` is the program under the cgi-bin directory; `script_name` its URL path and
-    /// `path_info` the rest of the URL path after it.
-    Run { conn: Conn, req: Request, script: PathBuf, script_name: String, path_info: String },
+    /// Run the program the request path names under `/cgi-bin/`.
+    Run { conn: Conn, req: Request },
 }
 
 /// To ogi.farm: call a gateway plug-in.
@@ -108,6 +106,9 @@ pub struct Exchange {
     pub started: Instant,
     pub parsed: Instant,
     pub finished: Instant,
+    /// Bytes read from and written to the socket for this exchange (set by the recycler).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 impl Exchange {
@@ -123,6 +124,8 @@ impl Exchange {
             started,
             parsed: req.received,
             finished: Instant::now(),
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 
@@ -139,6 +142,8 @@ impl Exchange {
             started,
             parsed: now,
             finished: now,
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 }

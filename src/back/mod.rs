@@ -1,0 +1,3 @@
+//! The back end: where every finished connection drains.
+
+pub mod recycler;

@@ -1,0 +1,249 @@
+//! Static-file worker: answers GET and HEAD from the document root, body by sendfile(2).
+//! Instances: a farm (`static_idle` kept idle, up to `static_max`), sharing one inbox.
+//! In: ToStatic. Out: ToRecycler. Stops: inbox disconnected or recycler gone.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use crossbeam_channel::{SendError, Sender};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::conn::Conn;
+use crate::farm::reply;
+use crate::http::path::{normalize, SafePath};
+use crate::http::range::{self, RangeAnswer};
+use crate::http::response::{etag, none_match, not_modified_since, push_header, push_header_u64};
+use crate::http::{Body, Method, Request};
+use crate::par::Inbox;
+use crate::protocol::{CloseReason, Handler, ToRecycler, ToStatic};
+use crate::support::config::{Config, Live};
+
+/// The static farm's outputs.
+#[derive(Clone)]
+pub struct StaticOut {
+    pub to_recycler: Sender<ToRecycler>,
+    pub live: Live,
+}
+
+const ALLOW: &str = "GET, HEAD, OPTIONS";
+
+pub fn run(inbox: Inbox<ToStatic>, out: StaticOut) {
+    let mut worker = Worker { root: None, head: Vec::with_capacity(512) };
+    for job in inbox {
+        let cfg = out.live.load();
+        let done = match job {
+            ToStatic::File { conn, req } => worker.serve(conn, &req, &cfg),
+        };
+        if let Err(SendError(orphan)) = out.to_recycler.send(done) {
+            drop(orphan);
+            return;
+        }
+    }
+}
+
+/// One worker's reusable state: the opened root directory and a header buffer.
+struct Worker {
+    root: Option<(PathBuf, OwnedFd)>,
+    head: Vec<u8>,
+}
+
+/// What opening a request path found.
+enum Found {
+    File(File, String),
+    /// A directory asked for without its trailing slash.
+    Redirect,
+    Missing,
+    Forbidden,
+    BadPath,
+}
+
+impl Worker {
+    fn root_fd(&mut self, root: &Path) -> Option<&OwnedFd> {
+        let stale = self.root.as_ref().is_none_or(|(path, _)| path != root);
+        if stale {
+            let fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+            self.root = Some((root.to_path_buf(), fd));
+        }
+        self.root.as_ref().map(|(_, fd)| fd)
+    }
+
+    fn serve(&mut self, conn: Conn, req: &Request, cfg: &Config) -> ToRecycler {
+        match req.method {
+            Method::Get | Method::Head => {}
+            Method::Options => return self.options(conn, req, cfg),
+            _ => return reply::error_with(conn, Some(req), 405, cfg, Handler::Static, &[("Allow", ALLOW)]),
+        }
+        match self.open(&req.path, cfg) {
+            Found::File(file, name) => self.send(conn, req, cfg, file, &name),
+            Found::Redirect => {
+                let mut location = format!("{}/", req.path);
+                if let Some(q) = &req.query {
+                    location.push('?');
+                    location.push_str(q);
+                }
+                reply::error_with(conn, Some(req), 301, cfg, Handler::Static, &[("Location", &location)])
+            }
+            Found::Missing => reply::error(conn, Some(req), 404, cfg, Handler::Static),
+            Found::Forbidden => reply::error(conn, Some(req), 403, cfg, Handler::Static),
+            Found::BadPath => reply::error(conn, Some(req), 400, cfg, Handler::Static),
+        }
+    }
+
+    fn options(&mut self, mut conn: Conn, req: &Request, cfg: &Config) -> ToRecycler {
+        let keep_alive = req.keep_alive && req.body == Body::None;
+        self.head.clear();
+        reply::head(200, req, keep_alive, &mut self.head);
+        push_header(&mut self.head, "Allow", ALLOW.as_bytes());
+        push_header_u64(&mut self.head, "Content-Length", 0);
+        self.head.extend_from_slice(b"\r\n");
+        match conn.write_all_until(&self.head, Instant::now() + cfg.send_timeout()) {
+            Ok(()) => reply::finished(conn, req, 200, 0, Handler::Static, keep_alive),
+            Err(_) => ToRecycler::Close(conn, CloseReason::WriteFailed, None),
+        }
+    }
+
+    /// Opens the file a request path names, never leaving the root.
+    fn open(&mut self, raw_path: &str, cfg: &Config) -> Found {
+        let path = match normalize(raw_path) {
+            Ok(path) => path,
+            Err(_) => return Found::BadPath,
+        };
+        if hidden(&path) {
+            return Found::Missing;
+        }
+        let Some(root) = self.root_fd(&cfg.root) else { return Found::Missing };
+        let how = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let relative = path.relative();
+        let fd = match rustix::fs::openat2(root, &relative, how, Mode::empty(), resolve) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::ACCESS) => return Found::Forbidden,
+            Err(_) => return Found::Missing,
+        };
+        let file = File::from(fd);
+        let Ok(meta) = file.metadata() else { return Found::Missing };
+        if meta.is_file() {
+            let name = relative.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            return Found::File(file, name);
+        }
+        if !meta.is_dir() {
+            return Found::Forbidden;
+        }
+        if !path.trailing_slash {
+            return Found::Redirect;
+        }
+        match rustix::fs::openat2(&file, "index.html", how, Mode::empty(), resolve) {
+            Ok(fd) => {
+                let index = File::from(fd);
+                match index.metadata() {
+                    Ok(m) if m.is_file() => Found::File(index, "index.html".to_string()),
+                    _ => Found::Forbidden,
+                }
+            }
+            Err(rustix::io::Errno::NOENT) => Found::Forbidden,
+            Err(_) => Found::Forbidden,
+        }
+    }
+
+    fn send(&mut self, mut conn: Conn, req: &Request, cfg: &Config, file: File, name: &str) -> ToRecycler {
+        let Ok(meta) = file.metadata() else {
+            return reply::error(conn, Some(req), 404, cfg, Handler::Static);
+        };
+        let len = meta.len();
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let tag = etag(len, modified);
+        let keep_alive = req.keep_alive && req.body == Body::None;
+
+        if let Some(if_match) = req.header_str("if-match") {
+            if !if_match.trim().eq("*") && !strong_match(if_match, &tag) {
+                return reply::error(conn, Some(req), 412, cfg, Handler::Static);
+            }
+        } else if let Some(since) = req.header_str("if-unmodified-since") {
+            if httpdate::parse_http_date(since.trim()).is_ok() && !not_modified_since(since, modified) {
+                return reply::error(conn, Some(req), 412, cfg, Handler::Static);
+            }
+        }
+        let not_modified = match req.header_str("if-none-match") {
+            Some(inm) => none_match(inm, &tag),
+            None => req.header_str("if-modified-since").is_some_and(|ims| not_modified_since(ims, modified)),
+        };
+        let last_modified = httpdate::fmt_http_date(modified);
+        self.head.clear();
+        if not_modified {
+            reply::head(304, req, keep_alive, &mut self.head);
+            push_header(&mut self.head, "ETag", tag.as_bytes());
+            push_header(&mut self.head, "Last-Modified", last_modified.as_bytes());
+            self.head.extend_from_slice(b"\r\n");
+            return match conn.write_all_until(&self.head, Instant::now() + cfg.send_timeout()) {
+                Ok(()) => reply::finished(conn, req, 304, 0, Handler::Static, keep_alive),
+                Err(_) => ToRecycler::Close(conn, CloseReason::WriteFailed, None),
+            };
+        }
+        let range = match req.header_str("range") {
+            Some(value) if req.method == Method::Get && if_range_holds(req, &tag, modified) => range::parse(value, len),
+            _ => RangeAnswer::Whole,
+        };
+        let (status, start, count) = match range {
+            RangeAnswer::Whole => (200, 0, len),
+            RangeAnswer::Partial { start, end } => (206, start, end - start + 1),
+            RangeAnswer::Unsatisfiable => {
+                let content_range = format!("bytes */{len}");
+                return reply::error_with(conn, Some(req), 416, cfg, Handler::Static, &[("Content-Range", &content_range)]);
+            }
+        };
+        reply::head(status, req, keep_alive, &mut self.head);
+        let mime = mime_guess::from_path(name).first_raw().unwrap_or("application/octet-stream");
+        push_header(&mut self.head, "Content-Type", mime.as_bytes());
+        push_header_u64(&mut self.head, "Content-Length", count);
+        push_header(&mut self.head, "Last-Modified", last_modified.as_bytes());
+        push_header(&mut self.head, "ETag", tag.as_bytes());
+        push_header(&mut self.head, "Accept-Ranges", b"bytes");
+        if status == 206 {
+            let content_range = format!("bytes {}-{}/{}", start, start + count - 1, len);
+            push_header(&mut self.head, "Content-Range", content_range.as_bytes());
+        }
+        self.head.extend_from_slice(b"\r\n");
+        let deadline = Instant::now() + cfg.send_timeout();
+        let body = !req.is_head() && count > 0;
+        let head_written = if body {
+            conn.write_more_until(&self.head, deadline)
+        } else {
+            conn.write_all_until(&self.head, deadline)
+        };
+        if head_written.is_err() {
+            return ToRecycler::Close(conn, CloseReason::WriteFailed, None);
+        }
+        if body {
+            let before = conn.bytes_out;
+            if conn.sendfile_until(&file, start, count, deadline).is_err() {
+                let sent = conn.bytes_out - before;
+                let exchange = crate::protocol::Exchange::for_request(req, status, sent, Handler::Static, conn.request_started);
+                return ToRecycler::Close(conn, CloseReason::WriteFailed, Some(exchange));
+            }
+        }
+        reply::finished(conn, req, status, if body { count } else { 0 }, Handler::Static, keep_alive)
+    }
+}
+
+/// Dot-files are not served (`.htaccess`, `.git`), except under `/.well-known/`.
+fn hidden(path: &SafePath) -> bool {
+    path.has_dot_segment() && path.segments.first().is_none_or(|s| s != b".well-known")
+}
+
+fn strong_match(header: &str, tag: &str) -> bool {
+    header.split(',').map(str::trim).any(|t| t == tag)
+}
+
+/// `If-Range`: the range applies only if the validator still matches.
+fn if_range_holds(req: &Request, tag: &str, modified: SystemTime) -> bool {
+    match req.header_str("if-range").map(str::trim) {
+        None => true,
+        Some(v) if v.starts_with('"') => v == tag,
+        Some(v) => httpdate::parse_http_date(v).is_ok_and(|t| {
+            let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            secs(t) == secs(modified)
+        }),
+    }
+}

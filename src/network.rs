@@ -1,0 +1,130 @@
+//! The top-level PAR: every channel and every process of the server, and nothing else.
+//!
+//! ```text
+//!  listener ─▶ acceptor ─▶ front-end ×N ─┬─▶ static ×N ──────┐
+//!                 ▲            ▲         ├─▶ cgi ×N ─────────┤
+//!                 │            │         ├─▶ plugin ×N ──────┤
+//!                 │            │         └─▶ stats ──────────┤
+//!                 │            │                             ▼
+//!                 │        idle.pool ◀──── keep-alive ──── recycler ─▶ stats, log
+//!  config (SIGHUP) ─▶ live config read by every process
+//! ```
+//!
+//! The one cycle is front end → handler → recycler → (idle.pool →) front end. Its channels
+//! into the front end, the recycler and idle.pool are unbounded: every message on them carries
+//! a `Conn`, and the acceptor bounds the number of `Conn`s (`max_connections`), so they cannot
+//! grow without limit, and a full queue can never close the cycle into a deadlock. The cycle
+//! is broken on shutdown by the `draining` flag: the acceptor stops, idle.pool closes what it
+//! holds and the recycler closes instead of keeping alive.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{bounded, unbounded, Sender};
+
+use crate::back::recycler::{self, RecyclerOut};
+use crate::farm::cgi::{self, CgiOut};
+use crate::farm::front_end::{self, FrontEndOut};
+use crate::farm::plugin::{self, PluginOut};
+use crate::farm::static_file::{self, StaticOut};
+use crate::net::acceptor::{self, AcceptorOut};
+use crate::net::idle_pool::{self, IdleOut};
+use crate::par::Net;
+use crate::plugin_host::PluginBoard;
+use crate::protocol::{ToCgi, ToFrontEnd, ToLog, ToPlugin, ToRecycler, ToStatic, ToStats};
+use crate::support::config::{self, Config, Live, Overrides, ToConfig};
+use crate::support::meters::Meters;
+use crate::support::{log, stats};
+
+/// Handles the main thread keeps on the running network.
+pub struct Running {
+    pub live: Live,
+    pub meters: Arc<Meters>,
+    pub to_config: Sender<ToConfig>,
+    pub to_log: Sender<ToLog>,
+    pub net: Net,
+}
+
+/// Wires and starts every process. `listener` is already bound.
+pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, overrides: Overrides) -> std::io::Result<Running> {
+    let live: Live = Arc::new(ArcSwap::from_pointee(cfg.clone()));
+    let meters = Arc::new(Meters::default());
+    let board: PluginBoard = Arc::new(ArcSwap::from_pointee(Vec::new()));
+    let mut net = Net::default();
+
+    // One channel per arrow of the diagram.
+    let (to_front_end, front_end_inbox) = unbounded::<ToFrontEnd>();
+    let (to_static, static_inbox) = bounded::<ToStatic>(1024);
+    let (to_cgi, cgi_inbox) = bounded::<ToCgi>(cfg.cgi.queue.max(1));
+    let (to_plugin, plugin_inbox) = bounded::<ToPlugin>(cfg.ogi.queue.max(1));
+    let (to_stats, stats_inbox) = bounded::<ToStats>(4096);
+    let (to_recycler, recycler_inbox) = unbounded::<ToRecycler>();
+    let (to_idle, idle_inbox) = idle_pool::channel()?;
+    let (to_log, log_inbox) = bounded::<ToLog>(8192);
+    let (to_config, config_inbox) = unbounded::<ToConfig>();
+
+    let l = live.clone();
+    net.process("log", move || log::run(log_inbox, l))?;
+    let (l, tl) = (live.clone(), to_log.clone());
+    net.process("config", move || config::run(config_inbox, config_file, overrides, l, tl))?;
+
+    let acceptor_out = AcceptorOut {
+        to_front_end: to_front_end.clone(),
+        to_log: to_log.clone(),
+        live: live.clone(),
+        meters: meters.clone(),
+    };
+    net.process("acceptor", move || acceptor::run(listener, acceptor_out))?;
+
+    let front_end_out = FrontEndOut {
+        to_static,
+        to_cgi,
+        to_plugin,
+        to_stats: to_stats.clone(),
+        to_idle: to_idle.clone(),
+        to_recycler: to_recycler.clone(),
+        live: live.clone(),
+    };
+    net.farm("front-end", front_end_inbox, live.clone(), |c| (c.front_end_idle, c.front_end_max), move |inbox| {
+        front_end::run(inbox, front_end_out.clone())
+    })?;
+
+    let static_out = StaticOut { to_recycler: to_recycler.clone(), live: live.clone() };
+    net.farm("static", static_inbox, live.clone(), |c| (c.static_idle, c.static_max), move |inbox| {
+        static_file::run(inbox, static_out.clone())
+    })?;
+
+    let cgi_out = CgiOut { to_recycler: to_recycler.clone(), to_log: to_log.clone(), live: live.clone() };
+    net.farm("cgi", cgi_inbox, live.clone(), |c| (1, c.cgi.max), move |inbox| cgi::run(inbox, cgi_out.clone()))?;
+
+    let plugin_out =
+        PluginOut { to_recycler: to_recycler.clone(), to_log: to_log.clone(), live: live.clone(), board: board.clone() };
+    net.farm("plugin", plugin_inbox, live.clone(), |c| (1, c.ogi.instances), move |inbox| {
+        plugin::run(inbox, plugin_out.clone())
+    })?;
+
+    let idle_out = IdleOut {
+        to_front_end: to_front_end.clone(),
+        to_recycler: to_recycler.clone(),
+        live: live.clone(),
+        meters: meters.clone(),
+    };
+    net.process("idle.pool", move || idle_pool::run(idle_inbox, idle_out))?;
+
+    let recycler_out = RecyclerOut {
+        to_front_end,
+        to_idle,
+        to_stats,
+        to_log: to_log.clone(),
+        live: live.clone(),
+        meters: meters.clone(),
+    };
+    net.process("recycler", move || recycler::run(recycler_inbox, recycler_out))?;
+
+    let stats_out = stats::StatsOut { to_recycler, live: live.clone(), meters: meters.clone(), gauges: net.gauges(), board };
+    net.process("stats", move || stats::run(stats_inbox, stats_out))?;
+
+    Ok(Running { live, meters, to_config, to_log, net })
+}

@@ -1,0 +1,202 @@
+//! Named processes and farms: the PAR and the paper's self-sizing worker pools.
+//!
+//! A farm keeps `idle` workers waiting on one shared inbox and grows on demand up to `max`
+//! (Welch's idle count: a worker reports −1 when it takes a job and +1 when it is done; when
+//! the idle count falls below the target, the farm's manager forks another worker). Workers
+//! idle for a while above the target retire, so the farm shrinks back.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+
+use crate::support::config::{Config, Live};
+
+/// Live sizes of one farm, read by the stats process.
+#[derive(Debug, Default)]
+pub struct Gauge {
+    pub name: &'static str,
+    pub idle: AtomicUsize,
+    pub busy: AtomicUsize,
+    pub total: AtomicUsize,
+    pub max: AtomicUsize,
+    pub target_idle: AtomicUsize,
+    /// Jobs taken since start.
+    pub jobs: AtomicU64,
+    /// Workers forked since start.
+    pub forks: AtomicU64,
+}
+
+impl Gauge {
+    pub fn new(name: &'static str) -> Gauge {
+        Gauge { name, ..Gauge::default() }
+    }
+}
+
+/// How long a surplus idle worker waits before it retires.
+const RETIRE_AFTER: Duration = Duration::from_secs(30);
+
+/// One farm worker's view of the shared inbox; counts idle/busy for the farm.
+pub struct Inbox<T> {
+    rx: Receiver<T>,
+    gauge: Arc<Gauge>,
+    grow: Sender<()>,
+    busy: bool,
+    retired: bool,
+}
+
+impl<T> Inbox<T> {
+    /// The next job, or `None` when the farm is shutting down (or this worker retires).
+    pub fn recv(&mut self) -> Option<T> {
+        if self.busy {
+            self.busy = false;
+            self.gauge.busy.fetch_sub(1, Ordering::Relaxed);
+            self.gauge.idle.fetch_add(1, Ordering::Relaxed);
+        }
+        let job = loop {
+            match self.rx.recv_timeout(RETIRE_AFTER) {
+                Ok(job) => break job,
+                Err(RecvTimeoutError::Disconnected) => return self.retire(),
+                Err(RecvTimeoutError::Timeout) => {
+                    let idle = self.gauge.idle.load(Ordering::Relaxed);
+                    if idle > self.gauge.target_idle.load(Ordering::Relaxed).max(1) {
+                        return self.retire();
+                    }
+                }
+            }
+        };
+        self.busy = true;
+        self.gauge.busy.fetch_add(1, Ordering::Relaxed);
+        self.gauge.jobs.fetch_add(1, Ordering::Relaxed);
+        let idle_now = self.gauge.idle.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        if idle_now < self.gauge.target_idle.load(Ordering::Relaxed)
+            && self.gauge.total.load(Ordering::Relaxed) < self.gauge.max.load(Ordering::Relaxed)
+        {
+            let _ = self.grow.try_send(());
+        }
+        Some(job)
+    }
+
+    fn retire(&mut self) -> Option<T> {
+        if !self.retired {
+            self.retired = true;
+            self.gauge.idle.fetch_sub(1, Ordering::Relaxed);
+            self.gauge.total.fetch_sub(1, Ordering::Relaxed);
+        }
+        None
+    }
+}
+
+impl<T> Iterator for Inbox<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.recv()
+    }
+}
+
+impl<T> Drop for Inbox<T> {
+    fn drop(&mut self) {
+        // A worker that panicked or returned early still leaves the counts right.
+        if self.busy {
+            self.gauge.busy.fetch_sub(1, Ordering::Relaxed);
+            self.gauge.total.fetch_sub(1, Ordering::Relaxed);
+        } else if !self.retired {
+            self.gauge.idle.fetch_sub(1, Ordering::Relaxed);
+            self.gauge.total.fetch_sub(1, Ordering::Relaxed);
+        }
+        let _ = self.grow.try_send(());
+    }
+}
+
+/// Reads a farm's (idle target, maximum) from the config, so a reload resizes it.
+pub type Sizes = fn(&Config) -> (usize, usize);
+
+/// The top-level PAR: spawns named processes and farms and remembers their gauges.
+#[derive(Default)]
+pub struct Net {
+    handles: Vec<JoinHandle<()>>,
+    gauges: Vec<Arc<Gauge>>,
+}
+
+impl Net {
+    /// Starts one process on a thread named `name`.
+    pub fn process(&mut self, name: &str, body: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        let handle = std::thread::Builder::new().name(name.to_string()).spawn(body)?;
+        self.handles.push(handle);
+        Ok(())
+    }
+
+    /// Starts a farm of workers named `name#k` sharing `inbox`, with its manager `name.farm`.
+    pub fn farm<T: Send + 'static>(
+        &mut self,
+        name: &'static str,
+        inbox: Receiver<T>,
+        live: Live,
+        sizes: Sizes,
+        work: impl Fn(Inbox<T>) + Send + Sync + 'static,
+    ) -> std::io::Result<Arc<Gauge>> {
+        let gauge = Arc::new(Gauge::new(name));
+        let (grow_tx, grow_rx) = bounded::<()>(64);
+        let manager = FarmManager { name, inbox, gauge: gauge.clone(), grow_tx, grow_rx, live, sizes, work: Arc::new(work) };
+        self.process(&format!("{name}.farm"), move || manager.run())?;
+        self.gauges.push(gauge.clone());
+        Ok(gauge)
+    }
+
+    pub fn gauges(&self) -> Vec<Arc<Gauge>> {
+        self.gauges.clone()
+    }
+}
+
+struct FarmManager<T> {
+    name: &'static str,
+    inbox: Receiver<T>,
+    gauge: Arc<Gauge>,
+    grow_tx: Sender<()>,
+    grow_rx: Receiver<()>,
+    live: Live,
+    sizes: Sizes,
+    work: Arc<dyn Fn(Inbox<T>) + Send + Sync>,
+}
+
+impl<T: Send + 'static> FarmManager<T> {
+    /// Forks workers whenever the idle count is below target; re-reads sizes every second.
+    fn run(self) {
+        let mut next_id = 0usize;
+        loop {
+            let (target_idle, max) = (self.sizes)(&self.live.load());
+            self.gauge.target_idle.store(target_idle, Ordering::Relaxed);
+            self.gauge.max.store(max, Ordering::Relaxed);
+            while self.gauge.idle.load(Ordering::Relaxed) < target_idle.max(1)
+                && self.gauge.total.load(Ordering::Relaxed) < max
+            {
+                if !self.fork(next_id) {
+                    break;
+                }
+                next_id += 1;
+            }
+            match self.grow_rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn fork(&self, id: usize) -> bool {
+        let inbox = Inbox {
+            rx: self.inbox.clone(),
+            gauge: self.gauge.clone(),
+            grow: self.grow_tx.clone(),
+            busy: false,
+            retired: false,
+        };
+        self.gauge.total.fetch_add(1, Ordering::Relaxed);
+        self.gauge.idle.fetch_add(1, Ordering::Relaxed);
+        self.gauge.forks.fetch_add(1, Ordering::Relaxed);
+        let work = self.work.clone();
+        let spawned = std::thread::Builder::new().name(format!("{}#{id}", self.name)).spawn(move || work(inbox));
+        spawned.is_ok()
+    }
+}
