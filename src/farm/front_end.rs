@@ -12,7 +12,7 @@ use crossbeam_channel::{SendError, Sender, TrySendError};
 
 use crate::conn::{Conn, ReadOutcome};
 use crate::http::request::{parse_head, HeadLimits};
-use crate::http::{HttpError, Request};
+use crate::http::{Body, HttpError, Request};
 use crate::net::idle_pool::IdleSender;
 use crate::par::Inbox;
 use crate::protocol::{
@@ -150,6 +150,12 @@ fn refuse(conn: Conn, error: HttpError, cfg: &Config) -> ToRecycler {
 /// Sends a request to its process; false when the network is shutting down.
 fn dispatch(conn: Conn, req: Box<Request>, out: &FrontEndOut, cfg: &Config) -> bool {
     let req = *req;
+    if let Body::Length(n) = req.body {
+        if n > cfg.max_body_bytes {
+            let msg = crate::farm::reply::error(conn, Some(&req), 413, cfg, Handler::FrontEnd);
+            return out.to_recycler.send(msg).is_ok();
+        }
+    }
     match route(&req.path) {
         Route::Static => match out.to_static.send(ToStatic::File { conn, req }) {
             Ok(()) => true,
