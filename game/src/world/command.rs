@@ -1,0 +1,136 @@
+//! The command language: one typed line to a `Verb`. Pure code.
+
+use crate::world::atlas::Direction;
+
+/// The longest line a player may type; longer ones are cut.
+pub const MAX_LINE_CHARS: usize = 400;
+
+/// What a typed line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verb {
+    Look,
+    Go(Direction),
+    Take(String),
+    Drop(String),
+    Inventory,
+    Say(String),
+    Who,
+    Help,
+    Quit,
+    /// An empty line.
+    Nothing,
+    /// Not a command; the text says why, for the player.
+    Refused(String),
+}
+
+/// Reads one line. Verbs and object words are case-insensitive; spoken text keeps its case.
+pub fn parse(line: &str) -> Verb {
+    let line: String = line
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_LINE_CHARS)
+        .collect();
+    let line = line.trim();
+    if let Some(text) = line.strip_prefix('\'').or_else(|| line.strip_prefix('"')) {
+        return say(text);
+    }
+    let (verb, rest) = match line.split_once(char::is_whitespace) {
+        Some((verb, rest)) => (verb.to_lowercase(), rest.trim()),
+        None => (line.to_lowercase(), ""),
+    };
+    let object = rest.to_lowercase();
+    match verb.as_str() {
+        "" => Verb::Nothing,
+        "look" | "l" if rest.is_empty() => Verb::Look,
+        "look" | "l" => {
+            Verb::Refused("Just type look: you look around the whole room.".to_string())
+        }
+        "go" | "walk" | "move" if rest.is_empty() => {
+            Verb::Refused("Go where? Try north, south, east, west, up or down.".to_string())
+        }
+        "go" | "walk" | "move" => match Direction::parse(&object) {
+            Some(direction) => Verb::Go(direction),
+            None => Verb::Refused(format!(
+                "'{rest}' is not a direction. Try north, south, east, west, up or down."
+            )),
+        },
+        "take" | "get" | "pick" => match object.strip_prefix("up ").unwrap_or(&object).trim() {
+            "" => Verb::Refused("Take what?".to_string()),
+            words => Verb::Take(words.to_string()),
+        },
+        "drop" | "put" => match object.as_str() {
+            "" => Verb::Refused("Drop what?".to_string()),
+            words => Verb::Drop(words.to_string()),
+        },
+        "inventory" | "inv" | "i" => Verb::Inventory,
+        "say" => say(rest),
+        "who" => Verb::Who,
+        "help" | "?" => Verb::Help,
+        "quit" | "exit" | "logout" => Verb::Quit,
+        word => match Direction::parse(word) {
+            Some(direction) if rest.is_empty() => Verb::Go(direction),
+            _ => Verb::Refused(format!(
+                "I don't know how to '{word}'. Type help for the commands."
+            )),
+        },
+    }
+}
+
+fn say(text: &str) -> Verb {
+    match text.trim() {
+        "" => Verb::Refused("Say what?".to_string()),
+        text => Verb::Say(text.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directions_bare_and_with_go() {
+        assert_eq!(parse("n"), Verb::Go(Direction::North));
+        assert_eq!(parse("  North "), Verb::Go(Direction::North));
+        assert_eq!(parse("go up"), Verb::Go(Direction::Up));
+        assert_eq!(parse("GO d"), Verb::Go(Direction::Down));
+        assert!(matches!(parse("go sideways"), Verb::Refused(why) if why.contains("sideways")));
+        assert!(matches!(parse("go"), Verb::Refused(_)));
+    }
+
+    #[test]
+    fn objects_and_speech() {
+        assert_eq!(
+            parse("take Brass Lamp"),
+            Verb::Take("brass lamp".to_string())
+        );
+        assert_eq!(parse("pick up lamp"), Verb::Take("lamp".to_string()));
+        assert_eq!(parse("get lamp"), Verb::Take("lamp".to_string()));
+        assert_eq!(parse("drop lamp"), Verb::Drop("lamp".to_string()));
+        assert_eq!(
+            parse("say Hello There"),
+            Verb::Say("Hello There".to_string())
+        );
+        assert_eq!(parse("'hi"), Verb::Say("hi".to_string()));
+        assert!(matches!(parse("take"), Verb::Refused(_)));
+        assert!(matches!(parse("say   "), Verb::Refused(_)));
+    }
+
+    #[test]
+    fn the_rest() {
+        assert_eq!(parse("i"), Verb::Inventory);
+        assert_eq!(parse("WHO"), Verb::Who);
+        assert_eq!(parse("help"), Verb::Help);
+        assert_eq!(parse("quit"), Verb::Quit);
+        assert_eq!(parse(""), Verb::Nothing);
+        assert_eq!(parse("look"), Verb::Look);
+        assert!(matches!(parse("dance wildly"), Verb::Refused(why) if why.contains("dance")));
+        assert!(matches!(parse("north now"), Verb::Refused(_)));
+    }
+
+    #[test]
+    fn control_characters_and_long_lines_are_tamed() {
+        assert_eq!(parse("say a\u{7}b\r"), Verb::Say("ab".to_string()));
+        let long = format!("say {}", "x".repeat(5000));
+        assert!(matches!(parse(&long), Verb::Say(text) if text.len() < MAX_LINE_CHARS));
+    }
+}

@@ -1,0 +1,301 @@
+//! Gate process: feeds users into the world and takes them back out (the paper's `start`
+//! channel). It keeps the records of players who are not playing (their room and what they
+//! carry), starts a user process for each login, and answers `who`.
+//!
+//! Instances: 1. In: ToGate (from frontends, user processes and the world's owner).
+//! Out: ToRoom (`Enter` for each login, `Stop`), ToUser (`Displaced`, `who` answers),
+//! ToJournal, login replies. Stops: on `Stop`, after every user has left; it then stops the
+//! rooms and the journal.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
+use crate::event::Event;
+use crate::protocol::{
+    Item, Login, LoginError, LoginMode, Name, Occupant, Origin, RoomLink, Session, ToGate,
+    ToJournal, ToRoom, ToUser,
+};
+use crate::world::atlas::{start_room, RoomId};
+use crate::world::user::{self, UserSetup, LOGIN_TICKET};
+
+/// Lines a player may type ahead while the world works on the previous one.
+pub const COMMAND_QUEUE: usize = 16;
+
+/// How long `Stop` waits for the users to leave.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Stack for a user process: it only forwards messages, and there may be thousands.
+const USER_STACK_BYTES: usize = 128 * 1024;
+
+/// A player who is not playing: where they stand and what they carry.
+#[derive(Debug)]
+pub struct Record {
+    pub name: Name,
+    pub origin: Origin,
+    pub room: RoomId,
+    pub items: Vec<Item>,
+}
+
+/// Everything the gate starts with.
+pub struct GateSetup {
+    /// Every room's link, indexed by room id.
+    pub rooms: Vec<RoomLink>,
+    /// Every player's record, keyed by lower-cased name.
+    pub records: HashMap<String, Record>,
+    pub to_journal: Sender<ToJournal>,
+    /// The gate's own inbox, handed to users for `Logout` and `Who`.
+    pub me: Sender<ToGate>,
+}
+
+struct Online {
+    name: Name,
+    origin: Origin,
+    to_user: Sender<ToUser>,
+}
+
+struct Gate {
+    setup: GateSetup,
+    online: HashMap<String, Online>,
+    /// Logins waiting for the same player's previous user process to leave.
+    waiting: HashMap<String, Login>,
+    stopping: bool,
+}
+
+/// True for a name a player may have: a letter, then up to 19 letters, digits or
+/// `-_[]{}|^` and backquote (IRC nicknames fit).
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_is_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    first_is_letter
+        && name.len() <= 20
+        && chars.all(|c| c.is_ascii_alphanumeric() || "-_[]{}|^`\\".contains(c))
+}
+
+pub fn run(setup: GateSetup, inbox: Receiver<ToGate>) {
+    let mut gate = Gate {
+        setup,
+        online: HashMap::new(),
+        waiting: HashMap::new(),
+        stopping: false,
+    };
+    while let Ok(message) = inbox.recv() {
+        match message {
+            ToGate::Login(login) => gate.login(login),
+            ToGate::Logout { name, room, items } => gate.logout(name, room, items),
+            ToGate::Who { to_user, ticket } => gate.who(&to_user, ticket),
+            ToGate::Stop { done } => {
+                gate.stop(&inbox);
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+}
+
+impl Gate {
+    fn login(&mut self, login: Login) {
+        if self.stopping {
+            let _ = login.reply.send(Err(LoginError::Stopping));
+            return;
+        }
+        if !valid_name(&login.name) {
+            let _ = login.reply.send(Err(LoginError::BadName));
+            return;
+        }
+        let key = login.name.to_lowercase();
+        if let Some(online) = self.online.get(&key) {
+            if online.origin != login.origin {
+                let _ = login
+                    .reply
+                    .send(Err(LoginError::OtherOrigin(online.origin)));
+            } else if login.mode == LoginMode::Register {
+                let _ = login.reply.send(Err(LoginError::NameTaken));
+            } else {
+                // The same player again (a reconnect): the old user process leaves first.
+                let _ = online.to_user.send(ToUser::Displaced);
+                if let Some(older) = self.waiting.insert(key, login) {
+                    let _ = older.reply.send(Err(LoginError::Superseded));
+                }
+            }
+            return;
+        }
+        let record = match self.setup.records.remove(&key) {
+            Some(record) if record.origin != login.origin => {
+                let _ = login
+                    .reply
+                    .send(Err(LoginError::OtherOrigin(record.origin)));
+                self.setup.records.insert(key, record);
+                return;
+            }
+            Some(record) if login.mode == LoginMode::Register => {
+                let _ = login.reply.send(Err(LoginError::NameTaken));
+                self.setup.records.insert(key, record);
+                return;
+            }
+            Some(record) => record,
+            None => {
+                let name: Name = login.name.as_str().into();
+                let origin = login.origin;
+                let _ = self.setup.to_journal.send(ToJournal::Registered {
+                    name: name.clone(),
+                    origin,
+                });
+                Record {
+                    name,
+                    origin,
+                    room: start_room(),
+                    items: Vec::new(),
+                }
+            }
+        };
+        self.start(key, record, login);
+    }
+
+    /// Starts the user process and sends it into its room.
+    fn start(&mut self, key: String, record: Record, login: Login) {
+        let Record {
+            name,
+            origin,
+            room,
+            items,
+        } = record;
+        let room = if room < self.setup.rooms.len() {
+            room
+        } else {
+            start_room()
+        };
+        let (to_user, inbox) = unbounded();
+        let (commands_tx, commands) = bounded(COMMAND_QUEUE);
+        let setup = UserSetup {
+            name: name.clone(),
+            room,
+            items,
+            commands,
+            inbox,
+            me: to_user.clone(),
+            frontend: login.frontend,
+            to_gate: self.setup.me.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("user:{name}"))
+            .stack_size(USER_STACK_BYTES)
+            .spawn(move || user::run(setup));
+        if spawned.is_err() {
+            // Out of threads: the record stays with the gate. Its items went with the failed
+            // setup, so rebuild nothing here; the journal still holds them for the next start.
+            let _ = login.reply.send(Err(LoginError::Stopping));
+            return;
+        }
+        let occupant = Occupant {
+            name: name.clone(),
+            to_user: to_user.clone(),
+        };
+        let _ = self.setup.rooms[room].to_room.send(ToRoom::Enter {
+            user: occupant,
+            from: None,
+            ticket: LOGIN_TICKET,
+        });
+        self.online.insert(
+            key,
+            Online {
+                name: name.clone(),
+                origin,
+                to_user,
+            },
+        );
+        // A frontend that no longer waits drops the session, and the user process leaves.
+        let _ = login.reply.send(Ok(Session {
+            name,
+            commands: commands_tx,
+        }));
+    }
+
+    fn logout(&mut self, name: Name, room: RoomId, items: Vec<Item>) {
+        let key = name.to_lowercase();
+        let origin = match self.online.remove(&key) {
+            Some(online) => online.origin,
+            None => return,
+        };
+        self.setup.records.insert(
+            key.clone(),
+            Record {
+                name,
+                origin,
+                room,
+                items,
+            },
+        );
+        if let Some(login) = self.waiting.remove(&key) {
+            self.login(login);
+        }
+    }
+
+    fn who(&self, to_user: &Sender<ToUser>, ticket: u64) {
+        let mut people: Vec<Name> = self
+            .online
+            .values()
+            .filter(|o| o.origin != Origin::Bot)
+            .map(|o| o.name.clone())
+            .collect();
+        people.sort_unstable_by_key(|name| name.to_lowercase());
+        let bots = self
+            .online
+            .values()
+            .filter(|o| o.origin == Origin::Bot)
+            .count();
+        let _ = to_user.send(ToUser::Event(Event::Who { people, bots }));
+        let _ = to_user.send(ToUser::Done(ticket));
+    }
+
+    /// Displaces every user, waits (bounded) for them to hand their records back, then stops
+    /// the rooms and the journal, which writes its final snapshot.
+    fn stop(&mut self, inbox: &Receiver<ToGate>) {
+        self.stopping = true;
+        for online in self.online.values() {
+            let _ = online.to_user.send(ToUser::Displaced);
+        }
+        for (_, login) in self.waiting.drain() {
+            let _ = login.reply.send(Err(LoginError::Stopping));
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while !self.online.is_empty() {
+            match inbox.recv_deadline(deadline) {
+                Ok(ToGate::Logout { name, room, items }) => self.logout(name, room, items),
+                Ok(ToGate::Login(login)) => {
+                    let _ = login.reply.send(Err(LoginError::Stopping));
+                }
+                Ok(ToGate::Who { to_user, ticket }) => self.who(&to_user, ticket),
+                Ok(ToGate::Stop { done }) => {
+                    let _ = done.send(());
+                }
+                Err(_) => break,
+            }
+        }
+        for room in &self.setup.rooms {
+            let _ = room.to_room.send(ToRoom::Stop);
+        }
+        let (done, finished) = bounded(1);
+        if self.setup.to_journal.send(ToJournal::Stop { done }).is_ok() {
+            let _ = finished.recv_timeout(STOP_GRACE);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_name("alice"));
+        assert!(valid_name("Bob_the-2nd"));
+        assert!(valid_name("nick[away]"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("2fast"));
+        assert!(!valid_name("has space"));
+        assert!(!valid_name("<script>"));
+        assert!(!valid_name(&"a".repeat(21)));
+    }
+}

@@ -1,0 +1,260 @@
+//! The world's processes together, driven through the gate as a frontend drives them.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver};
+
+use crate::event::Event;
+use crate::protocol::{
+    ClientId, Command, FrontendEnd, LoginError, LoginMode, Origin, Session, ToFrontend,
+};
+use crate::world::atlas::{Direction, ITEMS};
+use crate::world::{World, WorldSettings};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn world(dir: &Path) -> World {
+    let settings = WorldSettings {
+        state_dir: dir.to_path_buf(),
+        snapshot_every: 1000,
+        log: Arc::new(|_: &str| {}),
+    };
+    World::start(settings).unwrap()
+}
+
+struct Player {
+    session: Session,
+    from_world: Receiver<(ClientId, ToFrontend)>,
+    next_ticket: u64,
+}
+
+impl Player {
+    fn login(
+        world: &World,
+        name: &str,
+        origin: Origin,
+        mode: LoginMode,
+    ) -> Result<(Player, Vec<Event>), LoginError> {
+        let (to_frontend, from_world) = bounded(1024);
+        let session = world.gate().login(
+            name,
+            origin,
+            mode,
+            FrontendEnd {
+                client: 7,
+                to_frontend,
+            },
+        )?;
+        let mut player = Player {
+            session,
+            from_world,
+            next_ticket: 1,
+        };
+        let view = player.until_done(0);
+        Ok((player, view))
+    }
+
+    fn join(world: &World, name: &str) -> Player {
+        Player::login(world, name, Origin::Web, LoginMode::Resume)
+            .unwrap()
+            .0
+    }
+
+    fn until_done(&mut self, ticket: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        loop {
+            match self
+                .from_world
+                .recv_timeout(WAIT)
+                .expect("the world answers")
+            {
+                (7, ToFrontend::Event(event)) => events.push(event),
+                (7, ToFrontend::Done(done)) if done == ticket => return events,
+                (7, ToFrontend::Done(_)) => {}
+                (7, ToFrontend::Ended) => return events,
+                (client, _) => panic!("message for client {client}"),
+            }
+        }
+    }
+
+    fn command(&mut self, line: &str) -> Vec<Event> {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.session
+            .commands
+            .send(Command {
+                line: line.to_string(),
+                ticket,
+            })
+            .unwrap();
+        self.until_done(ticket)
+    }
+
+    fn text(&mut self, line: &str) -> String {
+        self.command(line)
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Reads what arrives unasked until `wanted` matches.
+    fn sees(&mut self, wanted: impl Fn(&Event) -> bool) -> Event {
+        loop {
+            if let (_, ToFrontend::Event(event)) =
+                self.from_world.recv_timeout(WAIT).expect("an event")
+            {
+                if wanted(&event) {
+                    return event;
+                }
+            }
+        }
+    }
+
+    fn ended(&mut self) {
+        loop {
+            if let (_, ToFrontend::Ended) = self.from_world.recv_timeout(WAIT).expect("the end") {
+                return;
+            }
+        }
+    }
+}
+
+fn item(key: &str) -> usize {
+    ITEMS.iter().position(|i| i.key == key).unwrap()
+}
+
+#[test]
+fn players_see_each_other_walk_talk_and_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = world(dir.path());
+    let (mut alice, view) =
+        Player::login(&world, "alice", Origin::Web, LoginMode::Register).unwrap();
+    assert!(
+        matches!(&view[..], [Event::Room(room)] if room.title == "The Listening Gate"),
+        "{view:?}"
+    );
+    let mut bob = Player::join(&world, "bob");
+    alice.sees(|e| matches!(e, Event::Arrived { who, from: None } if &**who == "bob"));
+
+    assert!(alice.text("look").contains("Also here: bob."));
+    assert_eq!(bob.text("say hello there"), "You say: hello there");
+    alice.sees(|e| {
+        *e == Event::Said {
+            who: "bob".into(),
+            text: "hello there".into(),
+        }
+    });
+
+    assert_eq!(bob.text("take lamp"), "You take a brass lamp.");
+    alice.sees(|e| {
+        *e == Event::Took {
+            who: "bob".into(),
+            item: item("lamp"),
+        }
+    });
+    assert_eq!(alice.text("take lamp"), "There is no lamp here.");
+    assert_eq!(bob.text("i"), "You are carrying a brass lamp.");
+
+    assert!(bob.text("north").starts_with("Front-End Hall"));
+    alice.sees(|e| {
+        *e == Event::Departed {
+            who: "bob".into(),
+            toward: Some(Direction::North),
+        }
+    });
+    assert!(bob.text("west").starts_with("The Idle Pool"));
+    assert_eq!(bob.text("drop lamp"), "You drop a brass lamp.");
+    assert_eq!(bob.text("up").lines().next(), Some("The Recycler"));
+    assert_eq!(bob.text("west"), "You can't go west from here.");
+    assert!(bob.text("dance").contains("help"));
+    assert!(bob.text("help").contains("inventory"));
+    assert_eq!(alice.text("who"), "Playing now (2): alice and bob.");
+    assert_eq!(
+        bob.text("quit"),
+        "You leave the world. Your place and your things are kept for you."
+    );
+    bob.ended();
+    assert_eq!(alice.text("who"), "Playing now (1): alice.");
+}
+
+#[test]
+fn names_belong_to_one_player_and_one_frontend() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = world(dir.path());
+    let _alice = Player::join(&world, "alice");
+    let taken = Player::login(&world, "Alice", Origin::Web, LoginMode::Register);
+    assert_eq!(taken.err(), Some(LoginError::NameTaken));
+    let other = Player::login(&world, "alice", Origin::Irc, LoginMode::Resume);
+    assert_eq!(other.err(), Some(LoginError::OtherOrigin(Origin::Web)));
+    let bad = Player::login(&world, "<b>", Origin::Web, LoginMode::Resume);
+    assert_eq!(bad.err(), Some(LoginError::BadName));
+}
+
+#[test]
+fn a_second_login_displaces_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = world(dir.path());
+    let mut first = Player::join(&world, "carol");
+    first.text("take lamp");
+    let mut second = Player::join(&world, "carol");
+    first.ended();
+    assert_eq!(second.text("inventory"), "You are carrying a brass lamp.");
+}
+
+#[test]
+fn the_world_comes_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let world = world(dir.path());
+        let mut dave = Player::join(&world, "dave");
+        dave.text("take lamp");
+        dave.text("n");
+        dave.text("take scroll");
+        dave.text("drop lamp");
+        dave.text("w");
+    }
+    let world = world(dir.path());
+    let (mut dave, view) = Player::login(&world, "dave", Origin::Web, LoginMode::Resume).unwrap();
+    assert!(
+        matches!(&view[..], [Event::Room(room)] if room.title == "The Idle Pool"),
+        "{view:?}"
+    );
+    assert_eq!(
+        dave.text("i"),
+        "You are carrying a scroll reading GET / HTTP/1.1."
+    );
+    dave.text("e");
+    assert!(dave.text("look").contains("a brass lamp"));
+}
+
+#[test]
+fn a_player_whose_frontend_hangs_up_leaves_the_world() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = world(dir.path());
+    let mut erin = Player::join(&world, "erin");
+    let frank = Player::join(&world, "frank");
+    erin.sees(|e| matches!(e, Event::Arrived { who, .. } if &**who == "frank"));
+    drop(frank);
+    erin.sees(|e| matches!(e, Event::Departed { who, toward: None } if &**who == "frank"));
+    assert_eq!(erin.text("who"), "Playing now (1): erin.");
+}
+
+#[test]
+fn take_all_and_drop_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = world(dir.path());
+    let mut gina = Player::join(&world, "gina");
+    gina.text("n");
+    let took = gina.text("take all");
+    assert!(
+        took.contains("scroll") && took.contains("channel"),
+        "{took}"
+    );
+    assert_eq!(gina.text("take all"), "There is nothing here to take.");
+    let dropped = gina.text("drop all");
+    assert!(dropped.contains("You drop"), "{dropped}");
+    assert_eq!(gina.text("i"), "You are carrying nothing.");
+}

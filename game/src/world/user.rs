@@ -1,0 +1,307 @@
+//! User process: one per player in the world (person or bot). It owns what the player
+//! carries and the link to the room it stands in, turns typed lines into messages to that
+//! room or to the gate, and passes what it is shown to its frontend.
+//!
+//! Instances: one per logged-in player, started by the gate. In: Command (from its frontend),
+//! ToUser (from rooms and the gate). Out: ToRoom, ToGate, and `(ClientId, ToFrontend)` to its
+//! frontend with `try_send`, so a slow frontend loses events instead of stalling the world.
+//! Stops: after leaving its room (quit, displaced, or its frontend hung up), handing its
+//! record back to the gate with `Logout`.
+//!
+//! One command at a time: until the world answers `Done` for the last one, the next waits in
+//! the frontend's bounded queue (a guarded ALT), as a person waits to see where they went.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{never, select, Receiver, Sender, TrySendError};
+
+use crate::event::Event;
+use crate::protocol::{
+    Command, FrontendEnd, Item, Name, RoomLink, Ticket, ToFrontend, ToGate, ToRoom, ToUser,
+};
+use crate::world::atlas::RoomId;
+use crate::world::command::{parse, Verb};
+
+/// The ticket of the `Enter` that brings a user into the world at login.
+pub const LOGIN_TICKET: Ticket = 0;
+
+/// How long the world may take to answer one command before the user stops waiting for it.
+/// Rooms always answer; this only guards against a room that has stopped.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything a user process starts with.
+pub struct UserSetup {
+    pub name: Name,
+    /// The room of its record, where the gate has sent it to enter.
+    pub room: RoomId,
+    pub items: Vec<Item>,
+    pub commands: Receiver<Command>,
+    pub inbox: Receiver<ToUser>,
+    /// Its own inbox's sending end, handed to the gate for `Who` answers.
+    pub me: Sender<ToUser>,
+    pub frontend: FrontendEnd,
+    pub to_gate: Sender<ToGate>,
+}
+
+struct User {
+    name: Name,
+    room: Option<RoomLink>,
+    last_room: RoomId,
+    items: Vec<Item>,
+    me: Sender<ToUser>,
+    frontend: FrontendEnd,
+    to_gate: Sender<ToGate>,
+    /// The command the world is working on, and since when.
+    pending: Option<(Ticket, Instant)>,
+    /// The quit's ticket, once the user has decided to leave.
+    leaving: Option<Ticket>,
+    leave_sent: bool,
+    finished: bool,
+}
+
+pub fn run(setup: UserSetup) {
+    let UserSetup {
+        name,
+        room,
+        items,
+        commands,
+        inbox,
+        me,
+        frontend,
+        to_gate,
+    } = setup;
+    let mut user = User {
+        name,
+        room: None,
+        last_room: room,
+        items,
+        me,
+        frontend,
+        to_gate,
+        pending: Some((LOGIN_TICKET, Instant::now())),
+        leaving: None,
+        leave_sent: false,
+        finished: false,
+    };
+    let no_commands = never();
+    while !user.finished {
+        let accepting = user.pending.is_none() && user.leaving.is_none();
+        let commands = if accepting { &commands } else { &no_commands };
+        let wait = match user.pending {
+            Some((_, since)) => ANSWER_TIMEOUT.saturating_sub(since.elapsed()),
+            None => Duration::from_secs(3600),
+        };
+        select! {
+            recv(inbox) -> message => match message {
+                Ok(message) => user.on_world(message),
+                Err(_) => break,
+            },
+            recv(commands) -> command => match command {
+                Ok(command) => user.command(command),
+                Err(_) => user.quit(None),
+            },
+            default(wait) => {
+                if user.pending.is_some_and(|(_, since)| since.elapsed() >= ANSWER_TIMEOUT) {
+                    user.pending = None;
+                    if user.leaving.is_some() && user.room.is_none() {
+                        user.finished = true;
+                    }
+                }
+            }
+        }
+    }
+    user.show_message(ToFrontend::Ended);
+    let items = std::mem::take(&mut user.items);
+    let _ = user.to_gate.send(ToGate::Logout {
+        name: user.name.clone(),
+        room: user.last_room,
+        items,
+    });
+}
+
+impl User {
+    /// Passes a message to the frontend; a frontend that has gone makes the user leave.
+    fn show_message(&mut self, message: ToFrontend) {
+        match self
+            .frontend
+            .to_frontend
+            .try_send((self.frontend.client, message))
+        {
+            Ok(()) | Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Disconnected(_)) => self.quit(None),
+        }
+    }
+
+    fn show(&mut self, event: Event) {
+        self.show_message(ToFrontend::Event(event));
+    }
+
+    fn finish_command(&mut self, event: Event, ticket: Ticket) {
+        self.show(event);
+        self.show_message(ToFrontend::Done(ticket));
+        self.pending = None;
+    }
+
+    /// Sends a command on to the room; if the room has stopped (the world is stopping), the
+    /// command is answered here.
+    fn send_to_room(&mut self, message: ToRoom, ticket: Ticket) {
+        let sent = match &self.room {
+            Some(room) => room.to_room.send(message).is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.room = None;
+            self.finish_command(Event::Error("The world is stopping.".to_string()), ticket);
+        }
+    }
+
+    fn on_world(&mut self, message: ToUser) {
+        match message {
+            ToUser::Moved(room) => {
+                self.last_room = room.id;
+                self.room = Some(room);
+                if self.leaving.is_some() && !self.leave_sent {
+                    self.send_leave();
+                }
+            }
+            ToUser::Given(item) => self.items.push(item),
+            ToUser::Event(event) => self.show(event),
+            ToUser::Done(ticket) => {
+                if self.pending.is_some_and(|(waiting, _)| waiting == ticket) {
+                    self.pending = None;
+                }
+                self.show_message(ToFrontend::Done(ticket));
+            }
+            ToUser::Left => {
+                self.room = None;
+                self.show(Event::Goodbye);
+                if let Some(ticket) = self.leaving.filter(|t| *t != LOGIN_TICKET) {
+                    self.show_message(ToFrontend::Done(ticket));
+                }
+                self.finished = true;
+            }
+            ToUser::Displaced => {
+                self.show(Event::Error(
+                    "You have been logged in from elsewhere, or the world is stopping.".into(),
+                ));
+                self.quit(None);
+            }
+        }
+    }
+
+    /// Starts leaving: the room lets the user go and answers `Left`.
+    fn quit(&mut self, ticket: Option<Ticket>) {
+        if self.leaving.is_some() {
+            return;
+        }
+        self.leaving = Some(ticket.unwrap_or(LOGIN_TICKET));
+        if self.room.is_some() {
+            self.send_leave();
+        } else if self.pending.is_none() {
+            // Not in a room and not on the way into one: nothing to leave.
+            self.finished = true;
+        }
+    }
+
+    fn send_leave(&mut self) {
+        self.leave_sent = true;
+        let ticket = self.leaving.unwrap_or(LOGIN_TICKET);
+        let name = self.name.clone();
+        let sent = match &self.room {
+            Some(room) => room.to_room.send(ToRoom::Leave { name, ticket }).is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.room = None;
+            self.finished = true;
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        let Command { line, ticket } = command;
+        self.pending = Some((ticket, Instant::now()));
+        let name = self.name.clone();
+        match parse(&line) {
+            Verb::Look => self.send_to_room(ToRoom::Look { name, ticket }, ticket),
+            Verb::Go(direction) => self.send_to_room(
+                ToRoom::Go {
+                    name,
+                    direction,
+                    ticket,
+                },
+                ticket,
+            ),
+            Verb::Say(text) => self.send_to_room(ToRoom::Say { name, text, ticket }, ticket),
+            Verb::Take(words) => self.send_to_room(
+                ToRoom::Take {
+                    name,
+                    words,
+                    ticket,
+                },
+                ticket,
+            ),
+            Verb::Drop(words) => self.drop_items(&words, ticket),
+            Verb::Inventory => {
+                let items = self.items.iter().map(|i| i.index).collect();
+                self.finish_command(Event::Inventory { items }, ticket);
+            }
+            Verb::Who => {
+                let to_user = self.me.clone();
+                if self.to_gate.send(ToGate::Who { to_user, ticket }).is_err() {
+                    self.pending = None;
+                }
+            }
+            Verb::Help => self.finish_command(Event::Help, ticket),
+            Verb::Quit => {
+                self.pending = None;
+                self.quit(Some(ticket));
+            }
+            Verb::Nothing => {
+                self.pending = None;
+                self.show_message(ToFrontend::Done(ticket));
+            }
+            Verb::Refused(why) => self.finish_command(Event::Error(why), ticket),
+        }
+    }
+
+    fn drop_items(&mut self, words: &str, ticket: Ticket) {
+        let chosen: Vec<Item> = if words == "all" || words == "everything" {
+            std::mem::take(&mut self.items)
+        } else {
+            match self.items.iter().position(|i| i.answers_to(words)) {
+                Some(at) => vec![self.items.remove(at)],
+                None => Vec::new(),
+            }
+        };
+        if chosen.is_empty() {
+            let why = if words == "all" {
+                "You carry nothing.".to_string()
+            } else {
+                format!("You have no {words}.")
+            };
+            return self.finish_command(Event::Error(why), ticket);
+        }
+        let last = chosen.len() - 1;
+        let name = self.name.clone();
+        for (n, item) in chosen.into_iter().enumerate() {
+            // Only the last drop finishes the command; the others carry the login ticket,
+            // which no command waits for.
+            let ticket = if n == last { ticket } else { LOGIN_TICKET };
+            let message = ToRoom::Drop {
+                name: name.clone(),
+                item,
+                ticket,
+            };
+            let undelivered = match &self.room {
+                Some(room) => room.to_room.send(message).err().map(|e| e.into_inner()),
+                None => Some(message),
+            };
+            if let Some(ToRoom::Drop { item, .. }) = undelivered {
+                self.items.push(item);
+                if n == last {
+                    self.finish_command(Event::Error("The world is stopping.".to_string()), ticket);
+                }
+            }
+        }
+    }
+}
