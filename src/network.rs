@@ -79,7 +79,7 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
     net.process("acceptor", move || acceptor::run(listener, acceptor_out))?;
 
     let front_end_out = FrontEndOut {
-        to_static,
+        to_static: to_static.clone(),
         to_cgi,
         to_plugin,
         to_stats: to_stats.clone(),
@@ -96,7 +96,8 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
         static_file::run(inbox, static_out.clone())
     })?;
 
-    let cgi_out = CgiOut { to_recycler: to_recycler.clone(), to_log: to_log.clone(), live: live.clone() };
+    let cgi_out =
+        CgiOut { to_recycler: to_recycler.clone(), to_static, to_log: to_log.clone(), live: live.clone() };
     net.farm("cgi", cgi_inbox, live.clone(), |c| (1, c.cgi.max), move |inbox| cgi::run(inbox, cgi_out.clone()))?;
 
     let plugin_out =

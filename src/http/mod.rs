@@ -1,6 +1,7 @@
 //! Pure HTTP code: parsing, framing, paths, ranges, response heads. No threads, no channels.
 
 pub mod body;
+pub mod cgi;
 pub mod path;
 pub mod range;
 pub mod request;

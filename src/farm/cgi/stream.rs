@@ -1,0 +1,673 @@
+//! The exchange with one running program: request body to its stdin, its stdout parsed and
+//! streamed to the client, stderr to the log, all in one poll(2) loop on this worker thread.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags};
+
+use super::program::{millis, Program};
+use super::Worker;
+use crate::conn::Conn;
+use crate::http::body::{BodyError, BodyReader};
+use crate::http::cgi::{nph_status, parse_response, Head, Response};
+use crate::http::response::{push_date, push_header, push_header_u64, push_u64, SERVER};
+use crate::http::{reason_phrase, Request};
+use crate::protocol::CloseReason;
+
+/// How long a parsed head is held back to learn whether the whole body follows at once, so
+/// short answers go out in one write with a Content-Length instead of chunked.
+const HOLD: Duration = Duration::from_millis(10);
+
+/// The peer shut its side down (nix names no POLLRDHUP flag).
+const RDHUP: PollFlags = PollFlags::from_bits_retain(libc::POLLRDHUP);
+
+/// Held body bytes past which the head goes out at once.
+const HOLD_MAX_BYTES: usize = 64 * 1024;
+
+/// How an exchange ended.
+pub enum Ending {
+    /// The whole response went out; the connection may carry on when `keep_alive`.
+    Answered {
+        status: u16,
+        body_bytes: u64,
+        keep_alive: bool,
+    },
+    /// The program asked for another local URL (`Location: /path`).
+    Redirect {
+        location: String,
+        body_consumed: bool,
+    },
+    /// Nothing was sent; answer with this error status.
+    Failed { status: u16, why: String },
+    /// A response was started and cut short; the connection must close.
+    Cut {
+        status: u16,
+        body_bytes: u64,
+        reason: CloseReason,
+        why: String,
+    },
+}
+
+/// The state of the response.
+enum Phase {
+    /// Collecting the CGI head from stdout.
+    Head,
+    /// Head parsed; body bytes held back until `until`, end of output or `HOLD_MAX_BYTES`.
+    Hold { head: Head, until: Instant },
+    /// Head sent; body bytes go out framed so.
+    Body(Framing),
+    /// The response is complete (or has no body); further output is read and dropped.
+    Discard,
+    /// A local redirect: output is dropped, then the other URL is served.
+    Redirect(String),
+    /// nph-: output goes to the client unparsed.
+    Raw,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// This many body bytes are still due (the program's Content-Length).
+    Length(u64),
+    /// Chunked transfer coding (HTTP/1.1, length unknown).
+    Chunked,
+    /// The body ends when the connection closes (HTTP/1.0, length unknown).
+    UntilClose,
+}
+
+/// The running exchange: the connection, the program and what has been sent.
+pub struct Stream<'a> {
+    pub conn: &'a mut Conn,
+    req: &'a Request,
+    program: &'a mut Program,
+    worker: &'a mut Worker,
+    body: Option<BodyReader>,
+    /// Body bytes read from the client and not yet written to stdin.
+    pending: Vec<u8>,
+    pending_at: usize,
+    /// stdin closed early by the program; the rest of the body is not read.
+    body_abandoned: bool,
+    phase: Phase,
+    keep_alive: bool,
+    status: u16,
+    body_bytes: u64,
+    idle_timeout: Duration,
+    idle_deadline: Instant,
+    total_deadline: Instant,
+    body_deadline: Instant,
+    send_timeout: Duration,
+}
+
+/// Timeouts of one exchange.
+pub struct Limits {
+    pub idle_timeout: Duration,
+    pub total_timeout: Duration,
+    pub body_timeout: Duration,
+    pub send_timeout: Duration,
+}
+
+impl<'a> Stream<'a> {
+    pub fn new(
+        conn: &'a mut Conn,
+        req: &'a Request,
+        program: &'a mut Program,
+        worker: &'a mut Worker,
+        body: Option<BodyReader>,
+        nph: bool,
+        limits: &Limits,
+    ) -> Stream<'a> {
+        let now = Instant::now();
+        let keep_alive = req.keep_alive;
+        Stream {
+            conn,
+            req,
+            program,
+            worker,
+            body,
+            pending: Vec::new(),
+            pending_at: 0,
+            body_abandoned: false,
+            phase: if nph { Phase::Raw } else { Phase::Head },
+            keep_alive,
+            status: 200,
+            body_bytes: 0,
+            idle_timeout: limits.idle_timeout,
+            idle_deadline: now + limits.idle_timeout,
+            total_deadline: now + limits.total_timeout,
+            body_deadline: now + limits.body_timeout,
+            send_timeout: limits.send_timeout,
+        }
+    }
+
+    /// Runs the exchange to its end. The program is killed on every abnormal end.
+    pub fn run(mut self) -> Ending {
+        let ending = self.pump();
+        if !matches!(ending, Ending::Answered { .. } | Ending::Redirect { .. }) {
+            self.program.kill();
+        }
+        ending
+    }
+
+    fn body_done(&self) -> bool {
+        self.body.as_ref().is_none_or(BodyReader::is_done)
+    }
+
+    fn pump(&mut self) -> Ending {
+        loop {
+            if self.program.stdout.is_none() {
+                return self.end_of_output();
+            }
+            let now = Instant::now();
+            if let Phase::Hold { until, .. } = self.phase {
+                if now >= until {
+                    if let Err(ending) = self.release_hold(false) {
+                        return ending;
+                    }
+                    continue;
+                }
+            }
+            if now >= self.total_deadline {
+                return self.timed_out("ran past cgi.total_timeout_secs");
+            }
+            if now >= self.idle_deadline {
+                return self.timed_out("silent past cgi.idle_timeout_secs");
+            }
+            let want_body = self.body.is_some()
+                && !self.body_done()
+                && !self.body_abandoned
+                && self.pending.is_empty();
+            if want_body && !self.conn.unread.is_empty() {
+                if let Err(ending) = self.read_body() {
+                    return ending;
+                }
+                continue;
+            }
+            if want_body && now >= self.body_deadline {
+                return self.failed(408, "request body timed out");
+            }
+            let mut wake = self.idle_deadline.min(self.total_deadline);
+            if let Phase::Hold { until, .. } = self.phase {
+                wake = wake.min(until);
+            }
+            if want_body {
+                wake = wake.min(self.body_deadline);
+            }
+            let ready = match self.wait(want_body, wake - now) {
+                Ok(ready) => ready,
+                Err(e) => return self.failed(500, &format!("poll failed: {e}")),
+            };
+            if ready.stdin {
+                self.write_stdin();
+            }
+            if ready.client_data && want_body {
+                if let Err(ending) = self.read_body() {
+                    return ending;
+                }
+            }
+            if ready.stdout {
+                if let Err(ending) = self.read_stdout() {
+                    return ending;
+                }
+            }
+            if ready.stderr {
+                let scratch = &mut self.worker.stderr_scratch;
+                self.program.drain_stderr(scratch, &self.worker.to_log);
+            }
+            if ready.client_gone && !(ready.client_data && want_body) {
+                return self.client_gone();
+            }
+        }
+    }
+
+    /// One poll over the program's pipes and the client socket.
+    fn wait(&self, want_body: bool, timeout: Duration) -> io::Result<Ready> {
+        let mut fds: Vec<PollFd> = Vec::with_capacity(4);
+        let mut slots = [usize::MAX; 4];
+        if let Some(stdout) = &self.program.stdout {
+            slots[0] = fds.len();
+            fds.push(PollFd::new(stdout.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(stderr) = &self.program.stderr {
+            slots[1] = fds.len();
+            fds.push(PollFd::new(stderr.as_fd(), PollFlags::POLLIN));
+        }
+        if let (Some(stdin), false) = (&self.program.stdin, self.pending.is_empty()) {
+            slots[2] = fds.len();
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLOUT));
+        }
+        // The client is watched for hang-up always, and for data only while its body is due.
+        let client_events = if want_body {
+            PollFlags::POLLIN | RDHUP
+        } else {
+            RDHUP
+        };
+        slots[3] = fds.len();
+        fds.push(PollFd::new(self.conn.stream.as_fd(), client_events));
+        match poll(&mut fds, millis(timeout)) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return Ok(Ready::default()),
+            Err(e) => return Err(io::Error::from(e)),
+        }
+        let events = |slot: usize| {
+            fds.get(slot)
+                .and_then(|fd| fd.revents())
+                .unwrap_or(PollFlags::empty())
+        };
+        let input = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
+        let client = events(slots[3]);
+        Ok(Ready {
+            stdout: events(slots[0]).intersects(input),
+            stderr: events(slots[1]).intersects(input),
+            stdin: events(slots[2])
+                .intersects(PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP),
+            client_data: client.contains(PollFlags::POLLIN),
+            client_gone: client.intersects(RDHUP | PollFlags::POLLHUP | PollFlags::POLLERR),
+        })
+    }
+
+    /// Reads the next piece of the request body into `pending`.
+    fn read_body(&mut self) -> Result<(), Ending> {
+        let Some(reader) = self.body.as_mut() else {
+            return Ok(());
+        };
+        self.pending.clear();
+        self.pending_at = 0;
+        match reader.read(self.conn, &mut self.pending, self.body_deadline) {
+            Ok(_) => {
+                if reader.is_done() && self.pending.is_empty() {
+                    self.program.stdin = None;
+                }
+                Ok(())
+            }
+            Err(BodyError::Http(e)) => Err(self.failed(e.status(), e.reason())),
+            Err(BodyError::Io(_)) => Err(self.client_gone()),
+        }
+    }
+
+    /// Writes what it can of `pending` to stdin; closes stdin once the body is through.
+    fn write_stdin(&mut self) {
+        let Some(stdin) = self.program.stdin.as_mut() else {
+            return;
+        };
+        match stdin.write(&self.pending[self.pending_at..]) {
+            Ok(n) => self.pending_at += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => {
+                // The program closed its stdin: it wants no more of the body.
+                self.program.stdin = None;
+                self.body_abandoned = !self.body_done();
+                self.pending.clear();
+                self.pending_at = 0;
+                return;
+            }
+        }
+        if self.pending_at == self.pending.len() {
+            self.pending.clear();
+            self.pending_at = 0;
+            if self.body_done() {
+                self.program.stdin = None;
+            }
+        }
+    }
+
+    /// Reads one piece of the program's output and moves the response along.
+    fn read_stdout(&mut self) -> Result<(), Ending> {
+        let Some(stdout) = self.program.stdout.as_mut() else {
+            return Ok(());
+        };
+        let scratch = &mut self.worker.read_scratch;
+        let n = match stdout.read(scratch) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                return Ok(())
+            }
+            Err(_) => 0,
+        };
+        if n == 0 {
+            self.program.stdout = None;
+            return Ok(());
+        }
+        self.idle_deadline = Instant::now() + self.idle_timeout;
+        match &mut self.phase {
+            Phase::Head => {
+                self.worker
+                    .held
+                    .extend_from_slice(&self.worker.read_scratch[..n]);
+                self.parse_head()
+            }
+            Phase::Hold { .. } => {
+                self.worker
+                    .held
+                    .extend_from_slice(&self.worker.read_scratch[..n]);
+                if self.worker.held.len() >= HOLD_MAX_BYTES {
+                    self.release_hold(false)?;
+                }
+                Ok(())
+            }
+            Phase::Body(framing) => {
+                let framing = *framing;
+                self.send_body(framing, n)
+            }
+            Phase::Discard | Phase::Redirect(_) => Ok(()),
+            Phase::Raw => {
+                if self.body_bytes == 0 {
+                    self.status = nph_status(&self.worker.read_scratch[..n]).unwrap_or(200);
+                }
+                let deadline = Instant::now() + self.send_timeout;
+                let data = &self.worker.read_scratch[..n];
+                self.conn
+                    .write_all_until(data, deadline)
+                    .map_err(|e| self.write_failed(&e))?;
+                self.body_bytes += n as u64;
+                Ok(())
+            }
+        }
+    }
+
+    /// Tries to parse the head collected so far.
+    fn parse_head(&mut self) -> Result<(), Ending> {
+        match parse_response(&self.worker.held) {
+            Ok(None) => Ok(()),
+            Err(e) => Err(self.failed(502, &format!("bad response head: {}", e.reason()))),
+            Ok(Some((Response::LocalRedirect(location), _))) => {
+                self.worker.held.clear();
+                self.phase = Phase::Redirect(location);
+                Ok(())
+            }
+            Ok(Some((Response::Document(head), head_len))) => {
+                self.worker.held.drain(..head_len);
+                self.status = head.status;
+                let no_body = self.req.is_head() || matches!(head.status, 204 | 304);
+                if no_body {
+                    self.worker.held.clear();
+                    let length = head.content_length.filter(|_| head.status != 204);
+                    self.send_head(&head, length.map_or(HeadFraming::None, HeadFraming::Length))?;
+                    self.phase = Phase::Discard;
+                    return Ok(());
+                }
+                self.phase = Phase::Hold {
+                    head,
+                    until: Instant::now() + HOLD,
+                };
+                if self.worker.held.len() >= HOLD_MAX_BYTES {
+                    self.release_hold(false)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends the held head and body. `complete`: the output has ended, so the held bytes
+    /// are the whole body and their length is known.
+    fn release_hold(&mut self, complete: bool) -> Result<(), Ending> {
+        let Phase::Hold { head, .. } = std::mem::replace(&mut self.phase, Phase::Discard) else {
+            return Ok(());
+        };
+        let framing = match head.content_length {
+            Some(length) => Framing::Length(length),
+            None if complete => Framing::Length(self.worker.held.len() as u64),
+            None if self.req.minor_version >= 1 => Framing::Chunked,
+            None => Framing::UntilClose,
+        };
+        if framing == Framing::UntilClose {
+            self.keep_alive = false;
+        }
+        let head_framing = match framing {
+            Framing::Length(n) => HeadFraming::Length(n),
+            Framing::Chunked => HeadFraming::Chunked,
+            Framing::UntilClose => HeadFraming::None,
+        };
+        let held = std::mem::take(&mut self.worker.held);
+        let mut out = std::mem::take(&mut self.worker.out);
+        out.clear();
+        self.push_head(&mut out, &head, head_framing);
+        let (framing, sent) = frame_body(&mut out, framing, &held);
+        let deadline = Instant::now() + self.send_timeout;
+        let written = self.conn.write_all_until(&out, deadline);
+        self.worker.out = out;
+        self.worker.held = held;
+        self.worker.held.clear();
+        written.map_err(|e| self.write_failed(&e))?;
+        self.body_bytes += sent;
+        self.phase = match framing {
+            Framing::Length(0) => Phase::Discard,
+            other => Phase::Body(other),
+        };
+        Ok(())
+    }
+
+    /// Sends `n` fresh output bytes (in `read_scratch`) as body.
+    fn send_body(&mut self, framing: Framing, n: usize) -> Result<(), Ending> {
+        let mut out = std::mem::take(&mut self.worker.out);
+        out.clear();
+        let (framing, sent) = frame_body(&mut out, framing, &self.worker.read_scratch[..n]);
+        let deadline = Instant::now() + self.send_timeout;
+        let written = self.conn.write_all_until(&out, deadline);
+        self.worker.out = out;
+        written.map_err(|e| self.write_failed(&e))?;
+        self.body_bytes += sent;
+        if framing == Framing::Length(0) {
+            self.phase = Phase::Discard;
+        }
+        Ok(())
+    }
+
+    fn send_head(&mut self, head: &Head, framing: HeadFraming) -> Result<(), Ending> {
+        let mut out = std::mem::take(&mut self.worker.out);
+        out.clear();
+        self.push_head(&mut out, head, framing);
+        let written = self
+            .conn
+            .write_all_until(&out, Instant::now() + self.send_timeout);
+        self.worker.out = out;
+        written.map_err(|e| self.write_failed(&e))
+    }
+
+    /// Appends the client's response head: status line, Date, Server, Connection, the
+    /// program's fields, and the framing.
+    fn push_head(&mut self, out: &mut Vec<u8>, head: &Head, framing: HeadFraming) {
+        // A body still arriving when the head goes out may never be read to its end, so
+        // the connection is announced as closing, and then closed.
+        self.keep_alive = self.keep_alive && self.body_done();
+        out.extend_from_slice(if self.req.minor_version == 0 {
+            b"HTTP/1.0 "
+        } else {
+            b"HTTP/1.1 "
+        });
+        push_u64(out, u64::from(head.status));
+        out.push(b' ');
+        out.extend_from_slice(
+            head.reason
+                .as_deref()
+                .unwrap_or(reason_phrase(head.status))
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"\r\nDate: ");
+        push_date(out);
+        out.extend_from_slice(b"\r\nServer: ");
+        out.extend_from_slice(SERVER.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        match (self.req.minor_version, self.keep_alive) {
+            (0, true) => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+            (_, false) => out.extend_from_slice(b"Connection: close\r\n"),
+            _ => {}
+        }
+        for (name, value) in &head.headers {
+            push_header(out, name, value);
+        }
+        match framing {
+            HeadFraming::Length(n) => push_header_u64(out, "Content-Length", n),
+            HeadFraming::Chunked => push_header(out, "Transfer-Encoding", b"chunked"),
+            HeadFraming::None => {}
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// The program's stdout has ended.
+    fn end_of_output(&mut self) -> Ending {
+        match std::mem::replace(&mut self.phase, Phase::Discard) {
+            Phase::Head if self.worker.held.is_empty() => {
+                self.failed(502, "exited without any output")
+            }
+            Phase::Head => {
+                self.worker.held.clear();
+                self.failed(502, "output ended inside the response head")
+            }
+            hold @ Phase::Hold { .. } => {
+                self.phase = hold;
+                if let Err(ending) = self.release_hold(true) {
+                    return ending;
+                }
+                self.end_of_output()
+            }
+            Phase::Body(Framing::Chunked) => {
+                let written = self
+                    .conn
+                    .write_all_until(b"0\r\n\r\n", Instant::now() + self.send_timeout);
+                match written {
+                    Ok(()) => self.answered(),
+                    Err(e) => self.write_failed(&e),
+                }
+            }
+            Phase::Body(Framing::Length(_)) => Ending::Cut {
+                status: self.status,
+                body_bytes: self.body_bytes,
+                reason: CloseReason::HandlerFailed,
+                why: "output ended before its Content-Length".to_string(),
+            },
+            Phase::Raw if self.body_bytes == 0 => {
+                self.phase = Phase::Raw;
+                self.failed(502, "exited without any output")
+            }
+            Phase::Body(Framing::UntilClose) | Phase::Raw => {
+                self.keep_alive = false;
+                self.answered()
+            }
+            Phase::Discard => self.answered(),
+            Phase::Redirect(location) => Ending::Redirect {
+                location,
+                body_consumed: self.body_done(),
+            },
+        }
+    }
+
+    fn answered(&self) -> Ending {
+        let keep_alive = self.keep_alive && self.body_done();
+        Ending::Answered {
+            status: self.status,
+            body_bytes: self.body_bytes,
+            keep_alive,
+        }
+    }
+
+    fn timed_out(&mut self, why: &str) -> Ending {
+        match self.phase {
+            Phase::Head | Phase::Hold { .. } | Phase::Redirect(_) => self.failed(504, why),
+            // The response is already complete: only the program is stopped.
+            Phase::Discard => {
+                self.program.kill();
+                self.answered()
+            }
+            Phase::Body(_) | Phase::Raw => Ending::Cut {
+                status: self.status,
+                body_bytes: self.body_bytes,
+                reason: CloseReason::HandlerFailed,
+                why: why.to_string(),
+            },
+        }
+    }
+
+    fn failed(&self, status: u16, why: &str) -> Ending {
+        if self.headers_sent() {
+            return Ending::Cut {
+                status: self.status,
+                body_bytes: self.body_bytes,
+                reason: CloseReason::HandlerFailed,
+                why: why.to_string(),
+            };
+        }
+        Ending::Failed {
+            status,
+            why: why.to_string(),
+        }
+    }
+
+    fn headers_sent(&self) -> bool {
+        match self.phase {
+            Phase::Head | Phase::Hold { .. } | Phase::Redirect(_) => false,
+            Phase::Raw => self.body_bytes > 0,
+            Phase::Body(_) | Phase::Discard => true,
+        }
+    }
+
+    fn client_gone(&self) -> Ending {
+        Ending::Cut {
+            status: self.status,
+            body_bytes: self.body_bytes,
+            reason: CloseReason::PeerClosed,
+            why: "client went away".to_string(),
+        }
+    }
+
+    fn write_failed(&self, e: &io::Error) -> Ending {
+        Ending::Cut {
+            status: self.status,
+            body_bytes: self.body_bytes,
+            reason: CloseReason::WriteFailed,
+            why: format!("writing to the client failed: {e}"),
+        }
+    }
+}
+
+/// What the head says about the body's length.
+#[derive(Clone, Copy)]
+enum HeadFraming {
+    Length(u64),
+    Chunked,
+    None,
+}
+
+/// Which descriptors are ready after a poll.
+#[derive(Default)]
+struct Ready {
+    stdout: bool,
+    stderr: bool,
+    stdin: bool,
+    client_data: bool,
+    client_gone: bool,
+}
+
+/// Appends `data` framed as `framing` to `out`; returns the framing left and the body bytes
+/// taken (a Content-Length cuts off anything the program prints past it).
+fn frame_body(out: &mut Vec<u8>, framing: Framing, data: &[u8]) -> (Framing, u64) {
+    if data.is_empty() {
+        return (framing, 0);
+    }
+    match framing {
+        Framing::Length(remaining) => {
+            let take = (data.len() as u64).min(remaining) as usize;
+            out.extend_from_slice(&data[..take]);
+            (Framing::Length(remaining - take as u64), take as u64)
+        }
+        Framing::Chunked => {
+            let _ = write!(out, "{:x}\r\n", data.len());
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
+            (Framing::Chunked, data.len() as u64)
+        }
+        Framing::UntilClose => {
+            out.extend_from_slice(data);
+            (Framing::UntilClose, data.len() as u64)
+        }
+    }
+}
