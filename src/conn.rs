@@ -194,7 +194,7 @@ pub fn wait_for(stream: &TcpStream, events: PollFlags, deadline: Instant) -> io:
         }
         let millis = left.min(Duration::from_secs(60)).as_millis().max(1) as u16;
         let mut fds = [PollFd::new(stream.as_fd(), events)];
-        match poll(&mut fds, PollTimeout::from(millis)) {
+        match crate::par::blocking(|| poll(&mut fds, PollTimeout::from(millis))) {
             Ok(0) => continue,
             Ok(_) => return Ok(true),
             Err(nix::errno::Errno::EINTR) => continue,

@@ -87,22 +87,22 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
         to_recycler: to_recycler.clone(),
         live: live.clone(),
     };
-    net.farm("front-end", front_end_inbox, live.clone(), |c| (c.front_end_idle, c.front_end_max), move |inbox| {
+    net.farm("front-end", true, front_end_inbox, live.clone(), |c| (c.front_end_idle, c.front_end_max), move |inbox| {
         front_end::run(inbox, front_end_out.clone())
     })?;
 
     let static_out = StaticOut { to_recycler: to_recycler.clone(), live: live.clone() };
-    net.farm("static", static_inbox, live.clone(), |c| (c.static_idle, c.static_max), move |inbox| {
+    net.farm("static", true, static_inbox, live.clone(), |c| (c.static_idle, c.static_max), move |inbox| {
         static_file::run(inbox, static_out.clone())
     })?;
 
     let cgi_out =
         CgiOut { to_recycler: to_recycler.clone(), to_static, to_log: to_log.clone(), live: live.clone() };
-    net.farm("cgi", cgi_inbox, live.clone(), |c| (1, c.cgi.max), move |inbox| cgi::run(inbox, cgi_out.clone()))?;
+    net.farm("cgi", false, cgi_inbox, live.clone(), |c| (1, c.cgi.max), move |inbox| cgi::run(inbox, cgi_out.clone()))?;
 
     let plugin_out =
         PluginOut { to_recycler: to_recycler.clone(), to_log: to_log.clone(), live: live.clone(), board: board.clone() };
-    net.farm("plugin", plugin_inbox, live.clone(), |c| (1, c.ogi.instances), move |inbox| {
+    net.farm("plugin", false, plugin_inbox, live.clone(), |c| (1, c.ogi.instances), move |inbox| {
         plugin::run(inbox, plugin_out.clone())
     })?;
 

@@ -27,11 +27,53 @@ pub struct Gauge {
     pub jobs: AtomicU64,
     /// Workers forked since start.
     pub forks: AtomicU64,
+    /// Busy workers now waiting on a slow socket (not using a CPU).
+    pub blocked: AtomicUsize,
+    /// The farm's work is CPU-bound: it grows only while some workers are blocked, so it
+    /// never runs more workers than there are cores.
+    pub cpu_bound: bool,
+}
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Arc<Gauge>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `wait` (a blocking poll on a socket) counted as blocked in the calling worker's farm.
+pub fn blocking<R>(wait: impl FnOnce() -> R) -> R {
+    let gauge = CURRENT.with(|c| c.borrow().clone());
+    if let Some(g) = &gauge {
+        g.blocked.fetch_add(1, Ordering::Relaxed);
+    }
+    let result = wait();
+    if let Some(g) = &gauge {
+        g.blocked.fetch_sub(1, Ordering::Relaxed);
+    }
+    result
+}
+
+/// Cores available to the process.
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
 impl Gauge {
-    pub fn new(name: &'static str) -> Gauge {
-        Gauge { name, ..Gauge::default() }
+    pub fn new(name: &'static str, cpu_bound: bool) -> Gauge {
+        Gauge { name, cpu_bound, ..Gauge::default() }
+    }
+
+    /// Whether another worker would help: too few idle, room below the maximum, and for a
+    /// CPU-bound farm, fewer workers running than cores.
+    fn wants_more(&self, target_idle: usize) -> bool {
+        let idle = self.idle.load(Ordering::Relaxed);
+        let total = self.total.load(Ordering::Relaxed);
+        if idle >= target_idle.max(1) || total >= self.max.load(Ordering::Relaxed) {
+            return false;
+        }
+        if !self.cpu_bound || total < target_idle.max(1) {
+            return true;
+        }
+        let running = self.busy.load(Ordering::Relaxed).saturating_sub(self.blocked.load(Ordering::Relaxed));
+        running < cores()
     }
 }
 
@@ -70,10 +112,8 @@ impl<T> Inbox<T> {
         self.busy = true;
         self.gauge.busy.fetch_add(1, Ordering::Relaxed);
         self.gauge.jobs.fetch_add(1, Ordering::Relaxed);
-        let idle_now = self.gauge.idle.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
-        if idle_now < self.gauge.target_idle.load(Ordering::Relaxed)
-            && self.gauge.total.load(Ordering::Relaxed) < self.gauge.max.load(Ordering::Relaxed)
-        {
+        self.gauge.idle.fetch_sub(1, Ordering::Relaxed);
+        if self.gauge.wants_more(self.gauge.target_idle.load(Ordering::Relaxed)) {
             let _ = self.grow.try_send(());
         }
         Some(job)
@@ -123,21 +163,26 @@ pub struct Net {
 impl Net {
     /// Starts one process on a thread named `name`.
     pub fn process(&mut self, name: &str, body: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-        let handle = std::thread::Builder::new().name(name.to_string()).spawn(body)?;
+        let handle = std::thread::Builder::new().name(name.to_string()).spawn(move || {
+            batch_scheduling();
+            body()
+        })?;
         self.handles.push(handle);
         Ok(())
     }
 
     /// Starts a farm of workers named `name#k` sharing `inbox`, with its manager `name.farm`.
+    /// `cpu_bound` farms are kept to the cores (see `Gauge::cpu_bound`).
     pub fn farm<T: Send + 'static>(
         &mut self,
         name: &'static str,
+        cpu_bound: bool,
         inbox: Receiver<T>,
         live: Live,
         sizes: Sizes,
         work: impl Fn(Inbox<T>) + Send + Sync + 'static,
     ) -> std::io::Result<Arc<Gauge>> {
-        let gauge = Arc::new(Gauge::new(name));
+        let gauge = Arc::new(Gauge::new(name, cpu_bound));
         let (grow_tx, grow_rx) = bounded::<()>(64);
         let manager = FarmManager { name, inbox, gauge: gauge.clone(), grow_tx, grow_rx, live, sizes, work: Arc::new(work) };
         self.process(&format!("{name}.farm"), move || manager.run())?;
@@ -169,9 +214,7 @@ impl<T: Send + 'static> FarmManager<T> {
             let (target_idle, max) = (self.sizes)(&self.live.load());
             self.gauge.target_idle.store(target_idle, Ordering::Relaxed);
             self.gauge.max.store(max, Ordering::Relaxed);
-            while self.gauge.idle.load(Ordering::Relaxed) < target_idle.max(1)
-                && self.gauge.total.load(Ordering::Relaxed) < max
-            {
+            while self.gauge.wants_more(target_idle) {
                 if !self.fork(next_id) {
                     break;
                 }
@@ -196,7 +239,32 @@ impl<T: Send + 'static> FarmManager<T> {
         self.gauge.idle.fetch_add(1, Ordering::Relaxed);
         self.gauge.forks.fetch_add(1, Ordering::Relaxed);
         let work = self.work.clone();
-        let spawned = std::thread::Builder::new().name(format!("{}#{id}", self.name)).spawn(move || work(inbox));
-        spawned.is_ok()
+        let gauge = self.gauge.clone();
+        let spawned = std::thread::Builder::new().name(format!("{}#{id}", self.name)).spawn(move || {
+            batch_scheduling();
+            CURRENT.with(|c| *c.borrow_mut() = Some(gauge));
+            work(inbox)
+        });
+        if spawned.is_err() {
+            self.gauge.total.fetch_sub(1, Ordering::Relaxed);
+            self.gauge.idle.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+/// Puts the calling thread under SCHED_BATCH (same priority, no wake-up preemption). A process
+/// that sends a message then keeps running until it blocks, so the receiver wakes to a batch
+/// of messages instead of one, which halves the context switches of the pipeline under load.
+/// Best effort: if the system refuses, the thread keeps the default policy.
+pub fn batch_scheduling() {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadPriority,
+        ThreadSchedulePolicy,
+    };
+    let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
+    if let Ok(neutral) = thread_priority::ThreadPriorityValue::try_from(49u8) {
+        let _ = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Crossplatform(neutral), policy);
     }
 }

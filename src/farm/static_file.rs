@@ -51,7 +51,7 @@ struct Worker {
 
 /// What opening a request path found.
 enum Found {
-    File(File, String),
+    File(File, std::fs::Metadata, String),
     /// A directory asked for without its trailing slash.
     Redirect,
     Missing,
@@ -76,7 +76,7 @@ impl Worker {
             _ => return reply::error_with(conn, Some(req), 405, cfg, Handler::Static, &[("Allow", ALLOW)]),
         }
         match self.open(&req.path, cfg) {
-            Found::File(file, name) => self.send(conn, req, cfg, file, &name),
+            Found::File(file, meta, name) => self.send(conn, req, cfg, file, &meta, &name),
             Found::Redirect => {
                 let mut location = format!("{}/", req.path);
                 if let Some(q) = &req.query {
@@ -126,7 +126,7 @@ impl Worker {
         let Ok(meta) = file.metadata() else { return Found::Missing };
         if meta.is_file() {
             let name = relative.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            return Found::File(file, name);
+            return Found::File(file, meta, name);
         }
         if !meta.is_dir() {
             return Found::Forbidden;
@@ -138,7 +138,7 @@ impl Worker {
             Ok(fd) => {
                 let index = File::from(fd);
                 match index.metadata() {
-                    Ok(m) if m.is_file() => Found::File(index, "index.html".to_string()),
+                    Ok(m) if m.is_file() => Found::File(index, m, "index.html".to_string()),
                     _ => Found::Forbidden,
                 }
             }
@@ -147,10 +147,7 @@ impl Worker {
         }
     }
 
-    fn send(&mut self, mut conn: Conn, req: &Request, cfg: &Config, file: File, name: &str) -> ToRecycler {
-        let Ok(meta) = file.metadata() else {
-            return reply::error(conn, Some(req), 404, cfg, Handler::Static);
-        };
+    fn send(&mut self, mut conn: Conn, req: &Request, cfg: &Config, file: File, meta: &std::fs::Metadata, name: &str) -> ToRecycler {
         let len = meta.len();
         let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let tag = etag(len, modified);
