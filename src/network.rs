@@ -27,13 +27,14 @@ use crossbeam_channel::{bounded, unbounded, Sender};
 use crate::back::recycler::{self, RecyclerOut};
 use crate::farm::cgi::{self, CgiOut};
 use crate::farm::front_end::{self, FrontEndOut};
+use crate::farm::plugin::keeper::{Keeper, KeeperOut};
 use crate::farm::plugin::{self, PluginOut};
 use crate::farm::static_file::{self, StaticOut};
 use crate::net::acceptor::{self, AcceptorOut};
 use crate::net::idle_pool::{self, IdleOut};
 use crate::par::Net;
 use crate::plugin_host::PluginBoard;
-use crate::protocol::{ToCgi, ToFrontEnd, ToLog, ToPlugin, ToRecycler, ToStatic, ToStats};
+use crate::protocol::{ToCgi, ToFrontEnd, ToLog, ToPlugin, ToPluginKeeper, ToRecycler, ToStatic, ToStats};
 use crate::support::config::{self, Config, Live, Overrides, ToConfig};
 use crate::support::meters::Meters;
 use crate::support::{log, stats};
@@ -100,8 +101,25 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
         CgiOut { to_recycler: to_recycler.clone(), to_static, to_log: to_log.clone(), live: live.clone() };
     net.farm("cgi", false, cgi_inbox, live.clone(), |c| (1, c.cgi.max), move |inbox| cgi::run(inbox, cgi_out.clone()))?;
 
-    let plugin_out =
-        PluginOut { to_recycler: to_recycler.clone(), to_log: to_log.clone(), live: live.clone(), board: board.clone() };
+    let routes = Arc::new(plugin::Routes::default());
+    let (to_plugin_keeper, plugin_keeper_inbox) = unbounded::<ToPluginKeeper>();
+    let keeper_out = KeeperOut {
+        to_recycler: to_recycler.clone(),
+        to_log: to_log.clone(),
+        live: live.clone(),
+        board: board.clone(),
+        routes: routes.clone(),
+    };
+    // The first scan of the plug-in directory happens here, before the listener is served.
+    let keeper = Keeper::new(keeper_out);
+    net.process("plugin.keeper", move || keeper.run(plugin_keeper_inbox))?;
+    let plugin_out = PluginOut {
+        to_recycler: to_recycler.clone(),
+        to_keeper: to_plugin_keeper,
+        to_log: to_log.clone(),
+        live: live.clone(),
+        routes,
+    };
     net.farm("plugin", false, plugin_inbox, live.clone(), |c| (1, c.ogi.instances), move |inbox| {
         plugin::run(inbox, plugin_out.clone())
     })?;

@@ -1,10 +1,12 @@
 //! Every message that crosses a channel: the network's PROTOCOLs, named after the inbox
 //! that receives them.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::conn::Conn;
 use crate::http::Request;
+use crate::plugin_host::Watch;
 
 /// To fe.farm: a connection with a request (or part of one) ready to read.
 pub enum ToFrontEnd {
@@ -28,6 +30,13 @@ pub enum ToCgi {
 pub enum ToPlugin {
     /// `name` is the first path segment after `/ogi/`.
     Call { conn: Conn, req: Request, name: String },
+}
+
+/// To the plug-in keeper. It drains this inbox on its own tick and never waits on it, so
+/// sending wakes nobody.
+pub enum ToPluginKeeper {
+    /// Enforce `ogi.timeout_secs` on a connection lent to a non-persistent instance.
+    Watch(Arc<Watch>),
 }
 
 /// To the stats process.

@@ -1,0 +1,581 @@
+//! Plug-in keeper (ogi.farm's manager): attaches, replaces and detaches plug-ins at run time,
+//! times out requests lent to non-persistent instances, and publishes the plug-in table.
+//! Instances: 1. In: the plug-in directory (scanned every `ogi.scan_interval_ms`),
+//! ToPluginKeeper (drained on each tick, never waited on). Out: `Routes` (read by ogi.farm),
+//! `PluginBoard` (read by stats), ToLog. Stops: its inbox disconnects (every ogi.farm worker
+//! has stopped); it then detaches everything, so persistent instances drain and are dropped.
+//!
+//! A new or changed `*.so` is read once; its declaration section is checked before anything is
+//! loaded; the same bytes are written to a private copy, and the copy is loaded as a new
+//! generation. The previous generation stays loaded (never `dlclose`d) and finishes what it
+//! holds. A removed file detaches its path: new requests get 404, in-flight ones finish.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+
+use super::{Generation, GenerationState, NameCounters, Refusal, Route, Routes};
+use crate::farm::reply;
+use crate::http::response::{push_header, push_header_u64, push_status};
+use crate::plugin_host::loader::{ConfigSource, LogSink};
+use crate::plugin_host::{inspect, InspectError, Library, PluginBoard, PluginRow, Watch};
+use crate::protocol::{ToLog, ToPluginKeeper, ToRecycler};
+use crate::support::config::{Config, Live};
+
+/// The keeper's outputs.
+pub struct KeeperOut {
+    pub to_recycler: Sender<ToRecycler>,
+    pub to_log: Sender<ToLog>,
+    pub live: Live,
+    pub board: PluginBoard,
+    pub routes: Arc<Routes>,
+}
+
+/// What a file in the plug-in directory turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FileKind {
+    /// An ordinary library, or not a library at all.
+    NotPlugin,
+    /// Serving `/ogi/NAME`.
+    Attached(String),
+    /// Refused; the name, when the declaration could be read.
+    Refused(Option<String>),
+}
+
+/// Identifies a version of a file cheaply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+    device: u64,
+}
+
+struct FileState {
+    stamp: Stamp,
+    digest: u64,
+    kind: FileKind,
+}
+
+/// A replaced or detached generation, listed until it has drained.
+struct Retired {
+    library: Arc<Library>,
+    state: Arc<GenerationState>,
+}
+
+pub struct Keeper {
+    out: KeeperOut,
+    private_dir: PathBuf,
+    files: HashMap<PathBuf, FileState>,
+    names: HashMap<String, Arc<NameCounters>>,
+    retired: Vec<Retired>,
+    watches: Vec<Arc<Watch>>,
+    next_generation: u64,
+    last_scan: Instant,
+    directory_problem: Option<String>,
+}
+
+impl Keeper {
+    /// Prepares the private directory and scans once, so the plug-ins present at start
+    /// answer from the first request.
+    pub fn new(out: KeeperOut) -> Keeper {
+        let private_dir =
+            std::env::temp_dir().join(format!("occwserv-{}-plugins", std::process::id()));
+        let _ = std::fs::remove_dir_all(&private_dir);
+        if let Err(e) = std::fs::create_dir_all(&private_dir) {
+            log(
+                &out.to_log,
+                format!(
+                    "plugin keeper: cannot create {}: {e}",
+                    private_dir.display()
+                ),
+            );
+        }
+        let mut keeper = Keeper {
+            out,
+            private_dir,
+            files: HashMap::new(),
+            names: HashMap::new(),
+            retired: Vec::new(),
+            watches: Vec::new(),
+            next_generation: 1,
+            last_scan: Instant::now(),
+            directory_problem: None,
+        };
+        keeper.scan();
+        keeper.publish_board();
+        keeper
+    }
+
+    pub fn run(mut self, inbox: Receiver<ToPluginKeeper>) {
+        loop {
+            let cfg = self.out.live.load_full();
+            let scan_every = Duration::from_millis(cfg.ogi.scan_interval_ms.max(1));
+            // A timer, not a wait on the inbox: senders must never wake this process.
+            std::thread::sleep(scan_every.min(Duration::from_millis(100)));
+            loop {
+                match inbox.try_recv() {
+                    Ok(ToPluginKeeper::Watch(watch)) => self.watches.push(watch),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return self.stop(),
+                }
+            }
+            self.expire(&cfg);
+            if self.last_scan.elapsed() >= scan_every {
+                self.scan();
+            }
+            self.publish_board();
+        }
+    }
+
+    /// Detaches every plug-in, so persistent instances finish their queues and are dropped.
+    fn stop(mut self) {
+        self.out.routes.publish(HashMap::new());
+        let _ = std::fs::remove_dir_all(&self.private_dir);
+        self.watches.clear();
+    }
+
+    /// Times out lent requests past `ogi.timeout_secs`: answers 504 when nothing was
+    /// written yet, else closes; the socket is shut down either way.
+    fn expire(&mut self, cfg: &Config) {
+        let now = Instant::now();
+        self.watches.retain(|w| !w.is_returned());
+        if !self
+            .watches
+            .iter()
+            .any(|w| w.deadline().is_some_and(|d| d <= now))
+        {
+            return;
+        }
+        let answer = timeout_answer(cfg);
+        self.watches.retain(|w| {
+            matches!(
+                w.expire(now, 504, &answer),
+                crate::plugin_host::Expiry::NotYet
+            )
+        });
+    }
+
+    /// Compares the plug-in directory with what is attached, and brings the routes up to date.
+    fn scan(&mut self) {
+        self.last_scan = Instant::now();
+        let cfg = self.out.live.load_full();
+        let dir = cfg.plugins.clone();
+        let listing = match std::fs::read_dir(&dir) {
+            Ok(listing) => {
+                self.directory_problem = None;
+                listing
+            }
+            Err(e) => {
+                let problem = format!(
+                    "plugin keeper: cannot read the plug-in directory {}: {e}",
+                    dir.display()
+                );
+                if self.directory_problem.as_ref() != Some(&problem) {
+                    log(&self.out.to_log, problem.clone());
+                    self.directory_problem = Some(problem);
+                }
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return;
+                }
+                // With the directory gone, every file in it is gone too.
+                return self.forget_missing(&HashSet::new());
+            }
+        };
+        let mut table = (*self.out.routes.snapshot()).clone();
+        let mut changed = false;
+        let mut present = HashSet::new();
+        for entry in listing.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("so") {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            present.insert(path.clone());
+            let stamp = Stamp {
+                len: meta.len(),
+                modified: meta.modified().ok(),
+                inode: meta.ino(),
+                device: meta.dev(),
+            };
+            if self.files.get(&path).is_some_and(|f| f.stamp == stamp) {
+                continue;
+            }
+            changed |= self.examine(&path, stamp, &mut table);
+        }
+        self.forget_missing_in(&present, &mut table, &mut changed);
+        if changed {
+            self.out.routes.publish(table);
+        }
+    }
+
+    /// Detaches what every file not in `present` provided.
+    fn forget_missing(&mut self, present: &HashSet<PathBuf>) {
+        let mut table = (*self.out.routes.snapshot()).clone();
+        let mut changed = false;
+        self.forget_missing_in(present, &mut table, &mut changed);
+        if changed {
+            self.out.routes.publish(table);
+        }
+    }
+
+    fn forget_missing_in(
+        &mut self,
+        present: &HashSet<PathBuf>,
+        table: &mut HashMap<String, Route>,
+        changed: &mut bool,
+    ) {
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|p| !present.contains(*p))
+            .cloned()
+            .collect();
+        for path in gone {
+            if let Some(FileState { kind, .. }) = self.files.remove(&path) {
+                *changed |= self.detach(&kind, &path, "removed", table);
+            }
+        }
+    }
+
+    /// Looks at a new or changed file; true when the routes changed.
+    fn examine(&mut self, path: &Path, stamp: Stamp, table: &mut HashMap<String, Route>) -> bool {
+        // A file that cannot be read now (being replaced, say) is looked at again next scan.
+        let Ok(bytes) = std::fs::read(path) else {
+            return false;
+        };
+        let mut hasher = DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        let digest = hasher.finish();
+        if let Some(known) = self.files.get_mut(path) {
+            if known.digest == digest {
+                known.stamp = stamp;
+                return false;
+            }
+        }
+        let previous = self
+            .files
+            .get(path)
+            .map(|f| f.kind.clone())
+            .unwrap_or(FileKind::NotPlugin);
+        let (kind, mut changed) = self.classify(path, &bytes, table);
+        if let FileKind::Attached(old) | FileKind::Refused(Some(old)) = &previous {
+            let still =
+                matches!(&kind, FileKind::Attached(n) | FileKind::Refused(Some(n)) if n == old);
+            if !still {
+                changed |= self.detach(&previous, path, "changed", table);
+            }
+        }
+        self.files.insert(
+            path.to_path_buf(),
+            FileState {
+                stamp,
+                digest,
+                kind,
+            },
+        );
+        changed
+    }
+
+    /// Decides what a file's bytes are, loading them when they are an acceptable plug-in.
+    fn classify(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        table: &mut HashMap<String, Route>,
+    ) -> (FileKind, bool) {
+        let shown = path.display();
+        let declaration = match inspect(bytes) {
+            Ok(declaration) => declaration,
+            Err(InspectError::NoDeclaration) | Err(InspectError::NotElf(_)) => {
+                return (FileKind::NotPlugin, false)
+            }
+            Err(e) => {
+                log(
+                    &self.out.to_log,
+                    format!("plugin file {shown} refused: {e}; it was not loaded"),
+                );
+                return (FileKind::Refused(None), false);
+            }
+        };
+        let name = declaration.name();
+        let current = match table.get(&name) {
+            Some(Route::Ready(generation)) => Some(generation.clone()),
+            _ => None,
+        };
+        if let Some(generation) = &current {
+            if generation.library.file != path {
+                log(
+                    &self.out.to_log,
+                    format!(
+                        "plugin {name} in {shown} refused: /ogi/{name} is already served by {}",
+                        generation.library.file.display()
+                    ),
+                );
+                return (FileKind::Refused(None), false);
+            }
+        }
+        let refuse = |keeper: &mut Keeper, table: &mut HashMap<String, Route>, why: String| {
+            let keeping = current
+                .as_ref()
+                .map(|g| format!("; generation {} keeps serving", g.library.generation));
+            let answer = if keeping.is_some() {
+                String::new()
+            } else {
+                format!("; /ogi/{name} answers 503")
+            };
+            log(
+                &keeper.out.to_log,
+                format!(
+                    "plugin {name} ({shown}) refused: {why}{}{answer}",
+                    keeping.unwrap_or_default()
+                ),
+            );
+            if current.is_none() {
+                table.insert(
+                    name.clone(),
+                    Route::Refused(Arc::new(Refusal {
+                        file: path.to_path_buf(),
+                        why,
+                    })),
+                );
+                return (FileKind::Refused(Some(name.clone())), true);
+            }
+            (FileKind::Refused(Some(name.clone())), false)
+        };
+        if let Err(mismatch) = declaration.check() {
+            return refuse(self, table, format!("{mismatch}; it was not loaded"));
+        }
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let copy = self.private_dir.join(format!("{generation}-{file_name}"));
+        let loaded = Library::load(
+            bytes,
+            declaration,
+            path,
+            &copy,
+            generation,
+            log_sink(&self.out.to_log),
+            config_source(&name, &self.out.live),
+        );
+        let library = match loaded {
+            Ok(library) => Arc::new(library),
+            Err(e) => return refuse(self, table, e.to_string()),
+        };
+        let counters = self.names.entry(name.clone()).or_default().clone();
+        let fresh = Generation::new(
+            library.clone(),
+            counters,
+            self.out.to_recycler.clone(),
+            self.out.live.clone(),
+        );
+        let version = declaration.version();
+        match table.insert(name.clone(), Route::Ready(Arc::new(fresh))) {
+            Some(Route::Ready(old)) => {
+                log(
+                    &self.out.to_log,
+                    format!(
+                        "plugin {name} {version}: generation {generation} from {shown} replaces generation {}, which drains",
+                        old.library.generation
+                    ),
+                );
+                self.retired.push(Retired {
+                    library: old.library.clone(),
+                    state: old.state.clone(),
+                });
+            }
+            _ => log(
+                &self.out.to_log,
+                format!(
+                    "plugin {name} {version}: attached from {shown} as generation {generation}"
+                ),
+            ),
+        }
+        (FileKind::Attached(name), true)
+    }
+
+    /// Removes the route a file provided, if it still provides it; true when it did.
+    fn detach(
+        &mut self,
+        kind: &FileKind,
+        path: &Path,
+        why: &str,
+        table: &mut HashMap<String, Route>,
+    ) -> bool {
+        let name = match kind {
+            FileKind::Attached(name) | FileKind::Refused(Some(name)) => name,
+            _ => return false,
+        };
+        match table.get(name) {
+            Some(Route::Ready(generation)) if generation.library.file == path => {
+                log(
+                    &self.out.to_log,
+                    format!(
+                        "plugin {name}: detached ({} {why}); requests in flight finish on generation {}",
+                        path.display(),
+                        generation.library.generation
+                    ),
+                );
+                self.retired.push(Retired {
+                    library: generation.library.clone(),
+                    state: generation.state.clone(),
+                });
+                table.remove(name);
+                true
+            }
+            Some(Route::Refused(refusal)) if refusal.file == path => {
+                table.remove(name);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Publishes the plug-in table for `/stats.html`.
+    fn publish_board(&mut self) {
+        self.retired.retain(|r| {
+            r.state.in_flight.load(Ordering::Relaxed) > 0 || r.state.owning.load(Ordering::Relaxed)
+        });
+        let table = self.out.routes.snapshot();
+        let mut names: Vec<&String> = table.keys().collect();
+        let mut draining: Vec<String> = self
+            .retired
+            .iter()
+            .map(|r| r.library.name())
+            .filter(|n| !table.contains_key(n))
+            .collect();
+        draining.sort();
+        draining.dedup();
+        names.sort();
+        let mut rows = Vec::with_capacity(names.len() + draining.len());
+        for name in names {
+            let counters = self.names.get(name).cloned().unwrap_or_default();
+            let older = self
+                .retired
+                .iter()
+                .filter(|r| &r.library.name() == name)
+                .count() as u32;
+            let row = match &table[name] {
+                Route::Ready(generation) => {
+                    let running = generation.state.running.load(Ordering::Relaxed);
+                    let state = if generation.state.owning.load(Ordering::Relaxed) {
+                        "owning".to_string()
+                    } else if running > 0 {
+                        format!("busy {running}")
+                    } else {
+                        "idle".to_string()
+                    };
+                    PluginRow {
+                        name: name.clone(),
+                        version: generation.library.declaration.version(),
+                        state,
+                        persist: generation.state.persist(),
+                        requests: counters.requests.load(Ordering::Relaxed),
+                        faults: counters.faults.load(Ordering::Relaxed),
+                        timeouts: counters.timeouts.load(Ordering::Relaxed),
+                        generations: 1 + older,
+                        generation: generation.library.generation,
+                        file: generation.library.file.display().to_string(),
+                        note: counters
+                            .last_fault
+                            .lock()
+                            .map(|n| n.clone())
+                            .unwrap_or_default(),
+                    }
+                }
+                Route::Refused(refusal) => PluginRow {
+                    name: name.clone(),
+                    version: String::new(),
+                    state: "refused".to_string(),
+                    persist: false,
+                    requests: counters.requests.load(Ordering::Relaxed),
+                    faults: counters.faults.load(Ordering::Relaxed),
+                    timeouts: counters.timeouts.load(Ordering::Relaxed),
+                    generations: older,
+                    generation: 0,
+                    file: refusal.file.display().to_string(),
+                    note: refusal.why.clone(),
+                },
+            };
+            rows.push(row);
+        }
+        for name in draining {
+            let counters = self.names.get(&name).cloned().unwrap_or_default();
+            let older: Vec<&Retired> = self
+                .retired
+                .iter()
+                .filter(|r| r.library.name() == name)
+                .collect();
+            let Some(last) = older.last() else { continue };
+            rows.push(PluginRow {
+                name: name.clone(),
+                version: last.library.declaration.version(),
+                state: "draining".to_string(),
+                persist: last.state.persist(),
+                requests: counters.requests.load(Ordering::Relaxed),
+                faults: counters.faults.load(Ordering::Relaxed),
+                timeouts: counters.timeouts.load(Ordering::Relaxed),
+                generations: older.len() as u32,
+                generation: last.library.generation,
+                file: last.library.file.display().to_string(),
+                note: String::new(),
+            });
+        }
+        self.out.board.store(Arc::new(rows));
+    }
+}
+
+fn log(to_log: &Sender<ToLog>, line: String) {
+    let _ = to_log.try_send(ToLog::Error(line));
+}
+
+fn log_sink(to_log: &Sender<ToLog>) -> LogSink {
+    let to_log = to_log.clone();
+    Arc::new(move |line: String| {
+        let _ = to_log.try_send(ToLog::Error(line));
+    })
+}
+
+/// A plug-in's configuration: for `game`, the server's `[game]` table.
+fn config_source(name: &str, live: &Live) -> ConfigSource {
+    let name = name.to_string();
+    let live = live.clone();
+    Arc::new(move || {
+        let cfg = live.load();
+        match name.as_str() {
+            "game" => cfg
+                .game
+                .as_ref()
+                .and_then(|table| toml::to_string(table).ok()),
+            _ => None,
+        }
+    })
+}
+
+/// The complete 504 response the keeper writes for a timed-out request.
+fn timeout_answer(cfg: &Config) -> Vec<u8> {
+    let body = reply::error_page(cfg, 504);
+    let mut out = Vec::with_capacity(256 + body.len());
+    push_status(&mut out, 1, 504, false);
+    push_header(&mut out, "Content-Type", b"text/html; charset=utf-8");
+    push_header_u64(&mut out, "Content-Length", body.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&body);
+    out
+}
