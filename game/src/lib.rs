@@ -5,6 +5,11 @@
 //! `front/` holds the frontends, which only translate bytes to and from the game's
 //! protocol (`protocol.rs`); `plugin.rs` binds it all to the server's plug-in interface.
 
+pub mod bots;
 pub mod event;
+pub mod front;
+pub mod plugin;
 pub mod protocol;
+pub mod settings;
+pub mod token;
 pub mod world;
