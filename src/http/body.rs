@@ -57,8 +57,10 @@ impl BodyReader {
         BodyReader { state, max_body_bytes, total: 0 }
     }
 
+    /// Whether the whole body has been delivered (a length-delimited body is done as soon as
+    /// its last byte is, without another `read`).
     pub fn is_done(&self) -> bool {
-        matches!(self.state, State::Done)
+        matches!(self.state, State::Done | State::Fixed { remaining: 0, chunked: false })
     }
 
     /// Bytes of body delivered so far.

@@ -1,1 +1,7 @@
+//! The integration tests: the real server binary over real sockets.
 
+mod support;
+
+mod static_files;
+mod cgi;
+mod cgi_apps;

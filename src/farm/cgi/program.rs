@@ -167,7 +167,10 @@ impl Program {
         self.stdin = None;
         self.stdout = None;
         if self.killed {
-            self.reap_now();
+            if let Ok(status) = self.child.wait() {
+                self.log_exit(status, to_log);
+            }
+            self.reaped = true;
             return;
         }
         let deadline = Instant::now() + LINGER;
@@ -235,7 +238,8 @@ impl Program {
     }
 
     fn log_exit(&self, status: ExitStatus, to_log: &Sender<ToLog>) {
-        if status.success() || self.killed {
+        // Death by our own SIGKILL is logged with its reason (timeout, client gone) elsewhere.
+        if status.success() || (self.killed && status.code().is_none()) {
             return;
         }
         let _ = to_log.try_send(ToLog::Error(format!(

@@ -2,10 +2,11 @@
 //! streamed to the client, stderr to the log, all in one poll(2) loop on this worker thread.
 
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags};
+use nix::sys::socket::{recv, MsgFlags};
 
 use super::program::{millis, Program};
 use super::Worker;
@@ -19,9 +20,6 @@ use crate::protocol::CloseReason;
 /// How long a parsed head is held back to learn whether the whole body follows at once, so
 /// short answers go out in one write with a Content-Length instead of chunked.
 const HOLD: Duration = Duration::from_millis(10);
-
-/// The peer shut its side down (nix names no POLLRDHUP flag).
-const RDHUP: PollFlags = PollFlags::from_bits_retain(libc::POLLRDHUP);
 
 /// Held body bytes past which the head goes out at once.
 const HOLD_MAX_BYTES: usize = 64 * 1024;
@@ -88,6 +86,8 @@ pub struct Stream<'a> {
     pending_at: usize,
     /// stdin closed early by the program; the rest of the body is not read.
     body_abandoned: bool,
+    /// Watch the idle client socket for end of file (off once it holds a pipelined request).
+    watch_client: bool,
     phase: Phase,
     keep_alive: bool,
     status: u16,
@@ -119,6 +119,8 @@ impl<'a> Stream<'a> {
     ) -> Stream<'a> {
         let now = Instant::now();
         let keep_alive = req.keep_alive;
+        // Nothing from an earlier exchange may be taken for this program's output.
+        worker.held.clear();
         Stream {
             conn,
             req,
@@ -128,6 +130,7 @@ impl<'a> Stream<'a> {
             pending: Vec::new(),
             pending_at: 0,
             body_abandoned: false,
+            watch_client: true,
             phase: if nph { Phase::Raw } else { Phase::Head },
             keep_alive,
             status: 200,
@@ -143,7 +146,10 @@ impl<'a> Stream<'a> {
     /// Runs the exchange to its end. The program is killed on every abnormal end.
     pub fn run(mut self) -> Ending {
         let ending = self.pump();
-        if !matches!(ending, Ending::Answered { .. } | Ending::Redirect { .. }) {
+        // A program whose output has ended is left to exit by itself (`Program::finish`
+        // waits a little, then kills); one still writing or running is stopped now.
+        let output_ended = self.program.stdout.is_none();
+        if !output_ended && !matches!(ending, Ending::Answered { .. } | Ending::Redirect { .. }) {
             self.program.kill();
         }
         ending
@@ -214,6 +220,9 @@ impl<'a> Stream<'a> {
                 let scratch = &mut self.worker.stderr_scratch;
                 self.program.drain_stderr(scratch, &self.worker.to_log);
             }
+            if ready.client_data && !want_body && self.peer_closed() {
+                return self.client_gone();
+            }
             if ready.client_gone && !(ready.client_data && want_body) {
                 return self.client_gone();
             }
@@ -236,11 +245,12 @@ impl<'a> Stream<'a> {
             slots[2] = fds.len();
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLOUT));
         }
-        // The client is watched for hang-up always, and for data only while its body is due.
-        let client_events = if want_body {
-            PollFlags::POLLIN | RDHUP
+        // The client is readable when its body arrives, or when it hangs up (end of file);
+        // once it has sent a pipelined request instead, only errors are watched.
+        let client_events = if want_body || self.watch_client {
+            PollFlags::POLLIN
         } else {
-            RDHUP
+            PollFlags::empty()
         };
         slots[3] = fds.len();
         fds.push(PollFd::new(self.conn.stream.as_fd(), client_events));
@@ -262,8 +272,24 @@ impl<'a> Stream<'a> {
             stdin: events(slots[2])
                 .intersects(PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP),
             client_data: client.contains(PollFlags::POLLIN),
-            client_gone: client.intersects(RDHUP | PollFlags::POLLHUP | PollFlags::POLLERR),
+            client_gone: client.intersects(PollFlags::POLLHUP | PollFlags::POLLERR),
         })
+    }
+
+    /// The client socket is readable while no body is due: end of file means the client
+    /// has gone; data is its next request, which stays queued in the socket.
+    fn peer_closed(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        match recv(self.conn.stream.as_raw_fd(), &mut probe, flags) {
+            Ok(0) => true,
+            Ok(_) => {
+                self.watch_client = false;
+                false
+            }
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => false,
+            Err(_) => true,
+        }
     }
 
     /// Reads the next piece of the request body into `pending`.
@@ -515,21 +541,24 @@ impl<'a> Stream<'a> {
 
     /// The program's stdout has ended.
     fn end_of_output(&mut self) -> Ending {
-        match std::mem::replace(&mut self.phase, Phase::Discard) {
+        match self.phase {
             Phase::Head if self.worker.held.is_empty() => {
-                self.failed(502, "exited without any output")
+                return self.failed(502, "exited without any output");
             }
-            Phase::Head => {
-                self.worker.held.clear();
-                self.failed(502, "output ended inside the response head")
+            Phase::Head => return self.failed(502, "output ended inside the response head"),
+            Phase::Raw if self.body_bytes == 0 => {
+                return self.failed(502, "exited without any output");
             }
-            hold @ Phase::Hold { .. } => {
-                self.phase = hold;
+            Phase::Hold { .. } => {
                 if let Err(ending) = self.release_hold(true) {
                     return ending;
                 }
-                self.end_of_output()
+                return self.end_of_output();
             }
+            _ => {}
+        }
+        match std::mem::replace(&mut self.phase, Phase::Discard) {
+            Phase::Head | Phase::Hold { .. } => self.failed(502, "exited without any output"),
             Phase::Body(Framing::Chunked) => {
                 let written = self
                     .conn
@@ -545,10 +574,6 @@ impl<'a> Stream<'a> {
                 reason: CloseReason::HandlerFailed,
                 why: "output ended before its Content-Length".to_string(),
             },
-            Phase::Raw if self.body_bytes == 0 => {
-                self.phase = Phase::Raw;
-                self.failed(502, "exited without any output")
-            }
             Phase::Body(Framing::UntilClose) | Phase::Raw => {
                 self.keep_alive = false;
                 self.answered()
