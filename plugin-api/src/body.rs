@@ -26,8 +26,16 @@ fn invalid(why: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why)
 }
 
+fn too_large() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::FileTooLarge,
+        "request body larger than allowed",
+    )
+}
+
 /// Reads the rest of the body: bytes in `unread` first, then from `source`. Bytes past the
-/// body stay in `unread`. More than `max_bytes` is an `InvalidData` error.
+/// body stay in `unread`. More than `max_bytes` is a `FileTooLarge` error, bad framing
+/// `InvalidData`.
 pub(crate) fn read_all(
     state: &mut BodyState,
     unread: &mut Vec<u8>,
@@ -65,7 +73,7 @@ fn read_length(
     max_bytes: usize,
 ) -> io::Result<Vec<u8>> {
     if n > max_bytes as u64 {
-        return Err(invalid("request body larger than allowed"));
+        return Err(too_large());
     }
     let n = n as usize;
     while unread.len() < n {
@@ -116,7 +124,7 @@ fn read_chunked(
             return Ok(body);
         }
         if body.len().saturating_add(size) > max_bytes {
-            return Err(invalid("request body larger than allowed"));
+            return Err(too_large());
         }
         while unread.len() < size {
             fill(unread, source)?;
@@ -175,7 +183,7 @@ mod tests {
     #[test]
     fn limits_and_bad_framing_are_errors() {
         let (got, _, state) = read(BodyState::Length(500), b"", b"", 100);
-        assert_eq!(got.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(got.unwrap_err().kind(), io::ErrorKind::FileTooLarge);
         assert_eq!(state, BodyState::Broken);
         let (got, _, _) = read(BodyState::Chunked, b"zz\r\n", b"", 100);
         assert_eq!(got.unwrap_err().kind(), io::ErrorKind::InvalidData);

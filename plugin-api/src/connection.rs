@@ -253,8 +253,9 @@ impl Connection {
     }
 
     /// Reads the whole request body (Content-Length or chunked), at most `max_bytes`; sends
-    /// `100 Continue` first when the client asked for it. A larger body is an `InvalidData`
-    /// error, after which the connection can still be answered (413, say) but not kept alive.
+    /// `100 Continue` first when the client asked for it. A larger body is an
+    /// `ErrorKind::FileTooLarge` error and bad chunked framing `InvalidData`; after either the
+    /// connection can still be answered (413 or 400) but is not kept alive.
     pub fn read_body(&mut self, max_bytes: usize) -> io::Result<Vec<u8>> {
         if self.body == BodyState::Done {
             return Ok(Vec::new());

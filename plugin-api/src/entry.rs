@@ -74,17 +74,17 @@ unsafe extern "C" fn init_entry(api: *const HostApi, context: *const c_void) -> 
         set_link(unsafe { *api }, context);
         std::panic::set_hook(Box::new(|info| {
             let thread = std::thread::current();
-            let where_ = info
+            let in_thread = thread
+                .name()
+                .map(|n| format!(" in thread '{n}'"))
+                .unwrap_or_default();
+            let at = info
                 .location()
                 .map(|l| format!(" at {}:{}", l.file(), l.line()))
                 .unwrap_or_default();
             log_line(
                 0,
-                &format!(
-                    "panicked in thread '{}'{where_}: {}",
-                    thread.name().unwrap_or("unnamed"),
-                    panic_text(info.payload())
-                ),
+                &format!("panicked{in_thread}{at}: {}", panic_text(info.payload())),
             );
         }));
     })

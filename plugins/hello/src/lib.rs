@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use plugin_api::{declare_plugin, Connection, Host, Next, Plugin};
 
+/// The longest name a POST may send.
+const MAX_NAME_BYTES: usize = 4096;
+
 /// Instances made since this copy of the library was loaded.
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
@@ -29,14 +32,34 @@ impl Plugin for Hello {
         false
     }
 
-    fn handle(&mut self, conn: Connection) -> Next {
+    fn handle(&mut self, mut conn: Connection) -> Next {
         self.served += 1;
-        let req = conn.request();
-        let who = req
-            .query_decoded
-            .as_deref()
-            .filter(|q| !q.is_empty())
-            .unwrap_or("world");
+        // The name to greet: the query string, or the body of a POST.
+        let mut who = conn.request().query_decoded.clone().unwrap_or_default();
+        if conn.request().method == "POST" {
+            match conn.read_body(MAX_NAME_BYTES) {
+                Ok(body) => who = String::from_utf8_lossy(&body).into_owned(),
+                Err(e) => {
+                    let status = match e.kind() {
+                        std::io::ErrorKind::FileTooLarge => 413,
+                        std::io::ErrorKind::InvalidData => 400,
+                        // The client went away: dropping the connection gives it back.
+                        _ => return Next::Continue,
+                    };
+                    let _ = conn.respond(
+                        status,
+                        &[("Content-Type", "text/plain")],
+                        format!("{e}\n").as_bytes(),
+                    );
+                    return Next::Continue;
+                }
+            }
+        }
+        let who = if who.trim().is_empty() {
+            "world"
+        } else {
+            who.trim()
+        };
         let body = format!(
             "<!DOCTYPE html>\n<html><head><title>hello</title></head><body>\n\
              <h1>Hello, {}!</h1>\n\
