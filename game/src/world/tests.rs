@@ -241,7 +241,9 @@ fn a_player_whose_frontend_hangs_up_leaves_the_world() {
     erin.sees(|e| matches!(e, Event::Departed { who, toward: None } if &**who == "frank"));
     // The room lets frank go before his user process hands its record to the gate, so the
     // gate may still count him for a moment.
-    let who = (0..100).map(|_| erin.text("who")).find(|who| who == "Playing now (1): erin.");
+    let who = (0..100)
+        .map(|_| erin.text("who"))
+        .find(|who| who == "Playing now (1): erin.");
     assert!(who.is_some());
 }
 
