@@ -35,3 +35,6 @@ pub trait Exchange: Send {
     /// Writes the response and gives the connection back.
     fn respond(self: Box<Self>, response: WebResponse);
 }
+
+#[cfg(test)]
+mod tests;

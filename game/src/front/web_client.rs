@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, select, tick, Receiver, Sender, TrySendError};
 use serde_json::json;
 
+use crate::event::Event;
 use crate::front::page::{self, Shown};
 use crate::front::web::COOKIE;
 use crate::front::{Exchange, WebResponse};
@@ -102,6 +103,8 @@ struct Client {
     waiting: Vec<Waiting>,
     next_ticket: Ticket,
     entered: bool,
+    /// The world has said goodbye: the player is leaving.
+    left: bool,
     ended: bool,
     last_request: Instant,
     /// A newly registered player's token, sent as the websocket's first frame.
@@ -152,6 +155,7 @@ pub fn run(setup: WebClientSetup, inbox: Receiver<ToWebClient>) {
     };
     // The page request that carried a registration waits for the player's first view.
     let mut first_page: Option<Box<dyn Exchange>> = None;
+    let registered_by_socket = matches!(identity, Identity::Register(Some(_)));
     let (name, mode) = match identity {
         Identity::Resume(name) => (name, LoginMode::Resume),
         Identity::Register(Some(name)) => (name, LoginMode::Register),
@@ -209,8 +213,9 @@ pub fn run(setup: WebClientSetup, inbox: Receiver<ToWebClient>) {
         entered: false,
         ended: false,
         last_request: Instant::now(),
-        token_frame: (mode == LoginMode::Register)
+        token_frame: registered_by_socket
             .then(|| json!({ "token": token, "name": name }).to_string()),
+        left: false,
     };
     if let Some(exchange) = first_page {
         client.waiting.push(Waiting {
@@ -365,7 +370,13 @@ impl Client {
 
     fn answer(&mut self, exchange: Box<dyn Exchange>) {
         let lines: Vec<Shown> = self.scrollback.iter().cloned().collect();
-        let mut response = page::play(&self.base, &self.name, &lines, self.seen, self.ended);
+        let mut response = page::play(
+            &self.base,
+            &self.name,
+            &lines,
+            self.seen,
+            self.ended || self.left,
+        );
         response
             .headers
             .push(("Set-Cookie".to_string(), self.cookie.clone()));
@@ -387,6 +398,7 @@ impl Client {
     fn on_user(&mut self, message: ToFrontend) {
         match message {
             ToFrontend::Event(event) => {
+                self.left |= event == Event::Goodbye;
                 let text = event.to_string();
                 self.push(json!({ "kind": event.kind(), "text": text }).to_string());
                 self.remember(event.kind(), text);
