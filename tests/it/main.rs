@@ -5,3 +5,5 @@ mod support;
 mod static_files;
 mod cgi;
 mod cgi_apps;
+mod game;
+mod plugins;

@@ -1,0 +1,495 @@
+//! The adventure game at `/ogi/game`, played through the real server by real peers: a
+//! websocket client (tungstenite), a browser (headless Chromium driven by playwright-core,
+//! `tests/game/browser.mjs`) and an IRC player (Python's `irc` library,
+//! `tests/game/irc_player.py`) on a real `ngircd`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::{Message, WebSocket};
+
+use crate::support::{self, Response, Server, ServerOpts};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A plug-in directory holding only the built game.
+fn game_plugins(dir: &Path) -> PathBuf {
+    let built = support::binary().with_file_name("libgame.so");
+    assert!(
+        built.exists(),
+        "{} is missing: build it with `cargo build -p occwserv-game`",
+        built.display()
+    );
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(&built, plugins.join("libgame.so")).unwrap();
+    plugins
+}
+
+/// Starts the server with the game, its state in `state_dir`.
+fn start_game(plugins: &Path, state_dir: &Path, game_config: &str) -> Server {
+    let extra_config = format!(
+        "[game]\nstate_dir = {:?}\n{game_config}",
+        state_dir.to_string_lossy()
+    );
+    let server = Server::start(ServerOpts {
+        plugins: Some(plugins.to_path_buf()),
+        extra_config,
+        ..ServerOpts::default()
+    });
+    // The plug-in starts with its first request.
+    let first = get(&server, "/ogi/game", None);
+    assert_eq!(
+        first.status,
+        200,
+        "{}\n{}",
+        first.text(),
+        server.error_log()
+    );
+    server
+}
+
+fn get(server: &Server, path: &str, cookie: Option<&str>) -> Response {
+    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: occgame={c}\r\n"));
+    server.request(&format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{cookie}Connection: close\r\n\r\n"
+    ))
+}
+
+fn post(server: &Server, cookie: Option<&str>, form: &str) -> Response {
+    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: occgame={c}\r\n"));
+    server.request(&format!(
+        "POST /ogi/game HTTP/1.1\r\nHost: localhost\r\n{cookie}Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    ))
+}
+
+/// The token a response's `Set-Cookie` carries.
+fn token_of(response: &Response) -> String {
+    let cookie = response
+        .header("set-cookie")
+        .unwrap_or_else(|| panic!("no cookie: {response:?}"));
+    let value = cookie.strip_prefix("occgame=").unwrap();
+    value.split(';').next().unwrap().to_string()
+}
+
+/// The text of the page's events marked new since the last request.
+fn new_events(response: &Response) -> String {
+    let page = response.text();
+    page.split("<div class=\"ev ")
+        .filter(|part| {
+            part.split('"')
+                .next()
+                .is_some_and(|class| class.ends_with(" new"))
+        })
+        .map(|part| {
+            part.split_once('>')
+                .unwrap()
+                .1
+                .split("</div>")
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A websocket player with a real client.
+struct WsPlayer {
+    socket: WebSocket<TcpStream>,
+    next_id: u64,
+}
+
+impl WsPlayer {
+    fn connect(server: &Server, query: &str, cookie: Option<&str>) -> WsPlayer {
+        let stream = TcpStream::connect(server.addr()).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut request = format!("ws://{}/ogi/game/ws{query}", server.addr())
+            .into_client_request()
+            .unwrap();
+        if let Some(cookie) = cookie {
+            request
+                .headers_mut()
+                .insert("Cookie", format!("occgame={cookie}").parse().unwrap());
+        }
+        let (socket, response) = tungstenite::client(request, stream).unwrap();
+        assert_eq!(response.status().as_u16(), 101);
+        WsPlayer { socket, next_id: 1 }
+    }
+
+    /// Registers a new player; returns it with its token.
+    fn register(server: &Server, name: &str) -> (WsPlayer, String) {
+        let mut player = WsPlayer::connect(server, &format!("?name={name}"), None);
+        let first = player.frame();
+        let token = first["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token in {first}"))
+            .to_string();
+        (player, token)
+    }
+
+    fn frame(&mut self) -> serde_json::Value {
+        loop {
+            match self.socket.read().expect("a frame within the read timeout") {
+                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Message::Close(_) => panic!("the game closed the websocket"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends a command and returns the text of the events up to its `done`.
+    fn command(&mut self, line: &str) -> String {
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = serde_json::json!({ "command": line, "id": id }).to_string();
+        self.socket.send(Message::Text(frame)).unwrap();
+        let mut texts = Vec::new();
+        loop {
+            let frame = self.frame();
+            if frame["done"].as_u64() == Some(id) {
+                return texts.join("\n");
+            }
+            if let Some(text) = frame["text"].as_str() {
+                texts.push(text.to_string());
+            }
+        }
+    }
+
+    /// Reads frames until an event's text satisfies `wanted`.
+    fn sees(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            let frame = self.frame();
+            if let Some(text) = frame["text"].as_str().filter(|t| wanted(t)) {
+                return text.to_string();
+            }
+        }
+        panic!("not seen within {WAIT:?}");
+    }
+}
+
+#[test]
+fn game_websocket_players_see_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = game_plugins(dir.path());
+    let server = start_game(&plugins, &dir.path().join("state"), "bots = 0\n");
+    let (mut wendy, _) = WsPlayer::register(&server, "Wendy");
+    assert!(wendy.command("look").starts_with("The Listening Gate\n"));
+    let (mut xavier, _) = WsPlayer::register(&server, "Xavier");
+    wendy.sees(|t| t == "Xavier appears in a flicker of packets.");
+    assert_eq!(xavier.command("say hello, Wendy"), "You say: hello, Wendy");
+    wendy.sees(|t| t == "Xavier says: hello, Wendy");
+    assert_eq!(xavier.command("take lamp"), "You take a brass lamp.");
+    wendy.sees(|t| t == "Xavier takes a brass lamp.");
+    assert!(xavier.command("north").starts_with("Front-End Hall"));
+    wendy.sees(|t| t == "Xavier leaves north.");
+    assert_eq!(
+        xavier.command("dance"),
+        "I don't know how to 'dance'. Type help for the commands."
+    );
+    assert!(wendy.command("who").contains("Wendy and Xavier"));
+    assert!(xavier.command("quit").contains("You leave the world"));
+    assert_eq!(xavier.frame(), serde_json::json!({ "ended": true }));
+    // A name that is taken is refused on the socket too.
+    let mut again = WsPlayer::connect(&server, "?name=wendy", None);
+    assert!(again.frame()["error"].as_str().unwrap().contains("taken"));
+}
+
+#[test]
+fn game_web_page_plays_by_posting_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = game_plugins(dir.path());
+    let server = start_game(&plugins, &dir.path().join("state"), "bots = 0\n");
+    let login = get(&server, "/ogi/game", None);
+    assert!(login.text().contains("name=\"name\""));
+    assert_eq!(
+        login.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+
+    let registered = post(&server, None, "name=Petra");
+    assert_eq!(registered.status, 200, "{}", registered.text());
+    let token = token_of(&registered);
+    assert!(
+        new_events(&registered).starts_with("The Listening Gate"),
+        "{}",
+        registered.text()
+    );
+    assert!(registered.text().contains("http-equiv=\"refresh\""));
+
+    let looked = post(&server, Some(&token), "command=take+lamp");
+    assert_eq!(
+        new_events(&looked),
+        "&gt; take lamp\nYou take a brass lamp."
+    );
+    let moved = post(&server, Some(&token), "command=north");
+    assert!(new_events(&moved).contains("Front-End Hall"));
+    // A refresh shows only what happened since.
+    assert_eq!(new_events(&get(&server, "/ogi/game", Some(&token))), "");
+
+    assert_eq!(post(&server, None, "name=petra").status, 409);
+    assert_eq!(post(&server, None, "name=%3Cb%3E").status, 400);
+    assert_eq!(
+        get(&server, "/ogi/game/elsewhere", Some(&token)).status,
+        404
+    );
+    let raw = server.raw(
+        format!("HEAD /ogi/game HTTP/1.1\r\nHost: localhost\r\nCookie: occgame={token}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    let head = Response::parse_one(&raw, true).unwrap();
+    assert_eq!(head.status, 200);
+    assert_eq!(raw.len(), head.head_len, "a HEAD answer has no body");
+}
+
+#[test]
+fn game_restart_keeps_places_inventories_and_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = game_plugins(dir.path());
+    let state = dir.path().join("state");
+    let token;
+    {
+        let server = start_game(&plugins, &state, "bots = 1\n");
+        let registered = post(&server, None, "name=Rosa");
+        token = token_of(&registered);
+        post(&server, Some(&token), "command=take+lamp");
+        post(&server, Some(&token), "command=north");
+        post(&server, Some(&token), "command=take+scroll");
+        post(&server, Some(&token), "command=drop+lamp");
+        post(&server, Some(&token), "command=west");
+        // The change log reaches the disk within the journal's flush interval; the server
+        // is then killed with SIGKILL (the support harness's drop).
+        let log = state.join("changes.log");
+        let deadline = Instant::now() + WAIT;
+        let flushed = || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains(r#""room":"pool""#)
+        };
+        while !flushed() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(flushed(), "the change log never reached the disk");
+    }
+    let server = start_game(&plugins, &state, "bots = 1\n");
+    let page = get(&server, "/ogi/game", Some(&token));
+    assert_eq!(page.status, 200);
+    assert!(
+        new_events(&page).starts_with("The Idle Pool"),
+        "{}",
+        page.text()
+    );
+    let inventory = post(&server, Some(&token), "command=inventory");
+    assert_eq!(
+        new_events(&inventory),
+        "&gt; inventory\nYou are carrying a scroll reading GET / HTTP/1.1."
+    );
+    post(&server, Some(&token), "command=east");
+    assert!(new_events(&post(&server, Some(&token), "command=look")).contains("a brass lamp"));
+
+    // The same token opens the websocket; a tampered one is refused on both routes.
+    let mut rosa = WsPlayer::connect(&server, "", Some(&token));
+    assert!(rosa.command("look").starts_with("Front-End Hall"));
+    let mut tampered = token.clone().into_bytes();
+    let inside_mac = tampered.len() - 10;
+    tampered[inside_mac] = if tampered[inside_mac] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let refused = get(&server, "/ogi/game", Some(&tampered));
+    assert_eq!(refused.status, 403);
+    assert!(refused.text().contains("Your token was refused"));
+    // Another name ("mallory") under Rosa's signature.
+    let forged = format!("v1.bWFsbG9yeQ.{}", token.rsplit_once('.').unwrap().1);
+    assert_eq!(get(&server, "/ogi/game", Some(&forged)).status, 403);
+    let socket = server.request(&format!(
+        "GET /ogi/game/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nCookie: occgame={tampered}\r\n\r\n"
+    ));
+    assert_eq!(socket.status, 403);
+}
+
+/// A real IRC server on a free loopback port, with flood penalties off; killed on drop.
+struct Ngircd {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Ngircd {
+    fn start() -> Ngircd {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("ngircd.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "[Global]\nName = irc.occwserv.test\nInfo = occwserv game test\nListen = 127.0.0.1\nPorts = {port}\n\
+                 MotdPhrase = \"test\"\n[Limits]\nMaxPenaltyTime = 0\n[Options]\nPAM = no\nDNS = no\nIdent = no\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("ngircd")
+            .arg("--nodaemon")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ngircd is installed (apt-get install ngircd)");
+        let ircd = Ngircd {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "ngircd did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ircd
+    }
+}
+
+impl Drop for Ngircd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A child process killed on drop.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (bounded) for a child to exit; whether it succeeded, and its stdout lines.
+fn finish(mut peer: Peer, lines: &mpsc::Receiver<String>) -> (bool, Vec<String>) {
+    let deadline = Instant::now() + WAIT * 2;
+    let success = loop {
+        if let Some(status) = peer.0.try_wait().unwrap() {
+            break status.success();
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The reader thread ends with the child's stdout; take what it has read.
+    let mut out = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) {
+        out.push(line);
+    }
+    (success, out)
+}
+
+/// Reads a child's stdout lines into a channel.
+fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (to_test, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if to_test.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    lines
+}
+
+#[test]
+fn game_browser_websocket_and_irc_players_share_one_world() {
+    let tests_game = support::repo().join("tests/game");
+    assert!(
+        tests_game.join("node_modules/playwright-core").exists(),
+        "run `npm ci` in tests/game to install playwright-core"
+    );
+    let ircd = Ngircd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = game_plugins(dir.path());
+    let irc = format!("bots = 2\n[game.irc]\nserver = \"127.0.0.1\"\nport = {}\nsend_interval_ms = 10\nburst = 50\n", ircd.port);
+    let server = start_game(&plugins, &dir.path().join("state"), &irc);
+    assert!(
+        server.wait_for_log("game irc: connected"),
+        "{}",
+        server.error_log()
+    );
+
+    let (mut wendy, _) = WsPlayer::register(&server, "Wendy");
+    assert!(wendy.command("look").starts_with("The Listening Gate"));
+
+    // The browser player registers, looks, and then waits for the IRC player's words.
+    let said = "Hello from IRC";
+    let url = format!("http://{}/ogi/game", server.addr());
+    let screenshot = dir.path().join("browser.png");
+    let mut browser = Command::new("node")
+        .current_dir(&tests_game)
+        .args(["browser.mjs", &url, "Brenda", &format!("Ivan says: {said}")])
+        .arg(&screenshot)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node is installed");
+    let browser_lines = stdout_lines(&mut browser);
+    let browser = Peer(browser);
+    let ready = browser_lines
+        .recv_timeout(WAIT * 2)
+        .expect("the browser player gets ready");
+    assert!(ready.starts_with("READY v1."), "{ready}");
+    wendy.sees(|t| t == "Brenda appears in a flicker of packets.");
+
+    // The IRC player sees both others in the room, then speaks.
+    let mut irc_player = Command::new("python3")
+        .current_dir(&tests_game)
+        .args([
+            "irc_player.py",
+            "127.0.0.1",
+            &ircd.port.to_string(),
+            "Ivan",
+            "occgam",
+            said,
+            "Brenda",
+            "Wendy",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is installed");
+    let irc_lines = stdout_lines(&mut irc_player);
+    let (irc_ok, irc_out) = finish(Peer(irc_player), &irc_lines);
+    assert!(
+        irc_ok && irc_out.contains(&"DONE".to_string()),
+        "{irc_out:?}\n{}",
+        server.error_log()
+    );
+
+    // The browser saw it arrive live, and so did the websocket player.
+    let (browser_ok, browser_out) = finish(browser, &browser_lines);
+    assert!(browser_ok, "{browser_out:?}");
+    assert!(
+        browser_out
+            .iter()
+            .any(|l| l == &format!("SAW Ivan says: {said}")),
+        "{browser_out:?}"
+    );
+    wendy.sees(|t| t == format!("Ivan says: {said}"));
+    assert!(screenshot.exists());
+    let _ = std::io::stdout().flush();
+}
