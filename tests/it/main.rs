@@ -6,4 +6,3 @@ mod static_files;
 mod cgi;
 mod cgi_apps;
 mod game;
-mod plugins;
