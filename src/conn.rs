@@ -33,6 +33,8 @@ pub struct Conn {
     pub registered: bool,
     /// When the connection last became readable (start of the current request).
     pub request_started: Instant,
+    /// Time spent parked in idle.pool waiting for this request, for the stats.
+    pub keep_alive_wait: Option<Duration>,
 }
 
 /// What a non-blocking read found.
@@ -61,6 +63,7 @@ impl Conn {
             head_deadline: None,
             registered: false,
             request_started: now,
+            keep_alive_wait: None,
         }
     }
 

@@ -11,6 +11,8 @@ pub mod net;
 
 pub mod farm;
 
+pub mod cache;
+
 pub mod back;
 
 pub mod support;

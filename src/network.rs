@@ -34,10 +34,13 @@ use crate::net::acceptor::{self, AcceptorOut};
 use crate::net::idle_pool::{self, IdleOut};
 use crate::par::Net;
 use crate::plugin_host::PluginBoard;
-use crate::protocol::{ToCgi, ToFrontEnd, ToLog, ToPlugin, ToPluginKeeper, ToRecycler, ToStatic, ToStats};
+use crate::cache::control::{self as cache_control, ControlOut};
+use crate::cache::{hash as cache_hash, CacheBoard, CacheSnapshot};
+use crate::protocol::{ToCacheControl, ToCacheHash, ToCgi, ToFrontEnd, ToLog, ToPlugin, ToPluginKeeper, ToRecycler, ToStatic, ToStats};
 use crate::support::config::{self, Config, Live, Overrides, ToConfig};
 use crate::support::meters::Meters;
-use crate::support::{log, stats};
+use crate::support::stats::{self, Probe};
+use crate::support::log;
 
 /// Handles the main thread keeps on the running network.
 pub struct Running {
@@ -57,6 +60,8 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
 
     // One channel per arrow of the diagram.
     let (to_front_end, front_end_inbox) = unbounded::<ToFrontEnd>();
+    let (to_cache, cache_inbox) = bounded::<ToCacheHash>(1024);
+    let (to_cache_control, cache_control_inbox) = bounded::<ToCacheControl>(1024);
     let (to_static, static_inbox) = bounded::<ToStatic>(1024);
     let (to_cgi, cgi_inbox) = bounded::<ToCgi>(cfg.cgi.queue.max(1));
     let (to_plugin, plugin_inbox) = bounded::<ToPlugin>(cfg.ogi.queue.max(1));
@@ -65,6 +70,19 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
     let (to_idle, idle_inbox) = idle_pool::channel()?;
     let (to_log, log_inbox) = bounded::<ToLog>(8192);
     let (to_config, config_inbox) = unbounded::<ToConfig>();
+    // The stats page reads each arrow's queue length through a receiver clone.
+    let queues = vec![
+        Probe::of("front-end", &front_end_inbox),
+        Probe::of("cache.hash", &cache_inbox),
+        Probe::of("cache.control", &cache_control_inbox),
+        Probe::of("static", &static_inbox),
+        Probe::of("cgi", &cgi_inbox),
+        Probe::of("plugin", &plugin_inbox),
+        Probe::of("stats", &stats_inbox),
+        Probe::of("recycler", &recycler_inbox),
+        Probe::new("idle.pool", idle_inbox.length_probe()),
+        Probe::of("log", &log_inbox),
+    ];
 
     let l = live.clone();
     net.process("log", move || log::run(log_inbox, l))?;
@@ -80,7 +98,7 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
     net.process("acceptor", move || acceptor::run(listener, acceptor_out))?;
 
     let front_end_out = FrontEndOut {
-        to_static: to_static.clone(),
+        to_cache: to_cache.clone(),
         to_cgi,
         to_plugin,
         to_stats: to_stats.clone(),
@@ -92,7 +110,14 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
         front_end::run(inbox, front_end_out.clone())
     })?;
 
-    let static_out = StaticOut { to_recycler: to_recycler.clone(), live: live.clone() };
+    let ts = to_static.clone();
+    net.process("cache.hash", move || cache_hash::run(cache_inbox, ts))?;
+    let cache_board: CacheBoard = Arc::new(ArcSwap::from_pointee(CacheSnapshot::default()));
+    let control_out =
+        ControlOut { to_hash: to_cache, to_log: to_log.clone(), board: cache_board.clone(), live: live.clone() };
+    net.process("cache.control", move || cache_control::run(cache_control_inbox, control_out))?;
+
+    let static_out = StaticOut { to_recycler: to_recycler.clone(), to_cache_control, live: live.clone() };
     net.farm("static", true, static_inbox, live.clone(), |c| (c.static_idle, c.static_max), move |inbox| {
         static_file::run(inbox, static_out.clone())
     })?;
@@ -142,7 +167,7 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
     };
     net.process("recycler", move || recycler::run(recycler_inbox, recycler_out))?;
 
-    let stats_out = stats::StatsOut { to_recycler, live: live.clone(), meters: meters.clone(), gauges: net.gauges(), board };
+    let stats_out = stats::StatsOut { to_recycler, live: live.clone(), meters: meters.clone(), gauges: net.gauges(), board, queues, cache: cache_board };
     net.process("stats", move || stats::run(stats_inbox, stats_out))?;
 
     Ok(Running { live, meters, to_config, to_log, net })

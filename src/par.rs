@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
@@ -36,6 +36,18 @@ pub struct Gauge {
 
 thread_local! {
     static CURRENT: std::cell::RefCell<Option<Arc<Gauge>>> = const { std::cell::RefCell::new(None) };
+    static JOB_STARTED: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks now as the moment the calling process took its current job (farm workers do this
+/// in `Inbox::recv`; a single process such as stats calls it itself).
+pub fn start_job() {
+    JOB_STARTED.with(|c| c.set(Some(Instant::now())));
+}
+
+/// When the calling process took its current job, for the queue-wait and handler latencies.
+pub fn job_started() -> Option<Instant> {
+    JOB_STARTED.with(|c| c.get())
 }
 
 /// Runs `wait` (a blocking poll on a socket) counted as blocked in the calling worker's farm.
@@ -109,6 +121,7 @@ impl<T> Inbox<T> {
                 }
             }
         };
+        start_job();
         self.busy = true;
         self.gauge.busy.fetch_add(1, Ordering::Relaxed);
         self.gauge.jobs.fetch_add(1, Ordering::Relaxed);
@@ -126,6 +139,13 @@ impl<T> Inbox<T> {
             self.gauge.total.fetch_sub(1, Ordering::Relaxed);
         }
         None
+    }
+}
+
+impl<T> Inbox<T> {
+    /// No job is waiting: a good moment to flush batched reports.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
     }
 }
 

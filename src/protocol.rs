@@ -2,7 +2,7 @@
 //! that receives them.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::conn::Conn;
 use crate::http::Request;
@@ -14,10 +14,28 @@ pub enum ToFrontEnd {
     Read(Conn),
 }
 
+/// To cache.hash: a request for the document root.
+pub enum ToCacheHash {
+    /// Find the request's cached entry, or pass it on to static.farm.
+    Lookup { conn: Conn, req: Request },
+    /// From cache.control: what is cached from now on.
+    Table(crate::cache::Table),
+}
+
+/// To cache.control, which decides what is cached.
+pub enum ToCacheControl {
+    /// Files served, for their scores (batched by each static worker).
+    Hits(Vec<crate::cache::Hit>),
+    /// A cached file changed or vanished on disk: drop it now.
+    Stale(String),
+}
+
 /// To static.farm: serve a file from the document root.
 pub enum ToStatic {
     /// Serve `req.path` from the root.
     File { conn: Conn, req: Request },
+    /// Serve `req.path` from a cached entry (checked against the disk when due).
+    Cached { conn: Conn, req: Request, entry: Arc<crate::cache::Entry> },
 }
 
 /// To cgi.farm: run a CGI program.
@@ -47,6 +65,8 @@ pub enum ToStats {
     Page { conn: Conn, req: Request, format: StatsFormat },
     /// A connection was refused at the limit.
     Refused,
+    /// The recycler has sent every record it held when it received `ToRecycler::Flush(n)`.
+    Flushed(u64),
 }
 
 /// Which rendering of the statistics was asked for.
@@ -64,6 +84,9 @@ pub enum ToRecycler {
     /// Finished or abandoned; log the reason, then close. `Exchange` is present when a
     /// response (even an error) was sent.
     Close(Conn, CloseReason, Option<Exchange>),
+    /// From the stats process before it renders a page: send the batched records now, then
+    /// `ToStats::Flushed(n)`, so the page counts every exchange that finished before it was asked.
+    Flush(u64),
 }
 
 /// Why a connection is closed.
@@ -111,10 +134,15 @@ pub struct Exchange {
     pub referer: Option<String>,
     pub user_agent: Option<String>,
     pub handler: Handler,
-    /// When the head began to arrive, and when the response was fully written.
+    /// When the head began to arrive, when it was parsed, when the answering worker took the
+    /// job (`par::job_started`; `parsed` outside a farm), and when the response was fully written.
     pub started: Instant,
     pub parsed: Instant,
+    pub handler_started: Instant,
     pub finished: Instant,
+    /// Time the connection waited in idle.pool before this request (set by the recycler);
+    /// `None` when it came straight back to the front end.
+    pub keep_alive_wait: Option<Duration>,
     /// Bytes read from and written to the socket for this exchange (set by the recycler).
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -132,7 +160,9 @@ impl Exchange {
             handler,
             started,
             parsed: req.received,
+            handler_started: crate::par::job_started().map_or(req.received, |t| t.max(req.received)),
             finished: Instant::now(),
+            keep_alive_wait: None,
             bytes_in: 0,
             bytes_out: 0,
         }
@@ -150,7 +180,9 @@ impl Exchange {
             handler: Handler::FrontEnd,
             started,
             parsed: now,
+            handler_started: now,
             finished: now,
+            keep_alive_wait: None,
             bytes_in: 0,
             bytes_out: 0,
         }

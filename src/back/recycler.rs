@@ -4,6 +4,8 @@
 //!
 //! Stats records and access-log lines are batched and flushed whenever the inbox runs dry,
 //! so nobody is woken per request under load, and nothing waits long when it is quiet.
+//! With `stats = false` no stats records are kept at all. The stats process asks for an
+//! early flush (`Flush`) before it renders a page.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -48,18 +50,23 @@ pub fn run(inbox: Receiver<ToRecycler>, out: RecyclerOut) {
                 return;
             }
         };
-        let log_access = !out.live.load().access_log.is_empty();
+        let cfg = out.live.load();
+        let keeping = Keeping { access_log: !cfg.access_log.is_empty(), stats: cfg.stats };
         match msg {
             ToRecycler::KeepAlive(conn, exchange) => {
-                let conn = record(conn, exchange, &mut served, &mut access, log_access);
+                let conn = record(conn, exchange, &mut served, &mut access, keeping);
                 keep(conn, &out);
             }
             ToRecycler::Close(conn, _reason, exchange) => {
                 let conn = match exchange {
-                    Some(exchange) => record(conn, exchange, &mut served, &mut access, log_access),
+                    Some(exchange) => record(conn, exchange, &mut served, &mut access, keeping),
                     None => conn,
                 };
                 close(conn, &out);
+            }
+            ToRecycler::Flush(ticket) => {
+                flush(&mut served, &mut access, &out);
+                let _ = out.to_stats.try_send(ToStats::Flushed(ticket));
             }
         }
         if served.len() >= BATCH || access.len() >= 60 * 1024 {
@@ -68,18 +75,28 @@ pub fn run(inbox: Receiver<ToRecycler>, out: RecyclerOut) {
     }
 }
 
-fn record(mut conn: Conn, mut exchange: Exchange, served: &mut Vec<Exchange>, access: &mut String, log_access: bool) -> Conn {
+/// Which records an exchange goes into (read from the live config once per message).
+#[derive(Clone, Copy)]
+struct Keeping {
+    access_log: bool,
+    stats: bool,
+}
+
+fn record(mut conn: Conn, mut exchange: Exchange, served: &mut Vec<Exchange>, access: &mut String, keeping: Keeping) -> Conn {
     conn.requests += 1;
-    if log_access {
+    if keeping.access_log {
         access_line(access, &conn, &exchange);
     }
     exchange.bytes_in = std::mem::take(&mut conn.bytes_in);
     exchange.bytes_out = std::mem::take(&mut conn.bytes_out);
+    exchange.keep_alive_wait = conn.keep_alive_wait.take();
     if matches!(exchange.handler, Handler::Cgi | Handler::Plugin) {
         // Those handlers may have switched the socket to blocking mode.
         let _ = conn.stream.set_nonblocking(true);
     }
-    served.push(exchange);
+    if keeping.stats {
+        served.push(exchange);
+    }
     conn
 }
 

@@ -1,6 +1,6 @@
 //! Front-end worker: reads one request head and routes it.
 //! Instances: a farm (`front_end_idle` kept idle, up to `front_end_max`), sharing one inbox.
-//! In: ToFrontEnd. Out: ToStatic, ToCgi, ToPlugin, ToStats, ToIdlePool, ToRecycler.
+//! In: ToFrontEnd. Out: ToCacheHash, ToCgi, ToPlugin, ToStats, ToIdlePool, ToRecycler.
 //! Stops: inbox disconnected (every upstream process has stopped).
 //!
 //! Reads never block: a connection whose head is incomplete goes back to idle.pool with a
@@ -16,14 +16,14 @@ use crate::http::{Body, HttpError, Request};
 use crate::net::idle_pool::IdleSender;
 use crate::par::Inbox;
 use crate::protocol::{
-    CloseReason, Handler, StatsFormat, ToCgi, ToFrontEnd, ToIdlePool, ToPlugin, ToRecycler, ToStatic, ToStats,
+    CloseReason, Handler, ToCacheHash, StatsFormat, ToCgi, ToFrontEnd, ToIdlePool, ToPlugin, ToRecycler, ToStats,
 };
 use crate::support::config::{Config, Live};
 
 /// The front end's outputs.
 #[derive(Clone)]
 pub struct FrontEndOut {
-    pub to_static: Sender<ToStatic>,
+    pub to_cache: Sender<ToCacheHash>,
     pub to_cgi: Sender<ToCgi>,
     pub to_plugin: Sender<ToPlugin>,
     pub to_stats: Sender<ToStats>,
@@ -157,10 +157,10 @@ fn dispatch(conn: Conn, req: Box<Request>, out: &FrontEndOut, cfg: &Config) -> b
         }
     }
     match route(&req.path) {
-        Route::Static => match out.to_static.send(ToStatic::File { conn, req }) {
+        Route::Static => match out.to_cache.send(ToCacheHash::Lookup { conn, req }) {
             Ok(()) => true,
-            Err(SendError(ToStatic::File { conn, .. })) => {
-                drop(conn);
+            Err(SendError(orphan)) => {
+                drop(orphan);
                 false
             }
         },

@@ -1,6 +1,9 @@
-//! Static-file worker: answers GET and HEAD from the document root, body by sendfile(2).
+//! Static-file worker: answers GET and HEAD from the document root, body by sendfile(2) or,
+//! for a cached file, from memory in one write. Both go through `respond`, so a cached answer
+//! is byte for byte the uncached one.
 //! Instances: a farm (`static_idle` kept idle, up to `static_max`), sharing one inbox.
-//! In: ToStatic. Out: ToRecycler. Stops: inbox disconnected or recycler gone.
+//! In: ToStatic. Out: ToRecycler, ToCacheControl (hits, batched). Stops: inbox disconnected
+//! or recycler gone.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -14,44 +17,58 @@ use crate::conn::Conn;
 use crate::farm::reply;
 use crate::http::path::{normalize, SafePath};
 use crate::http::range::{self, RangeAnswer};
-use crate::http::response::{etag, none_match, not_modified_since, push_header, push_header_u64};
+use crate::cache::{Entry, Hit, Representation};
+use crate::http::response::{none_match, not_modified_since, push_header, push_header_u64};
 use crate::http::{Body, Method, Request};
 use crate::par::Inbox;
-use crate::protocol::{CloseReason, Handler, ToRecycler, ToStatic};
+use crate::protocol::{CloseReason, Handler, ToCacheControl, ToRecycler, ToStatic};
 use crate::support::config::{Config, Live};
 
 /// The static farm's outputs.
 #[derive(Clone)]
 pub struct StaticOut {
     pub to_recycler: Sender<ToRecycler>,
+    pub to_cache_control: Sender<ToCacheControl>,
     pub live: Live,
+}
+
+/// A response body: a file to sendfile, or cached bytes.
+enum Source<'a> {
+    File(&'a File),
+    Bytes(&'a [u8]),
 }
 
 const ALLOW: &str = "GET, HEAD, OPTIONS";
 
-pub fn run(inbox: Inbox<ToStatic>, out: StaticOut) {
-    let mut worker = Worker { root: None, head: Vec::with_capacity(512) };
-    for job in inbox {
+pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
+    let mut worker = Worker { root: None, head: Vec::with_capacity(16 * 1024), hits: Vec::new() };
+    while let Some(job) = inbox.recv() {
         let cfg = out.live.load();
         let done = match job {
             ToStatic::File { conn, req } => worker.serve(conn, &req, &cfg),
+            ToStatic::Cached { conn, req, entry } => worker.serve_cached(conn, &req, &cfg, &entry, &out),
         };
         if let Err(SendError(orphan)) = out.to_recycler.send(done) {
             drop(orphan);
             return;
         }
+        if !worker.hits.is_empty() && (inbox.is_empty() || worker.hits.len() >= 256) {
+            let hits = std::mem::take(&mut worker.hits);
+            let _ = out.to_cache_control.try_send(ToCacheControl::Hits(hits));
+        }
     }
 }
 
-/// One worker's reusable state: the opened root directory and a header buffer.
+/// One worker's reusable state: the opened root directory, a header buffer, unsent hits.
 struct Worker {
     root: Option<(PathBuf, OwnedFd)>,
     head: Vec<u8>,
+    hits: Vec<Hit>,
 }
 
 /// What opening a request path found.
 enum Found {
-    File(File, std::fs::Metadata, String),
+    File(File, std::fs::Metadata, PathBuf),
     /// A directory asked for without its trailing slash.
     Redirect,
     Missing,
@@ -76,7 +93,14 @@ impl Worker {
             _ => return reply::error_with(conn, Some(req), 405, cfg, Handler::Static, &[("Allow", ALLOW)]),
         }
         match self.open(&req.path, cfg) {
-            Found::File(file, meta, name) => self.send(conn, req, cfg, file, &meta, &name),
+            Found::File(file, meta, relative) => {
+                let name = relative.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let rep = Representation::of(&meta, &name);
+                if req.method == Method::Get && rep.len > 0 {
+                    self.hits.push(Hit { key: req.path.clone(), file: relative, len: rep.len });
+                }
+                self.respond(conn, req, cfg, &rep, Source::File(&file), Handler::Static)
+            }
             Found::Redirect => {
                 let mut location = format!("{}/", req.path);
                 if let Some(q) = &req.query {
@@ -104,6 +128,25 @@ impl Worker {
         }
     }
 
+    /// Answers from a cached entry, unless the file changed on disk since it was cached.
+    fn serve_cached(&mut self, conn: Conn, req: &Request, cfg: &Config, entry: &Entry, out: &StaticOut) -> ToRecycler {
+        if entry.due_for_check(cfg.cache.revalidate_ms) && !self.still_fresh(entry, cfg) {
+            let _ = out.to_cache_control.try_send(ToCacheControl::Stale(entry.key.clone()));
+            return self.serve(conn, req, cfg);
+        }
+        self.hits.push(Hit { key: entry.key.clone(), file: entry.file.clone(), len: entry.rep.len });
+        self.respond(conn, req, cfg, &entry.rep, Source::Bytes(&entry.body), Handler::Cache)
+    }
+
+    fn still_fresh(&mut self, entry: &Entry, cfg: &Config) -> bool {
+        let Some(root) = self.root_fd(&cfg.root) else { return false };
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let Ok(fd) = rustix::fs::openat2(root, &entry.file, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), resolve) else {
+            return false;
+        };
+        File::from(fd).metadata().is_ok_and(|meta| entry.rep.matches(&meta))
+    }
+
     /// Opens the file a request path names, never leaving the root.
     fn open(&mut self, raw_path: &str, cfg: &Config) -> Found {
         let path = match normalize(raw_path) {
@@ -125,8 +168,7 @@ impl Worker {
         let file = File::from(fd);
         let Ok(meta) = file.metadata() else { return Found::Missing };
         if meta.is_file() {
-            let name = relative.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            return Found::File(file, meta, name);
+            return Found::File(file, meta, relative);
         }
         if !meta.is_dir() {
             return Found::Forbidden;
@@ -138,7 +180,7 @@ impl Worker {
             Ok(fd) => {
                 let index = File::from(fd);
                 match index.metadata() {
-                    Ok(m) if m.is_file() => Found::File(index, m, "index.html".to_string()),
+                    Ok(m) if m.is_file() => Found::File(index, m, relative.join("index.html")),
                     _ => Found::Forbidden,
                 }
             }
@@ -147,39 +189,36 @@ impl Worker {
         }
     }
 
-    fn send(&mut self, mut conn: Conn, req: &Request, cfg: &Config, file: File, meta: &std::fs::Metadata, name: &str) -> ToRecycler {
-        let len = meta.len();
-        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        let tag = etag(len, modified);
+    /// Writes the answer for a representation: 412, 304, 206, 416 or 200, HEAD without body.
+    fn respond(&mut self, mut conn: Conn, req: &Request, cfg: &Config, rep: &Representation, source: Source, handler: Handler) -> ToRecycler {
+        let len = rep.len;
         let keep_alive = req.keep_alive && req.body == Body::None;
-
         if let Some(if_match) = req.header_str("if-match") {
-            if !if_match.trim().eq("*") && !strong_match(if_match, &tag) {
-                return reply::error(conn, Some(req), 412, cfg, Handler::Static);
+            if !if_match.trim().eq("*") && !strong_match(if_match, &rep.etag) {
+                return reply::error(conn, Some(req), 412, cfg, handler);
             }
         } else if let Some(since) = req.header_str("if-unmodified-since") {
-            if httpdate::parse_http_date(since.trim()).is_ok() && !not_modified_since(since, modified) {
-                return reply::error(conn, Some(req), 412, cfg, Handler::Static);
+            if httpdate::parse_http_date(since.trim()).is_ok() && !not_modified_since(since, rep.modified) {
+                return reply::error(conn, Some(req), 412, cfg, handler);
             }
         }
         let not_modified = match req.header_str("if-none-match") {
-            Some(inm) => none_match(inm, &tag),
-            None => req.header_str("if-modified-since").is_some_and(|ims| not_modified_since(ims, modified)),
+            Some(inm) => none_match(inm, &rep.etag),
+            None => req.header_str("if-modified-since").is_some_and(|ims| not_modified_since(ims, rep.modified)),
         };
-        let last_modified = httpdate::fmt_http_date(modified);
         self.head.clear();
         if not_modified {
             reply::head(304, req, keep_alive, &mut self.head);
-            push_header(&mut self.head, "ETag", tag.as_bytes());
-            push_header(&mut self.head, "Last-Modified", last_modified.as_bytes());
+            push_header(&mut self.head, "ETag", rep.etag.as_bytes());
+            push_header(&mut self.head, "Last-Modified", rep.last_modified.as_bytes());
             self.head.extend_from_slice(b"\r\n");
             return match conn.write_all_until(&self.head, Instant::now() + cfg.send_timeout()) {
-                Ok(()) => reply::finished(conn, req, 304, 0, Handler::Static, keep_alive),
+                Ok(()) => reply::finished(conn, req, 304, 0, handler, keep_alive),
                 Err(_) => ToRecycler::Close(conn, CloseReason::WriteFailed, None),
             };
         }
         let range = match req.header_str("range") {
-            Some(value) if req.method == Method::Get && if_range_holds(req, &tag, modified) => range::parse(value, len),
+            Some(value) if req.method == Method::Get && if_range_holds(req, &rep.etag, rep.modified) => range::parse(value, len),
             _ => RangeAnswer::Whole,
         };
         let (status, start, count) = match range {
@@ -187,15 +226,14 @@ impl Worker {
             RangeAnswer::Partial { start, end } => (206, start, end - start + 1),
             RangeAnswer::Unsatisfiable => {
                 let content_range = format!("bytes */{len}");
-                return reply::error_with(conn, Some(req), 416, cfg, Handler::Static, &[("Content-Range", &content_range)]);
+                return reply::error_with(conn, Some(req), 416, cfg, handler, &[("Content-Range", &content_range)]);
             }
         };
         reply::head(status, req, keep_alive, &mut self.head);
-        let mime = mime_guess::from_path(name).first_raw().unwrap_or("application/octet-stream");
-        push_header(&mut self.head, "Content-Type", mime.as_bytes());
+        push_header(&mut self.head, "Content-Type", rep.mime.as_bytes());
         push_header_u64(&mut self.head, "Content-Length", count);
-        push_header(&mut self.head, "Last-Modified", last_modified.as_bytes());
-        push_header(&mut self.head, "ETag", tag.as_bytes());
+        push_header(&mut self.head, "Last-Modified", rep.last_modified.as_bytes());
+        push_header(&mut self.head, "ETag", rep.etag.as_bytes());
         push_header(&mut self.head, "Accept-Ranges", b"bytes");
         if status == 206 {
             let content_range = format!("bytes {}-{}/{}", start, start + count - 1, len);
@@ -204,23 +242,27 @@ impl Worker {
         self.head.extend_from_slice(b"\r\n");
         let deadline = Instant::now() + cfg.send_timeout();
         let body = !req.is_head() && count > 0;
-        let head_written = if body {
-            conn.write_more_until(&self.head, deadline)
-        } else {
-            conn.write_all_until(&self.head, deadline)
-        };
-        if head_written.is_err() {
-            return ToRecycler::Close(conn, CloseReason::WriteFailed, None);
-        }
-        if body {
-            let before = conn.bytes_out;
-            if conn.sendfile_until(&file, start, count, deadline).is_err() {
-                let sent = conn.bytes_out - before;
-                let exchange = crate::protocol::Exchange::for_request(req, status, sent, Handler::Static, conn.request_started);
-                return ToRecycler::Close(conn, CloseReason::WriteFailed, Some(exchange));
+        let before = conn.bytes_out;
+        let written = match source {
+            Source::Bytes(bytes) => {
+                // Head and body leave in one write.
+                if body {
+                    self.head.extend_from_slice(&bytes[start as usize..(start + count) as usize]);
+                }
+                conn.write_all_until(&self.head, deadline)
             }
+            Source::File(file) if body => {
+                conn.write_more_until(&self.head, deadline).and_then(|()| conn.sendfile_until(file, start, count, deadline))
+            }
+            Source::File(_) => conn.write_all_until(&self.head, deadline),
+        };
+        if written.is_err() {
+            let head_len = self.head.len() as u64;
+            let sent = (conn.bytes_out - before).saturating_sub(head_len);
+            let exchange = crate::protocol::Exchange::for_request(req, status, sent, handler, conn.request_started);
+            return ToRecycler::Close(conn, CloseReason::WriteFailed, Some(exchange));
         }
-        reply::finished(conn, req, status, if body { count } else { 0 }, Handler::Static, keep_alive)
+        reply::finished(conn, req, status, if body { count } else { 0 }, handler, keep_alive)
     }
 }
 

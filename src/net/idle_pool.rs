@@ -64,6 +64,14 @@ pub struct IdleInbox {
     waker: Arc<Waker>,
 }
 
+impl IdleInbox {
+    /// Reads the inbox's queue length, for the stats page.
+    pub fn length_probe(&self) -> impl Fn() -> usize + Send + 'static {
+        let rx = self.rx.clone();
+        move || rx.len()
+    }
+}
+
 /// The pool's outputs.
 pub struct IdleOut {
     pub to_front_end: Sender<ToFrontEnd>,
@@ -78,6 +86,7 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 struct Parked {
     conn: Conn,
+    since: Instant,
     deadline: Instant,
     /// The head was partial when parked: a timeout is answered 408.
     partial: bool,
@@ -123,8 +132,11 @@ pub fn run(inbox: IdleInbox, out: IdleOut) {
                 let _ = inbox.waker.eventfd.read();
                 continue;
             }
-            let Some(entry) = parked.remove(&(event.data() as RawFd)) else { continue };
+            let Some(mut entry) = parked.remove(&(event.data() as RawFd)) else { continue };
             out.meters.parked.fetch_sub(1, Ordering::Relaxed);
+            if !entry.partial {
+                entry.conn.keep_alive_wait = Some(entry.since.elapsed());
+            }
             if let Err(SendError(ToFrontEnd::Read(conn))) = out.to_front_end.send(ToFrontEnd::Read(entry.conn)) {
                 let _ = out.to_recycler.send(ToRecycler::Close(conn, CloseReason::Shutdown, None));
             }
@@ -144,9 +156,10 @@ fn park(epoll: &Epoll, parked: &mut HashMap<RawFd, Parked>, mut conn: Conn, out:
     }
     let cfg = out.live.load();
     let partial = !conn.unread.is_empty();
+    let since = Instant::now();
     let deadline = match conn.head_deadline {
         Some(deadline) if partial => deadline,
-        _ => Instant::now() + cfg.keep_alive_timeout(),
+        _ => since + cfg.keep_alive_timeout(),
     };
     let fd = conn.fd();
     let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT, fd as u64);
@@ -162,7 +175,7 @@ fn park(epoll: &Epoll, parked: &mut HashMap<RawFd, Parked>, mut conn: Conn, out:
     }
     conn.registered = true;
     out.meters.parked.fetch_add(1, Ordering::Relaxed);
-    parked.insert(fd, Parked { conn, deadline, partial });
+    parked.insert(fd, Parked { conn, since, deadline, partial });
 }
 
 fn sweep(parked: &mut HashMap<RawFd, Parked>, now: Instant, out: &IdleOut) {

@@ -55,6 +55,9 @@ pub struct Config {
     pub static_max: usize,
     /// Seconds the server waits for in-flight requests on SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Collect per-request statistics (counts, latency histograms) for `/stats.html`,
+    /// `/stats.json` and `/metrics`. When off, the pages show only the live gauges.
+    pub stats: bool,
     /// Page cache settings.
     pub cache: CacheConfig,
     /// CGI settings.
@@ -128,6 +131,7 @@ impl Default for Config {
             static_idle: 2,
             static_max: 64,
             shutdown_grace_secs: 10,
+            stats: true,
             cache: CacheConfig::default(),
             cgi: CgiConfig::default(),
             ogi: OgiConfig::default(),

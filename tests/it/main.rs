@@ -6,3 +6,4 @@ mod static_files;
 mod cgi;
 mod cgi_apps;
 mod game;
+mod cache;

@@ -263,7 +263,7 @@ fn parked_idle_connections_hold_no_thread() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut parked = 0;
     while parked < 2000 && Instant::now() < deadline {
-        parked = server.stats()["connections"]["parked"].as_u64().unwrap();
+        parked = server.stats()["connections"]["waiting"].as_u64().unwrap();
     }
     assert_eq!(parked, 2000, "every idle connection is parked in idle.pool");
     let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap().count();

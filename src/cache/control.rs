@@ -1,0 +1,311 @@
+//! cache.control: decides what is cached (the paper's §2.2).
+//! Instances: 1. In: ToCacheControl (hits from static.farm, stale entries). Out: ToCacheHash
+//! (the new table), the cache board for stats, ToLog. Stops: inbox disconnected.
+//!
+//! Every served file scores a point; scores halve every `HALF_LIFE`. The table holds the
+//! most recently hit files (an LRU of `TABLE_ENTRIES`); its top half by score is cached, as
+//! far as the memory budget allows, and the bottom half competes: a file whose score passes
+//! a cached one's takes its place at the next tick.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use lru::LruCache;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use super::{CacheBoard, CacheRow, CacheSnapshot, Entry, Hit, Representation, Table};
+use crate::protocol::{ToCacheControl, ToCacheHash, ToLog};
+use crate::support::config::{Config, Live};
+
+/// Files the table tracks; the top half can be cached.
+pub const TABLE_ENTRIES: usize = 2048;
+/// A file needs this score (about two recent hits) before it is cached.
+pub const MIN_SCORE: f64 = 1.5;
+const TICK: Duration = Duration::from_millis(250);
+const HALF_LIFE: Duration = Duration::from_secs(10);
+
+/// The control process's outputs.
+pub struct ControlOut {
+    pub to_hash: Sender<ToCacheHash>,
+    pub to_log: Sender<ToLog>,
+    pub board: CacheBoard,
+    pub live: Live,
+}
+
+struct Candidate {
+    file: PathBuf,
+    len: u64,
+    score: f64,
+}
+
+/// The decision state, kept apart from the channels so it can be tested alone.
+pub struct Control {
+    table: LruCache<String, Candidate>,
+    cached: HashMap<String, Arc<Entry>>,
+    admissions: u64,
+    evictions: u64,
+    stale_drops: u64,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control::new(TABLE_ENTRIES)
+    }
+}
+
+impl Control {
+    pub fn new(entries: usize) -> Control {
+        let capacity = NonZeroUsize::new(entries.max(2)).unwrap_or(NonZeroUsize::MIN);
+        Control { table: LruCache::new(capacity), cached: HashMap::new(), admissions: 0, evictions: 0, stale_drops: 0 }
+    }
+
+    pub fn hit(&mut self, hit: Hit) {
+        match self.table.get_mut(&hit.key) {
+            Some(c) => {
+                c.score += 1.0;
+                c.len = hit.len;
+                c.file = hit.file;
+            }
+            None => {
+                // The least recently hit file leaves the table when it is full.
+                if let Some((gone, _)) = self.table.push(hit.key, Candidate { file: hit.file, len: hit.len, score: 1.0 }) {
+                    if self.cached.remove(&gone).is_some() {
+                        self.evictions += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn stale(&mut self, key: &str) {
+        if self.cached.remove(key).is_some() {
+            self.stale_drops += 1;
+        }
+        if let Some(c) = self.table.get_mut(key) {
+            c.score = 0.0;
+        }
+    }
+
+    pub fn decay(&mut self, elapsed: Duration) {
+        let factor = 0.5f64.powf(elapsed.as_secs_f64() / HALF_LIFE.as_secs_f64());
+        for (_, c) in self.table.iter_mut() {
+            c.score *= factor;
+        }
+    }
+
+    /// Recomputes the cached set; `load` reads a file. Returns true when the set changed.
+    pub fn rebalance(&mut self, cfg: &Config, mut load: impl FnMut(&str, &Path, u64) -> Option<Entry>) -> bool {
+        if !cfg.cache.enabled {
+            let changed = !self.cached.is_empty();
+            self.evictions += self.cached.len() as u64;
+            self.cached.clear();
+            return changed;
+        }
+        let mut ranked: Vec<(&String, &Candidate)> = self
+            .table
+            .iter()
+            .filter(|(_, c)| c.len <= cfg.cache.max_file_bytes && c.score >= MIN_SCORE)
+            .collect();
+        ranked.sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
+        let slots = self.table.cap().get() / 2;
+        let mut chosen: Vec<(String, PathBuf, u64)> = Vec::new();
+        let mut bytes = 0u64;
+        for (key, c) in ranked {
+            if chosen.len() >= slots {
+                break;
+            }
+            if bytes + c.len <= cfg.cache.max_bytes {
+                bytes += c.len;
+                chosen.push((key.clone(), c.file.clone(), c.len));
+            }
+        }
+        let keep: std::collections::HashSet<&String> = chosen.iter().map(|(k, _, _)| k).collect();
+        let before = self.cached.len();
+        self.cached.retain(|k, _| keep.contains(k));
+        let mut changed = self.cached.len() != before;
+        self.evictions += (before - self.cached.len()) as u64;
+        for (key, file, len) in &chosen {
+            if self.cached.contains_key(key) {
+                continue;
+            }
+            if let Some(entry) = load(key, file, *len) {
+                // A file that grew since it was scored must still fit the budget.
+                let used: u64 = self.cached.values().map(|e| e.body.len() as u64).sum();
+                if used + entry.body.len() as u64 <= cfg.cache.max_bytes && entry.body.len() as u64 <= cfg.cache.max_file_bytes {
+                    self.cached.insert(key.clone(), Arc::new(entry));
+                    self.admissions += 1;
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    pub fn table(&self) -> Table {
+        Arc::new(self.cached.clone())
+    }
+
+    pub fn used_bytes(&self) -> u64 {
+        self.cached.values().map(|e| e.body.len() as u64).sum()
+    }
+
+    pub fn snapshot(&self, cfg: &Config) -> CacheSnapshot {
+        let mut rows: Vec<CacheRow> = self
+            .table
+            .iter()
+            .map(|(key, c)| CacheRow {
+                path: key.clone(),
+                bytes: c.len,
+                score: (c.score * 100.0).round() / 100.0,
+                state: if self.cached.contains_key(key) { "cached" } else { "competing" },
+            })
+            .collect();
+        rows.sort_by(|a, b| b.score.total_cmp(&a.score));
+        rows.truncate(64);
+        CacheSnapshot {
+            enabled: cfg.cache.enabled,
+            budget_bytes: cfg.cache.max_bytes,
+            used_bytes: self.used_bytes(),
+            cached_entries: self.cached.len(),
+            competing_entries: self.table.len().saturating_sub(self.cached.len()),
+            admissions: self.admissions,
+            evictions: self.evictions,
+            stale_drops: self.stale_drops,
+            rows,
+        }
+    }
+}
+
+pub fn run(inbox: Receiver<ToCacheControl>, out: ControlOut) {
+    let mut control = Control::default();
+    let mut last_tick = Instant::now();
+    loop {
+        match inbox.recv_timeout(TICK.saturating_sub(last_tick.elapsed())) {
+            Ok(ToCacheControl::Hits(hits)) => {
+                for hit in hits {
+                    control.hit(hit);
+                }
+            }
+            Ok(ToCacheControl::Stale(key)) => {
+                control.stale(&key);
+                if out.to_hash.send(ToCacheHash::Table(control.table())).is_err() {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if last_tick.elapsed() < TICK {
+            continue;
+        }
+        control.decay(last_tick.elapsed());
+        last_tick = Instant::now();
+        let cfg = out.live.load();
+        let changed = control.rebalance(&cfg, |key, file, len| load(&cfg, key, file, len, &out.to_log));
+        if changed && out.to_hash.send(ToCacheHash::Table(control.table())).is_err() {
+            return;
+        }
+        out.board.store(Arc::new(control.snapshot(&cfg)));
+    }
+}
+
+/// Reads a file below the root into a new entry (never following a path out of the root).
+fn load(cfg: &Config, key: &str, file: &Path, expected_len: u64, to_log: &Sender<ToLog>) -> Option<Entry> {
+    let root = rustix::fs::open(&cfg.root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    let fd = rustix::fs::openat2(&root, file, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), resolve).ok()?;
+    let mut f = File::from(fd);
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() || meta.len() > cfg.cache.max_file_bytes {
+        return None;
+    }
+    let mut body = Vec::with_capacity(meta.len().min(expected_len.max(meta.len())) as usize);
+    if let Err(e) = f.by_ref().take(cfg.cache.max_file_bytes + 1).read_to_end(&mut body) {
+        let _ = to_log.try_send(ToLog::Error(format!("cache: cannot read {}: {e}", file.display())));
+        return None;
+    }
+    let after = f.metadata().ok()?;
+    // A file that changed while it was read is not cached now; it competes again later.
+    if body.len() as u64 != after.len() || !Representation::of(&meta, "").matches(&after) {
+        return None;
+    }
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Some(Entry::new(key.to_string(), file.to_path_buf(), Representation::of(&meta, &name), body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake(key: &str, file: &Path, len: u64) -> Option<Entry> {
+        let meta = std::fs::metadata("Cargo.toml").ok()?;
+        Some(Entry::new(key.to_string(), file.to_path_buf(), Representation::of(&meta, "x.html"), vec![0; len as usize]))
+    }
+
+    fn hits(control: &mut Control, key: &str, len: u64, n: usize) {
+        for _ in 0..n {
+            control.hit(Hit { key: key.to_string(), file: PathBuf::from(key.trim_start_matches('/')), len });
+        }
+    }
+
+    #[test]
+    fn one_hit_is_not_enough_two_are() {
+        let cfg = Config::default();
+        let mut control = Control::new(8);
+        hits(&mut control, "/a", 10, 1);
+        assert!(!control.rebalance(&cfg, fake));
+        hits(&mut control, "/a", 10, 1);
+        assert!(control.rebalance(&cfg, fake));
+        assert!(control.table().contains_key("/a"));
+    }
+
+    #[test]
+    fn top_half_is_cached_bottom_half_competes() {
+        let cfg = Config::default();
+        let mut control = Control::new(4);
+        hits(&mut control, "/a", 10, 10);
+        hits(&mut control, "/b", 10, 8);
+        hits(&mut control, "/c", 10, 3);
+        hits(&mut control, "/d", 10, 2);
+        control.rebalance(&cfg, fake);
+        let table = control.table();
+        assert!(table.contains_key("/a") && table.contains_key("/b"));
+        assert!(!table.contains_key("/c") && !table.contains_key("/d"));
+        // /d competes its way in past /b.
+        hits(&mut control, "/d", 10, 20);
+        control.rebalance(&cfg, fake);
+        let table = control.table();
+        assert!(table.contains_key("/d") && table.contains_key("/a") && !table.contains_key("/b"));
+        assert_eq!(control.snapshot(&cfg).evictions, 1);
+    }
+
+    #[test]
+    fn budget_and_file_size_are_never_exceeded() {
+        let mut cfg = Config::default();
+        cfg.cache.max_bytes = 100;
+        cfg.cache.max_file_bytes = 60;
+        let mut control = Control::new(64);
+        for i in 0..30 {
+            hits(&mut control, &format!("/f{i}"), 10 + i, 5);
+        }
+        hits(&mut control, "/huge", 61, 50);
+        control.rebalance(&cfg, fake);
+        assert!(control.used_bytes() <= 100);
+        assert!(!control.table().contains_key("/huge"));
+    }
+
+    #[test]
+    fn scores_decay() {
+        let cfg = Config::default();
+        let mut control = Control::new(8);
+        hits(&mut control, "/a", 10, 2);
+        control.decay(HALF_LIFE * 3);
+        assert!(!control.rebalance(&cfg, fake), "decayed below the admission score");
+    }
+}

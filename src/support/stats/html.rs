@@ -1,0 +1,255 @@
+//! `/stats.html`: the process picture and the tables, rendered with the snapshot's numbers.
+//! A small script (`page.js`) fetches `/stats.json` every second and updates every element
+//! marked `data-k` in place; without scripts the page reloads itself every two seconds.
+
+use std::fmt::Write;
+
+use super::format::{bytes, escape, micros, rate};
+use super::snapshot::Snapshot;
+use super::tally::BUCKET_BOUNDS_MICROS;
+use crate::plugin_host::PluginRow;
+
+const STYLE: &str = include_str!("page.css");
+const SCRIPT: &str = include_str!("page.js");
+
+/// `<span data-k=key data-f=format>text</span>`: a number the script keeps fresh.
+fn live(key: &str, format: &str, text: &str) -> String {
+    format!("<span data-k=\"{key}\" data-f=\"{format}\">{}</span>", escape(text))
+}
+
+fn int(key: &str, value: impl std::fmt::Display) -> String {
+    live(key, "int", &value.to_string())
+}
+
+/// Uptime as days, hours, minutes and seconds; `page.js` has the same.
+fn duration(seconds: f64) -> String {
+    let s = seconds as u64;
+    let (d, h, m, s) = (s / 86_400, s / 3_600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+pub fn render(s: &Snapshot) -> String {
+    let mut h = String::with_capacity(64 * 1024);
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
+    h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    h.push_str("<title>occwserv status</title>\n<noscript><meta http-equiv=\"refresh\" content=\"2\"></noscript>\n");
+    let _ = writeln!(h, "<style>\n{STYLE}</style>\n</head><body>");
+    let _ = writeln!(
+        h,
+        "<header><h1>occwserv status</h1><p class=\"summary\">version {} · up {} · {} req/s · {} open connections \
+         <span id=\"live\" class=\"live\" title=\"refreshed from /stats.json every second\">live</span></p></header>",
+        escape(s.version),
+        live("uptime_seconds", "duration", &duration(s.uptime_seconds)),
+        live("requests.per_second", "rate", &rate(s.requests.per_second)),
+        int("connections.active", s.connections.active),
+    );
+    if !s.stats_enabled {
+        h.push_str(
+            "<p class=\"notice\">Per-request statistics are off (<code>stats = false</code> in the config): \
+             request counts, rates and latencies stay at zero. Connections, workers and queues are live.</p>\n",
+        );
+    }
+    h.push_str("<section class=\"picture\"><h2>Process network</h2>\n");
+    h.push_str(&super::svg::render(s));
+    h.push_str("</section>\n<div class=\"grid\">\n");
+    connections(&mut h, s);
+    requests(&mut h, s);
+    queues(&mut h, s);
+    workers(&mut h, s);
+    latency(&mut h, s);
+    h.push_str("<section class=\"wide\"><h2>Page cache</h2>\n<p class=\"empty\">No page cache is running.</p></section>\n");
+    plugins(&mut h, &s.plugins);
+    h.push_str("</div>\n<footer>The same numbers: <a href=\"/stats.json\">/stats.json</a> · \
+                <a href=\"/metrics\">/metrics</a> (Prometheus text). This page refreshes itself every second.</footer>\n");
+    let _ = writeln!(h, "<script>\n{SCRIPT}</script>\n</body></html>");
+    h
+}
+
+/// nginx's `stub_status`, word for word, with live numbers.
+fn connections(h: &mut String, s: &Snapshot) {
+    let c = &s.connections;
+    let _ = writeln!(
+        h,
+        "<section><h2>Connections</h2>\n<pre class=\"stub\">Active connections: {}\nserver accepts handled requests\n {} {} {}\n\
+         Reading: {} Writing: {} Waiting: {}</pre>\n\
+         <table><tr><th>refused at the limit</th><td>{}</td></tr><tr><th>new connections</th><td>{} /s</td></tr>\
+         <tr><th>bytes received</th><td>{}</td></tr><tr><th>bytes sent</th><td>{}</td></tr>\
+         <tr><th>body bytes sent</th><td>{}</td></tr><tr><th>sending</th><td>{} /s</td></tr></table></section>",
+        int("connections.active", c.active),
+        int("connections.accepts", c.accepts),
+        int("connections.handled", c.handled),
+        int("requests.total", s.requests.total),
+        int("connections.reading", c.reading),
+        int("connections.writing", c.writing),
+        int("connections.waiting", c.waiting),
+        int("connections.refused", c.refused),
+        live("connections.per_second", "rate", &rate(c.per_second)),
+        live("bytes.received", "bytes", &bytes(s.bytes.received)),
+        live("bytes.sent", "bytes", &bytes(s.bytes.sent)),
+        live("bytes.body_sent", "bytes", &bytes(s.bytes.body_sent)),
+        live("bytes.sent_per_second", "bytes", &bytes(s.bytes.sent_per_second as u64)),
+    );
+}
+
+fn requests(h: &mut String, s: &Snapshot) {
+    let r = &s.requests;
+    h.push_str("<section><h2>Requests</h2>\n<table><tr><th>status</th><th>requests</th></tr>\n");
+    for (class, n) in &r.status.0 {
+        let _ = writeln!(h, "<tr><td>{class}</td><td>{}</td></tr>", int(&format!("requests.status.{class}"), n));
+    }
+    let _ = writeln!(h, "<tr class=\"total\"><td>all</td><td>{}</td></tr></table>", int("requests.total", r.total));
+    h.push_str("<table><tr><th>answered by</th><th>requests</th><th>per second</th></tr>\n");
+    for (handler, count) in &r.handlers.0 {
+        let key = format!("requests.handlers.{handler}");
+        let _ = writeln!(
+            h,
+            "<tr><td>{handler}</td><td>{}</td><td>{}</td></tr>",
+            int(&format!("{key}.requests"), count.requests),
+            live(&format!("{key}.per_second"), "rate", &rate(count.per_second))
+        );
+    }
+    h.push_str("</table></section>\n");
+}
+
+/// Apache's per-worker states, per farm: the counts and a scoreboard line.
+fn workers(h: &mut String, s: &Snapshot) {
+    h.push_str(
+        "<section class=\"wide\"><h2>Workers</h2>\n<table><tr><th>farm</th><th>idle</th><th>busy</th><th>blocked</th>\
+         <th>total</th><th>max</th><th>jobs</th><th>jobs/s</th><th>forks</th></tr>\n",
+    );
+    for (name, f) in &s.farms.0 {
+        let k = |field: &str| format!("farms.{name}.{field}");
+        let _ = writeln!(
+            h,
+            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\
+             <tr class=\"board\"><td colspan=\"9\"><code>{}</code></td></tr>",
+            int(&k("idle"), f.idle),
+            int(&k("busy"), f.busy),
+            int(&k("blocked"), f.blocked),
+            int(&k("total"), f.total),
+            int(&k("max"), f.max),
+            int(&k("jobs"), f.jobs),
+            live(&k("jobs_per_second"), "rate", &rate(f.jobs_per_second)),
+            int(&k("forks"), f.forks),
+            live(&k("scoreboard"), "text", &f.scoreboard),
+        );
+    }
+    h.push_str(
+        "</table><p class=\"note\">Scoreboard: <code>R</code> running, <code>W</code> waiting on a slow socket, \
+         <code>_</code> idle, <code>.</code> room to grow.</p></section>\n",
+    );
+}
+
+fn latency(h: &mut String, s: &Snapshot) {
+    h.push_str(
+        "<section class=\"wide\"><h2>Latency by stage</h2>\n<table class=\"latency\"><tr><th>stage</th><th>requests</th>\
+         <th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>histogram (50 µs … 60 s, then longer)</th></tr>\n",
+    );
+    for (stage, l) in &s.latency.0 {
+        let k = |field: &str| format!("latency.{stage}.{field}");
+        let _ = write!(
+            h,
+            "<tr><td title=\"{}\">{stage}<div class=\"what\">{}</div></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>",
+            escape(l.what),
+            escape(l.what),
+            int(&k("count"), l.count),
+            live(&k("mean_us"), "us", &micros(l.mean_us)),
+            live(&k("p50_us"), "us", &micros(l.p50_us)),
+            live(&k("p90_us"), "us", &micros(l.p90_us)),
+            live(&k("p99_us"), "us", &micros(l.p99_us)),
+            live(&k("max_us"), "us", &micros(l.max_us)),
+        );
+        bars(h, stage, &l.buckets);
+        h.push_str("</td></tr>\n");
+    }
+    h.push_str("</table></section>\n");
+}
+
+/// A small bar chart of a stage's buckets; `page.js` redraws it the same way.
+fn bars(h: &mut String, stage: &str, buckets: &[u64]) {
+    const BAR: usize = 8;
+    const TALL: f64 = 24.0;
+    let most = buckets.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let _ = write!(
+        h,
+        "<svg class=\"bars\" data-bars=\"latency.{stage}.buckets\" viewBox=\"0 0 {} {TALL}\" width=\"{}\" height=\"{TALL}\">",
+        buckets.len() * BAR,
+        buckets.len() * BAR
+    );
+    for (i, n) in buckets.iter().enumerate() {
+        // Square-root scale, so a few slow requests still show beside many fast ones.
+        let height = if *n == 0 { 0.0 } else { (TALL * (*n as f64 / most).sqrt()).max(1.0) };
+        let bound = match BUCKET_BOUNDS_MICROS.get(i) {
+            Some(us) => format!("≤ {}", micros(*us)),
+            None => "longer".to_string(),
+        };
+        let _ = write!(
+            h,
+            "<rect x=\"{}\" y=\"{:.1}\" width=\"{}\" height=\"{height:.1}\"><title>{bound}: {n}</title></rect>",
+            i * BAR,
+            TALL - height,
+            BAR - 1
+        );
+    }
+    h.push_str("</svg>");
+}
+
+fn queues(h: &mut String, s: &Snapshot) {
+    h.push_str("<section><h2>Queues</h2>\n<table><tr><th>inbox of</th><th>messages waiting</th></tr>\n");
+    for (process, n) in &s.queues.0 {
+        let _ = writeln!(h, "<tr><td>{process}</td><td>{}</td></tr>", int(&format!("queues.{process}"), n));
+    }
+    h.push_str("</table></section>\n");
+}
+
+/// The plug-in table; `page.js` rebuilds its body from `/stats.json`.
+fn plugins(h: &mut String, rows: &[PluginRow]) {
+    h.push_str("<section class=\"wide\"><h2>Plug-ins</h2>\n");
+    let hidden = |empty: bool| if empty { " hidden" } else { "" };
+    let _ = writeln!(
+        h,
+        "<p class=\"empty\" id=\"plugins-empty\"{}>No plug-ins are loaded: the plug-in directory holds none.</p>",
+        hidden(!rows.is_empty())
+    );
+    let _ = writeln!(
+        h,
+        "<table id=\"plugins\"{}><thead><tr><th>name</th><th>version</th><th>state</th><th>persist</th><th>requests</th>\
+         <th>faults</th><th>timeouts</th><th>generation</th><th>file</th><th>note</th></tr></thead><tbody>",
+        hidden(rows.is_empty())
+    );
+    for p in rows {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&p.name),
+            escape(&p.version),
+            escape(&p.state),
+            if p.persist { "yes" } else { "no" },
+            p.requests,
+            p.faults,
+            p.timeouts,
+            p.generation,
+            escape(&p.file),
+            escape(&p.note)
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime() {
+        assert_eq!(duration(5.9), "5s");
+        assert_eq!(duration(75.0), "1m 15s");
+        assert_eq!(duration(3_700.0), "1h 1m");
+        assert_eq!(duration(90_000.0), "1d 1h");
+    }
+}

@@ -1,0 +1,272 @@
+//! One consistent view of every number the status pages show, built from the tally, the
+//! live gauges and the queue probes; serialised as `/stats.json` and rendered as HTML, SVG
+//! and Prometheus text from the same values.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use super::tally::{Tally, BUCKET_BOUNDS_MICROS, HANDLERS};
+use super::StatsOut;
+use crate::plugin_host::PluginRow;
+
+/// Key → value pairs serialised as a JSON object in this order.
+#[derive(Debug, Clone)]
+pub struct Named<T>(pub Vec<(&'static str, T)>);
+
+impl<T> Named<T> {
+    pub fn get(&self, name: &str) -> Option<&T> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+}
+
+impl<T: Serialize> Serialize for Named<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Snapshot {
+    pub server: &'static str,
+    pub version: &'static str,
+    pub uptime_seconds: f64,
+    /// `stats` in the config: whether per-request records are being counted.
+    pub stats_enabled: bool,
+    pub connections: Connections,
+    pub requests: Requests,
+    pub bytes: Bytes,
+    /// Each farm's workers, by farm name.
+    pub farms: Named<Farm>,
+    /// Messages waiting in each process's inbox, by process name.
+    pub queues: Named<usize>,
+    /// Latency per stage, by stage name.
+    pub latency: Named<Latency>,
+    /// Upper bounds of the latency buckets, in microseconds (the last bucket is unbounded).
+    pub latency_bounds_us: Vec<u64>,
+    pub plugins: Vec<PluginRow>,
+    /// The page cache: budget, use, and its table of cached and competing files.
+    pub cache: crate::cache::CacheSnapshot,
+}
+
+/// Connection counts, with the names nginx's `stub_status` uses.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Connections {
+    /// Open now.
+    pub active: usize,
+    /// Accepted since start, including those then refused at the limit.
+    pub accepts: u64,
+    /// Accepted and served (accepts minus refused).
+    pub handled: u64,
+    /// Refused at `max_connections` with a 503.
+    pub refused: u64,
+    /// Waiting for or being read by the front end.
+    pub reading: usize,
+    /// Being answered by a handler or passing through the recycler.
+    pub writing: usize,
+    /// Parked in idle.pool between keep-alive requests.
+    pub waiting: usize,
+    /// New connections per second, recently.
+    pub per_second: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Requests {
+    pub total: u64,
+    pub per_second: f64,
+    /// By status class: `1xx` … `5xx`.
+    pub status: Named<u64>,
+    pub handlers: Named<HandlerCount>,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct HandlerCount {
+    pub requests: u64,
+    pub per_second: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Bytes {
+    pub received: u64,
+    pub sent: u64,
+    pub body_sent: u64,
+    pub sent_per_second: f64,
+}
+
+/// One farm's workers: Apache's per-worker states, counted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Farm {
+    pub idle: usize,
+    /// Working, including `blocked`.
+    pub busy: usize,
+    /// Busy but waiting on a slow socket.
+    pub blocked: usize,
+    pub total: usize,
+    pub max: usize,
+    pub target_idle: usize,
+    pub jobs: u64,
+    pub jobs_per_second: f64,
+    pub forks: u64,
+    /// One character per worker slot up to `max`, like Apache's scoreboard:
+    /// `R` running, `W` waiting on a socket, `_` idle, `.` no worker.
+    pub scoreboard: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Latency {
+    pub what: &'static str,
+    pub count: u64,
+    pub mean_us: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    pub sum_us: u64,
+    /// Count per bucket (see `latency_bounds_us`), not cumulative.
+    pub buckets: Vec<u64>,
+}
+
+/// The scoreboard string of a farm.
+pub fn scoreboard(busy: usize, blocked: usize, idle: usize, max: usize) -> String {
+    let running = busy.saturating_sub(blocked);
+    let mut board = String::with_capacity(max.max(busy + idle));
+    board.extend(std::iter::repeat_n('R', running));
+    board.extend(std::iter::repeat_n('W', blocked.min(busy)));
+    board.extend(std::iter::repeat_n('_', idle));
+    let used = board.len();
+    board.extend(std::iter::repeat_n('.', max.saturating_sub(used)));
+    board
+}
+
+pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
+    let now = Instant::now();
+    let m = &out.meters;
+    let accepted = m.accepted.load(Ordering::Relaxed);
+    let refused = m.refused.load(Ordering::Relaxed);
+    let farm_jobs: Vec<u64> = out.gauges.iter().map(|g| g.jobs.load(Ordering::Relaxed)).collect();
+    let current = tally.counters(accepted, farm_jobs);
+    let rates = tally.rates(now, &current);
+
+    let queues = Named(out.queues.iter().map(|p| (p.name, (p.length)())).collect());
+    let farms = Named(
+        out.gauges
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let idle = g.idle.load(Ordering::Relaxed);
+                let busy = g.busy.load(Ordering::Relaxed);
+                let blocked = g.blocked.load(Ordering::Relaxed).min(busy);
+                let max = g.max.load(Ordering::Relaxed);
+                let farm = Farm {
+                    idle,
+                    busy,
+                    blocked,
+                    total: g.total.load(Ordering::Relaxed),
+                    max,
+                    target_idle: g.target_idle.load(Ordering::Relaxed),
+                    jobs: current.farm_jobs[i],
+                    jobs_per_second: rates.farm_jobs.get(i).copied().unwrap_or(0.0),
+                    forks: g.forks.load(Ordering::Relaxed),
+                    scoreboard: scoreboard(busy, blocked, idle, max),
+                };
+                (g.name, farm)
+            })
+            .collect(),
+    );
+
+    let active = m.active.load(Ordering::Relaxed);
+    let waiting = m.parked.load(Ordering::Relaxed).min(active);
+    let front_end_busy = farms.get("front-end").map_or(0, |f| f.busy);
+    let reading = (front_end_busy + queues.get("front-end").copied().unwrap_or(0)).min(active - waiting);
+    let connections = Connections {
+        active,
+        accepts: accepted + refused,
+        handled: accepted,
+        refused,
+        reading,
+        writing: active - waiting - reading,
+        waiting,
+        per_second: rates.accepted,
+    };
+
+    let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+    let requests = Requests {
+        total: tally.requests,
+        per_second: rates.requests,
+        status: Named(classes.iter().enumerate().map(|(i, c)| (*c, tally.by_class[i + 1])).collect()),
+        handlers: Named(
+            HANDLERS
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (*h, HandlerCount { requests: tally.by_handler[i], per_second: rates.by_handler[i] }))
+                .collect(),
+        ),
+    };
+
+    let latency = Named(
+        tally
+            .stages
+            .iter()
+            .map(|s| {
+                let p = s.percentiles();
+                let l = Latency {
+                    what: s.what,
+                    count: s.count,
+                    mean_us: s.mean_micros(),
+                    p50_us: p.p50,
+                    p90_us: p.p90,
+                    p99_us: p.p99,
+                    max_us: p.max,
+                    sum_us: s.sum_micros,
+                    buckets: s.buckets.to_vec(),
+                };
+                (s.name, l)
+            })
+            .collect(),
+    );
+
+    Snapshot {
+        server: "occwserv",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: tally.started.elapsed().as_secs_f64(),
+        stats_enabled,
+        connections,
+        requests,
+        bytes: Bytes {
+            received: tally.bytes_in,
+            sent: tally.bytes_out,
+            body_sent: tally.body_bytes,
+            sent_per_second: rates.bytes_out,
+        },
+        farms,
+        queues,
+        latency,
+        latency_bounds_us: BUCKET_BOUNDS_MICROS.to_vec(),
+        plugins: out.board.load().as_ref().clone(),
+        cache: out.cache.load().as_ref().clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoreboard_orders_states() {
+        assert_eq!(scoreboard(3, 1, 2, 8), "RRW__...");
+        assert_eq!(scoreboard(0, 0, 2, 2), "__");
+        // A farm shrunk below its live workers by a reload shows them all.
+        assert_eq!(scoreboard(2, 0, 1, 2), "RR_");
+    }
+
+    #[test]
+    fn named_keeps_order_in_json() {
+        let named = Named(vec![("b", 1), ("a", 2)]);
+        assert_eq!(serde_json::to_string(&named).unwrap_or_default(), r#"{"b":1,"a":2}"#);
+    }
+}

@@ -1,0 +1,252 @@
+//! The picture of the process network on `/stats.html`: one box per process or farm and one
+//! arrow per channel, drawn with the snapshot's numbers. Every number carries a `data-k`
+//! path into `/stats.json`, so the page's script can refresh it in place.
+
+use std::fmt::Write;
+
+use super::format::{escape, rate};
+use super::snapshot::Snapshot;
+
+/// Width and height of the drawing, in SVG units.
+const WIDTH: u32 = 1120;
+const HEIGHT: u32 = 505;
+/// Side of a worker slot, and the pitch between slots.
+const SLOT: u32 = 8;
+const SLOT_PITCH: u32 = 9;
+
+/// A number the script keeps fresh: `<tspan data-k=path data-f=format>text</tspan>`.
+fn live(key: &str, format: &str, text: &str) -> String {
+    format!("<tspan data-k=\"{key}\" data-f=\"{format}\">{}</tspan>", escape(text))
+}
+
+fn live_int(key: &str, value: impl std::fmt::Display) -> String {
+    live(key, "int", &value.to_string())
+}
+
+fn live_rate(key: &str, value: f64) -> String {
+    live(key, "rate", &rate(value))
+}
+
+struct Picture<'a> {
+    out: String,
+    s: &'a Snapshot,
+}
+
+impl Picture<'_> {
+    fn frame(&mut self, x: u32, y: u32, w: u32, h: u32, class: &str, tooltip: &str) {
+        let _ = write!(
+            self.out,
+            "<g class=\"box {class}\"><title>{}</title><rect class=\"frame\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" rx=\"8\"/>",
+            escape(tooltip)
+        );
+    }
+
+    fn end_frame(&mut self) {
+        self.out.push_str("</g>\n");
+    }
+
+    /// A line of text; `content` is already escaped (it may hold live tspans).
+    fn text(&mut self, x: u32, y: u32, class: &str, content: &str) {
+        let _ = write!(self.out, "<text x=\"{x}\" y=\"{y}\" class=\"{class}\">{content}</text>");
+    }
+
+    /// A box with a title and up to three lines below it.
+    fn process(&mut self, (x, y, w, h): (u32, u32, u32, u32), name: &str, tooltip: &str, lines: &[String]) {
+        self.frame(x, y, w, h, "process", tooltip);
+        self.text(x + 10, y + 19, "title", &escape(name));
+        for (i, line) in lines.iter().enumerate() {
+            self.text(x + 10, y + 37 + 16 * i as u32, "line", line);
+        }
+        self.end_frame();
+    }
+
+    /// A farm: title with its worker count, idle/busy/max, a scoreboard of worker slots,
+    /// and the jobs it takes per second.
+    fn farm(&mut self, (x, y, w, h): (u32, u32, u32, u32), name: &'static str, tooltip: &str) {
+        let Some(f) = self.s.farms.get(name) else {
+            self.process((x, y, w, h), name, tooltip, &["not running".to_string()]);
+            return;
+        };
+        let k = |field: &str| format!("farms.{name}.{field}");
+        self.frame(x, y, w, h, "farm", tooltip);
+        let title = format!("{} <tspan class=\"sub\">×{}</tspan>", escape(name), live_int(&k("total"), f.total));
+        self.text(x + 10, y + 19, "title", &title);
+        let line = format!(
+            "idle {} · busy {} · max {}",
+            live_int(&k("idle"), f.idle),
+            live_int(&k("busy"), f.busy),
+            live_int(&k("max"), f.max)
+        );
+        self.text(x + 10, y + 36, "line", &line);
+        let per_row = ((w - 20) / SLOT_PITCH).max(1) as usize;
+        let _ = write!(self.out, "<g class=\"board\" data-board=\"{name}\">");
+        for (i, state) in f.scoreboard.chars().enumerate() {
+            let sx = x + 10 + (i % per_row) as u32 * SLOT_PITCH;
+            let sy = y + 44 + (i / per_row) as u32 * SLOT_PITCH;
+            let _ = write!(
+                self.out,
+                "<rect class=\"slot {}\" x=\"{sx}\" y=\"{sy}\" width=\"{SLOT}\" height=\"{SLOT}\"/>",
+                slot_class(state)
+            );
+        }
+        self.out.push_str("</g>");
+        let jobs = format!("{} jobs/s", live_rate(&k("jobs_per_second"), f.jobs_per_second));
+        self.text(x + 10, y + h - 10, "line rate", &jobs);
+        self.end_frame();
+    }
+
+    /// A channel: a path with an arrowhead.
+    fn arrow(&mut self, d: &str, class: &str) {
+        let _ = write!(self.out, "<path class=\"arrow {class}\" d=\"{d}\" marker-end=\"url(#head)\"/>");
+    }
+
+    /// Part of a channel shared with others, without a head.
+    fn line(&mut self, d: &str) {
+        let _ = write!(self.out, "<path class=\"arrow\" d=\"{d}\"/>");
+    }
+
+    /// The number of messages waiting in `process`'s inbox, as a pill centred at (x, y).
+    fn queue(&mut self, x: u32, y: u32, process: &str) {
+        let n = self.s.queues.get(process).copied().unwrap_or(0);
+        let busy = if n > 0 { " busy" } else { "" };
+        let _ = write!(
+            self.out,
+            "<g class=\"queue{busy}\" data-q=\"queues.{process}\"><title>messages waiting for {}</title>\
+             <rect x=\"{}\" y=\"{}\" width=\"44\" height=\"16\" rx=\"8\"/>\
+             <text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">q {}</text></g>",
+            escape(process),
+            x - 22,
+            y - 8,
+            y + 4,
+            live_int(&format!("queues.{process}"), n)
+        );
+    }
+
+    /// A label beside an arrow; `content` is already escaped.
+    fn label(&mut self, x: u32, y: u32, anchor: &str, content: &str) {
+        let _ = write!(self.out, "<text x=\"{x}\" y=\"{y}\" class=\"label\" text-anchor=\"{anchor}\">{content}</text>");
+    }
+}
+
+fn slot_class(state: char) -> &'static str {
+    match state {
+        'R' => "run",
+        'W' => "wait",
+        '_' => "idle",
+        _ => "free",
+    }
+}
+
+pub fn render(s: &Snapshot) -> String {
+    let mut p = Picture { out: String::with_capacity(24 * 1024), s };
+    let _ = writeln!(
+        p.out,
+        "<svg class=\"network\" id=\"network\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
+         role=\"img\" aria-labelledby=\"network-title\"><title id=\"network-title\">The process network, live</title>\
+         <defs><marker id=\"head\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" \
+         orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\"/></marker></defs>"
+    );
+    let c = &s.connections;
+    let r = &s.requests;
+    let handler_rate = |name: &str| r.handlers.get(name).map_or(0.0, |h| h.per_second);
+
+    // Arrows first, so boxes and pills sit on top of them.
+    p.arrow("M110,85 H158", "");
+    p.arrow("M280,85 H338", "");
+    p.arrow("M510,85 H578", "");
+    p.arrow("M700,85 H768", "");
+    p.line("M510,125 H540 V380");
+    p.arrow("M540,192 H768", "");
+    p.arrow("M540,293 H768", "");
+    p.arrow("M540,380 H768", "");
+    for y in [78, 192, 293, 370] {
+        p.line(&format!("M940,{y} H970"));
+    }
+    p.line("M970,78 V370");
+    p.arrow("M970,215 H998", "");
+    p.arrow("M1055,160 V90", "");
+    p.arrow("M1020,270 V398 H942", "");
+    p.arrow("M1090,270 V465 H512", "keep-alive");
+    p.arrow("M425,425 V142", "");
+
+    p.queue(309, 85, "front-end");
+    let static_rate = handler_rate("static") + handler_rate("cache");
+    p.label(544, 76, "middle", &format!("{} /s", live("requests.handlers.static.per_second", "rate", &rate(static_rate))));
+    p.queue(544, 85, "cache.hash");
+    p.queue(734, 85, "static");
+    p.label(650, 185, "middle", &format!("{} req/s", live_rate("requests.handlers.cgi.per_second", handler_rate("cgi"))));
+    p.queue(734, 192, "cgi");
+    p.label(650, 286, "middle", &format!("{} req/s", live_rate("requests.handlers.plugin.per_second", handler_rate("plugin"))));
+    p.queue(734, 293, "plugin");
+    p.label(650, 373, "middle", &format!("{} pages/s", live_rate("requests.handlers.stats.per_second", handler_rate("stats"))));
+    p.queue(970, 140, "recycler");
+    p.queue(1055, 124, "log");
+    p.label(985, 392, "middle", "records");
+    p.queue(1020, 335, "stats");
+    p.label(700, 459, "middle", "keep-alive");
+    p.queue(900, 465, "idle.pool");
+    p.label(433, 290, "start", "readable");
+
+    p.process(
+        (10, 55, 100, 60),
+        "clients",
+        "Client connections open now",
+        &[format!("{} open", live_int("connections.active", c.active))],
+    );
+    p.process(
+        (160, 47, 120, 76),
+        "acceptor",
+        "Accepts connections and enforces max_connections",
+        &[
+            format!("{} conn/s", live_rate("connections.per_second", c.per_second)),
+            format!("refused {}", live_int("connections.refused", c.refused)),
+        ],
+    );
+    p.farm((340, 30, 170, 110), "front-end", "Reads request heads and routes them");
+    p.process(
+        (580, 47, 120, 76),
+        "cache",
+        "cache.hash hands cached pages to a static worker with the bytes",
+        &["no cache".to_string()],
+    );
+    p.farm((770, 24, 170, 108), "static", "Serves files (sendfile) and cached pages");
+    p.farm((770, 146, 170, 92), "cgi", "Runs CGI/1.1 programs");
+    p.farm((770, 252, 170, 82), "plugin", "Calls gateway plug-ins under /ogi/");
+    p.process(
+        (770, 350, 170, 60),
+        "stats",
+        "Counts exchanges and renders these pages",
+        &[format!("{} req/s counted", live_rate("requests.per_second", r.per_second))],
+    );
+    p.process(
+        (1000, 160, 110, 110),
+        "recycler",
+        "be.proc: the drain of finished connections; keep-alive or close",
+        &[
+            "be.proc".to_string(),
+            format!("{} req/s", live_rate("requests.per_second", r.per_second)),
+            format!("{} /s", live("bytes.sent_per_second", "bytes", &super::format::bytes(s.bytes.sent_per_second as u64))),
+        ],
+    );
+    p.process((1000, 24, 110, 64), "log", "The only writer of the access and error logs", &["access, errors".to_string()]);
+    p.process(
+        (340, 425, 170, 70),
+        "idle.pool",
+        "Keep-alive connections parked in epoll",
+        &[format!("parked {}", live_int("connections.waiting", c.waiting)), "epoll, no thread each".to_string()],
+    );
+
+    let _ = writeln!(
+        p.out,
+        "<g class=\"legend\" transform=\"translate(12,190)\">\
+         <text x=\"0\" y=\"0\" class=\"line\">worker slots</text>\
+         <rect class=\"slot run\" x=\"0\" y=\"10\" width=\"9\" height=\"9\"/><text x=\"14\" y=\"19\">running</text>\
+         <rect class=\"slot wait\" x=\"0\" y=\"26\" width=\"9\" height=\"9\"/><text x=\"14\" y=\"35\">waiting on a socket</text>\
+         <rect class=\"slot idle\" x=\"0\" y=\"42\" width=\"9\" height=\"9\"/><text x=\"14\" y=\"51\">idle</text>\
+         <rect class=\"slot free\" x=\"0\" y=\"58\" width=\"9\" height=\"9\"/><text x=\"14\" y=\"67\">room to grow</text>\
+         <g class=\"queue\"><rect x=\"0\" y=\"78\" width=\"30\" height=\"14\" rx=\"7\"/><text x=\"15\" y=\"89\" text-anchor=\"middle\">q</text></g>\
+         <text x=\"36\" y=\"89\">messages queued</text></g>"
+    );
+    p.out.push_str("</svg>\n");
+    p.out
+}
