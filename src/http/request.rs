@@ -116,7 +116,9 @@ impl Request {
 
     /// Whether the client asked to switch to the websocket protocol.
     pub fn wants_websocket(&self) -> bool {
-        let upgrade = self.header_str("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+        let upgrade = self
+            .header_str("upgrade")
+            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
         upgrade && has_token(self.header_str("connection").unwrap_or(""), "upgrade")
     }
 }
@@ -131,13 +133,19 @@ pub struct HeadLimits {
 
 impl Default for HeadLimits {
     fn default() -> Self {
-        HeadLimits { max_request_line_bytes: 8 * 1024, max_header_bytes: 64 * 1024, max_headers: 100 }
+        HeadLimits {
+            max_request_line_bytes: 8 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+        }
     }
 }
 
 /// Whether a comma-separated header value contains `token` (case-insensitive).
 pub fn has_token(value: &str, token: &str) -> bool {
-    value.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+    value
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// Parses a head from the start of `buf`.
@@ -145,7 +153,10 @@ pub fn has_token(value: &str, token: &str) -> bool {
 /// `Ok(None)`: incomplete, read more. `Ok(Some(req))`: a whole head of `req.head_len` bytes.
 pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<Request>, HttpError> {
     // Skip the empty lines RFC 9112 section 2.2 allows before a request line.
-    let skipped = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+    let skipped = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
     let rest = &buf[skipped..];
     let line_end = rest.iter().position(|b| *b == b'\n');
     match line_end {
@@ -158,7 +169,18 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<Request>, Ht
     let status = match parsed.parse(buf) {
         Ok(status) => status,
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
-        Err(httparse::Error::Version) => return Err(version_error(rest)),
+        Err(httparse::Error::Version) => {
+            return match version_fault(rest, line_end.is_some()) {
+                VersionFault::Incomplete => Ok(None),
+                VersionFault::NewerMinor(at) => {
+                    // RFC 9110 section 2.5: a newer minor version of HTTP/1 is read as HTTP/1.1.
+                    let mut patched = buf.to_vec();
+                    patched[skipped + at] = b'1';
+                    parse_head(&patched, limits)
+                }
+                VersionFault::Error(e) => Err(e),
+            };
+        }
         Err(httparse::Error::Token) if line_end.is_none() => {
             return Err(HttpError::BadRequest("invalid method"));
         }
@@ -180,28 +202,62 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<Request>, Ht
     let target = parsed.path.unwrap_or("").to_string();
     let minor_version = parsed.version.unwrap_or(1);
     let method = Method::parse(method_token).ok_or(HttpError::NotImplemented("unknown method"))?;
-    let headers: Vec<Header> =
-        parsed.headers.iter().map(|h| Header { name: h.name.to_string(), value: h.value.to_vec() }).collect();
+    let headers: Vec<Header> = parsed
+        .headers
+        .iter()
+        .map(|h| Header {
+            name: h.name.to_string(),
+            value: h.value.to_vec(),
+        })
+        .collect();
     build(method, target, minor_version, headers, head_len)
 }
 
-fn version_error(rest: &[u8]) -> HttpError {
-    // A well-formed "HTTP/x.y" with another major version is 505; anything else is malformed.
-    let line_end = rest.iter().position(|b| *b == b'\r' || *b == b'\n').unwrap_or(rest.len());
+/// What a version that httparse refused turns out to be.
+enum VersionFault {
+    /// The line is still arriving and may yet be well formed: read more.
+    Incomplete,
+    /// `HTTP/1.x` with x > 1; the minor digit is at this offset of the request line.
+    NewerMinor(usize),
+    Error(HttpError),
+}
+
+/// Classifies a request line whose version httparse refused. Only a line of exactly three
+/// parts (RFC 9112 section 3) with a well-formed `HTTP/x.y` (section 2.3) has a version at all:
+/// another major version is 505; anything else is a malformed line, 400.
+fn version_fault(rest: &[u8], line_complete: bool) -> VersionFault {
+    let malformed = VersionFault::Error(HttpError::BadRequest("malformed request line"));
+    let line_end = rest
+        .iter()
+        .position(|b| *b == b'\r' || *b == b'\n')
+        .unwrap_or(rest.len());
     let line = &rest[..line_end];
-    let version = line.rsplit(|b| *b == b' ').next().unwrap_or(b"");
-    let well_formed = version.len() == 8
-        && version.starts_with(b"HTTP/")
-        && version[5].is_ascii_digit()
-        && version[6] == b'.'
-        && version[7].is_ascii_digit();
-    if well_formed && version[5] != b'1' {
-        HttpError::VersionNotSupported
-    } else if well_formed {
-        // HTTP/1.x with x > 1: served as HTTP/1.1 would be, but httparse rejects it.
-        HttpError::VersionNotSupported
-    } else {
-        HttpError::BadRequest("malformed request line")
+    let parts: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+    let [method, target, version] = parts.as_slice() else {
+        return malformed;
+    };
+    const SHAPE: &[u8] = b"HTTP/d.d";
+    let fits = |(have, want): (&u8, &u8)| {
+        if *want == b'd' {
+            have.is_ascii_digit()
+        } else {
+            have == want
+        }
+    };
+    if version.len() > SHAPE.len() || !version.iter().zip(SHAPE).all(fits) {
+        return malformed;
+    }
+    if version.len() < SHAPE.len() {
+        return if line_complete {
+            malformed
+        } else {
+            VersionFault::Incomplete
+        };
+    }
+    match (version[5], version[7]) {
+        (b'1', b'2'..=b'9') => VersionFault::NewerMinor(method.len() + 1 + target.len() + 1 + 7),
+        (b'1', _) => malformed,
+        _ => VersionFault::Error(HttpError::VersionNotSupported),
     }
 }
 
@@ -225,11 +281,17 @@ fn build(
         let value = std::str::from_utf8(&h.value).ok();
         if h.name.eq_ignore_ascii_case("host") {
             host_count += 1;
-            host = Some(value.ok_or(HttpError::BadRequest("invalid Host"))?.trim().to_string());
+            host = Some(
+                value
+                    .ok_or(HttpError::BadRequest("invalid Host"))?
+                    .trim()
+                    .to_string(),
+            );
         } else if h.name.eq_ignore_ascii_case("content-length") {
             let v = value.ok_or(HttpError::BadRequest("invalid Content-Length"))?;
             for part in v.split(',') {
-                let n = parse_length(part.trim()).ok_or(HttpError::BadRequest("invalid Content-Length"))?;
+                let n = parse_length(part.trim())
+                    .ok_or(HttpError::BadRequest("invalid Content-Length"))?;
                 if content_length.is_some_and(|prev| prev != n) {
                     return Err(HttpError::BadRequest("conflicting Content-Length"));
                 }
@@ -266,19 +328,31 @@ fn build(
         }
     }
     let body = match (&transfer_encoding, content_length) {
-        (Some(_), Some(_)) => return Err(HttpError::BadRequest("Content-Length with Transfer-Encoding")),
+        (Some(_), Some(_)) => {
+            return Err(HttpError::BadRequest(
+                "Content-Length with Transfer-Encoding",
+            ))
+        }
         (Some(te), None) => {
             if minor_version == 0 {
                 return Err(HttpError::BadRequest("Transfer-Encoding in HTTP/1.0"));
             }
-            let codings: Vec<&str> = te.split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+            let codings: Vec<&str> = te
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect();
             match codings.as_slice() {
                 [only] if only.eq_ignore_ascii_case("chunked") => Body::Chunked,
                 [.., last] if last.eq_ignore_ascii_case("chunked") => {
                     return Err(HttpError::NotImplemented("unsupported transfer coding"));
                 }
                 [] => return Err(HttpError::BadRequest("empty Transfer-Encoding")),
-                _ => return Err(HttpError::BadRequest("chunked is not the final transfer coding")),
+                _ => {
+                    return Err(HttpError::BadRequest(
+                        "chunked is not the final transfer coding",
+                    ))
+                }
             }
         }
         (None, Some(0)) | (None, None) => Body::None,
@@ -317,11 +391,15 @@ fn parse_length(s: &str) -> Option<u64> {
 }
 
 fn valid_host(h: &str) -> bool {
-    h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:[]!$&'()*+,;=%".contains(&b))
+    h.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~:[]!$&'()*+,;=%".contains(&b))
 }
 
 /// Splits a request-target into (path, query, authority from absolute-form).
-fn split_target(method: Method, target: &str) -> Result<(String, Option<String>, Option<String>), HttpError> {
+fn split_target(
+    method: Method,
+    target: &str,
+) -> Result<(String, Option<String>, Option<String>), HttpError> {
     if target == "*" {
         return if method == Method::Options {
             Ok(("*".to_string(), None, None))
@@ -339,7 +417,10 @@ fn split_target(method: Method, target: &str) -> Result<(String, Option<String>,
             return Err(HttpError::BadRequest("invalid absolute-form target"));
         }
         let rest = &after[end..];
-        (Some(authority.to_string()), if rest.is_empty() { "/" } else { rest })
+        (
+            Some(authority.to_string()),
+            if rest.is_empty() { "/" } else { rest },
+        )
     } else {
         (None, target)
     };
@@ -355,7 +436,10 @@ fn split_target(method: Method, target: &str) -> Result<(String, Option<String>,
 }
 
 fn strip_scheme(target: &str) -> Option<&str> {
-    let lower = target.get(..8).map(str::to_ascii_lowercase).unwrap_or_default();
+    let lower = target
+        .get(..8)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
     if lower.starts_with("http://") {
         Some(&target[7..])
     } else if lower.starts_with("https://") {
@@ -375,7 +459,9 @@ mod tests {
 
     #[test]
     fn simple_get() {
-        let req = parse("GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n").unwrap().unwrap();
+        let req = parse("GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(req.method, Method::Get);
         assert_eq!(req.path, "/a/b");
         assert_eq!(req.query.as_deref(), Some("x=1"));
@@ -391,35 +477,142 @@ mod tests {
     #[test]
     fn framing_errors() {
         assert_eq!(parse("GET / HTTP/1.1\r\n\r\n").unwrap_err().status(), 400);
-        let smuggle = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let smuggle =
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(parse(smuggle).unwrap_err().status(), 400);
-        assert_eq!(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n").unwrap_err().status(), 400);
-        assert_eq!(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").unwrap_err().status(), 400);
-        assert_eq!(parse("BREW / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap_err().status(), 501);
-        assert_eq!(parse("GET / HTTP/2.0\r\nHost: h\r\n\r\n").unwrap_err().status(), 505);
-        assert_eq!(parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap_err().status(), 501);
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            parse("BREW / HTTP/1.1\r\nHost: h\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            501
+        );
+        assert_eq!(
+            parse("GET / HTTP/2.0\r\nHost: h\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            505
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            501
+        );
+    }
+
+    #[test]
+    fn http_1_2_is_read_as_http_1_1() {
+        // Found by the differential check against nginx: HTTP/1.2 was answered 505.
+        let head = "GET /x HTTP/1.2\r\nHost: h\r\n\r\n";
+        let req = parse(head).unwrap().unwrap();
+        assert_eq!(
+            (req.minor_version, req.path.as_str(), req.head_len),
+            (1, "/x", head.len())
+        );
+        assert!(parse("GET /x HTTP/1.9\r\nHost: h\r\n").unwrap().is_none());
+        assert_eq!(parse("GET /x HTTP/1.9\r\n\r\n").unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn malformed_request_line_with_a_good_version_is_400_not_505() {
+        // Found by the differential check: extra spaces made the last word the version.
+        for line in [
+            "GET /a b HTTP/1.1",
+            "GET  /a HTTP/1.1",
+            "GET http://a b/ HTTP/1.1",
+            "GET /a HTTP/1.1 x",
+        ] {
+            assert_eq!(
+                parse(&format!("{line}\r\nHost: h\r\n\r\n"))
+                    .unwrap_err()
+                    .status(),
+                400,
+                "{line}"
+            );
+        }
+        for version in ["HTTP/11", "HTTP/1.1.1", "http/1.1", "HTTP/1.", "HTTQ/1.1"] {
+            assert_eq!(
+                parse(&format!("GET / {version}\r\nHost: h\r\n\r\n"))
+                    .unwrap_err()
+                    .status(),
+                400,
+                "{version}"
+            );
+        }
+        assert_eq!(
+            parse("GET / HTTP/3.0\r\nHost: h\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            505
+        );
+        assert_eq!(
+            parse("GET / HTTP/0.9\r\nHost: h\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            505
+        );
+    }
+
+    #[test]
+    fn a_trickled_version_waits_for_the_rest() {
+        // The whole line decides: "HTTP/2" may still become "HTTP/2.0" (505).
+        assert!(parse("GET / HTTP/2").unwrap().is_none());
+        assert!(parse("GET / HTTP/1.2").unwrap().is_none());
+        assert_eq!(parse("GET / HTTP/2.0\r\n").unwrap_err().status(), 505);
     }
 
     #[test]
     fn limits() {
         let long = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(9000));
         assert_eq!(parse(&long).unwrap_err().status(), 414);
-        let big = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "a".repeat(70_000));
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
+            "a".repeat(70_000)
+        );
         assert_eq!(parse(&big).unwrap_err().status(), 431);
         let many: String = (0..200).map(|i| format!("X-{i}: v\r\n")).collect();
-        assert_eq!(parse(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n")).unwrap_err().status(), 431);
+        assert_eq!(
+            parse(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n"))
+                .unwrap_err()
+                .status(),
+            431
+        );
     }
 
     #[test]
     fn keep_alive_rules() {
         assert!(!parse("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().keep_alive);
-        assert!(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap().unwrap().keep_alive);
-        assert!(!parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").unwrap().unwrap().keep_alive);
+        assert!(
+            parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .keep_alive
+        );
+        assert!(
+            !parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .keep_alive
+        );
     }
 
     #[test]
     fn absolute_form() {
-        let req = parse("GET http://example.com/x?y HTTP/1.1\r\nHost: other\r\n\r\n").unwrap().unwrap();
+        let req = parse("GET http://example.com/x?y HTTP/1.1\r\nHost: other\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(req.path, "/x");
         assert_eq!(req.host.as_deref(), Some("example.com"));
     }
