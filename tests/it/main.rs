@@ -6,4 +6,5 @@ mod static_files;
 mod cgi;
 mod cgi_apps;
 mod game;
+mod plugins;
 mod cache;
