@@ -652,3 +652,31 @@ fn cgi_two_hundred_parallel_requests_mixed_with_static_files() {
         assert!(exact, "{target}: body differs");
     }
 }
+
+#[test]
+fn cgi_program_inherits_no_descriptors_and_no_blocked_signals() {
+    let server = cgi_server("");
+    // Keep other connections open, so their sockets exist while the program starts.
+    let _others: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
+    let resp = get(&server, "/cgi-bin/inherit.sh");
+    let text = resp.text();
+    let line = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        line("fds "),
+        "0 1 2",
+        "only stdin, stdout and stderr: {text}"
+    );
+    assert_eq!(line("SigBlk "), "0000000000000000", "no signal blocked");
+    let ignored = u64::from_str_radix(&line("SigIgn "), 16).unwrap();
+    assert_eq!(
+        ignored & (1 << (13 - 1)),
+        0,
+        "SIGPIPE has its default action again"
+    );
+}

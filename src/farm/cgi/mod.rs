@@ -64,6 +64,7 @@ enum Next {
 }
 
 pub fn run(inbox: Inbox<ToCgi>, out: CgiOut) {
+    program::close_inherited_on_exec();
     let mut worker = Worker {
         read_scratch: vec![0; 64 * 1024],
         stderr_scratch: vec![0; 4096],

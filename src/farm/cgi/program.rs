@@ -4,14 +4,15 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -23,6 +24,29 @@ const MAX_LOG_LINE_BYTES: usize = 2048;
 
 /// How long a program that has closed its output may linger before its group is killed.
 pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Marks every descriptor above stderr close-on-exec, once per server: the server's own are
+/// already, but ones it inherited from whoever started it must not reach programs either.
+pub fn close_inherited_on_exec() {
+    static DONE: Once = Once::new();
+    DONE.call_once(|| {
+        let Ok(listing) = std::fs::read_dir("/proc/self/fd") else {
+            return;
+        };
+        for entry in listing.flatten() {
+            let Ok(fd) = entry.file_name().to_string_lossy().parse::<RawFd>() else {
+                continue;
+            };
+            if fd <= 2 {
+                continue;
+            }
+            if let Ok(bits) = fcntl(fd, FcntlArg::F_GETFD) {
+                let flags = FdFlag::from_bits_retain(bits) | FdFlag::FD_CLOEXEC;
+                let _ = fcntl(fd, FcntlArg::F_SETFD(flags));
+            }
+        }
+    });
+}
 
 /// Where the program's stdin comes from.
 pub enum Input {
@@ -212,6 +236,9 @@ impl Program {
     /// Waits for the program to exit until `deadline`, without blocking past it.
     fn wait_until(&mut self, deadline: Instant) -> Option<ExitStatus> {
         let mut pause = Duration::from_millis(1);
+        // A program whose pipes just closed is usually a few microseconds from being a
+        // zombie: yield a few times before pausing for whole milliseconds.
+        let mut yields = 0;
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
@@ -220,6 +247,11 @@ impl Program {
                 }
                 Ok(None) => {}
                 Err(_) => return None,
+            }
+            if yields < 50 {
+                yields += 1;
+                std::thread::yield_now();
+                continue;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

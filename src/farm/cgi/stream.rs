@@ -363,7 +363,15 @@ impl<'a> Stream<'a> {
             self.program.stdout = None;
             return Ok(());
         }
+        let handled = self.use_output(n);
+        // Silence is counted from when the output was taken, so time spent waiting for a
+        // slow client to accept it is not held against the program.
         self.idle_deadline = Instant::now() + self.idle_timeout;
+        handled
+    }
+
+    /// Moves `n` fresh output bytes (in `read_scratch`) along according to the phase.
+    fn use_output(&mut self, n: usize) -> Result<(), Ending> {
         match &mut self.phase {
             Phase::Head => {
                 self.worker
@@ -375,7 +383,7 @@ impl<'a> Stream<'a> {
                 self.worker
                     .held
                     .extend_from_slice(&self.worker.read_scratch[..n]);
-                if self.worker.held.len() >= HOLD_MAX_BYTES {
+                if self.hold_is_full() {
                     self.release_hold(false)?;
                 }
                 Ok(())
@@ -425,11 +433,23 @@ impl<'a> Stream<'a> {
                     head,
                     until: Instant::now() + HOLD,
                 };
-                if self.worker.held.len() >= HOLD_MAX_BYTES {
+                if self.hold_is_full() {
                     self.release_hold(false)?;
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Whether the held bytes should go out now: the whole body the program announced is
+    /// there, or enough has piled up.
+    fn hold_is_full(&self) -> bool {
+        let held = self.worker.held.len();
+        match &self.phase {
+            Phase::Hold { head, .. } => {
+                held >= HOLD_MAX_BYTES || head.content_length.is_some_and(|n| held as u64 >= n)
+            }
+            _ => false,
         }
     }
 
