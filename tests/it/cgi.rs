@@ -326,11 +326,11 @@ fn cgi_five_mib_streamed_output_over_keep_alive() {
         (resp.header("content-length"), resp.body.as_slice()),
         (Some("6"), &b"exact\n"[..])
     );
-    // A short answer is sent whole, with a Content-Length.
+    // A short answer goes out whole (with a Content-Length when the program ends within the
+    // hold time, else chunked: which one depends on the machine's load, the bytes do not).
     s.write_all(b"GET /cgi-bin/pattern.py?1000 HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
     let resp = read_response(&mut s, false);
-    assert_eq!(resp.header("content-length"), Some("1000"));
     assert!(resp.body == pattern(1000));
 }
 

@@ -655,7 +655,12 @@ impl<'a> Stream<'a> {
         }
     }
 
-    fn client_gone(&self) -> Ending {
+    fn client_gone(&mut self) -> Ending {
+        if matches!(self.phase, Phase::Discard) {
+            // The whole answer went out before the client left: an ordinary close.
+            self.keep_alive = false;
+            return self.answered();
+        }
         Ending::Cut {
             status: self.status,
             body_bytes: self.body_bytes,
