@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  listener ─▶ acceptor ─▶ front-end ×N ─┬─▶ static ×N ──────┐
-//!                 ▲            ▲         ├─▶ cgi ×N ─────────┤
+//!                 ▲            ▲         ├─▶ cgi ×N ─────────┤  (cgi ─▶ static: local redirects)
 //!                 │            │         ├─▶ plugin ×N ──────┤
 //!                 │            │         └─▶ stats ──────────┤
 //!                 │            │                             ▼
