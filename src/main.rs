@@ -142,6 +142,7 @@ fn drain(running: &network::Running, listener: &TcpListener) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let left = running.meters.active.load(Ordering::SeqCst);
+    occwserv::farm::cgi::stop_all_programs();
     let _ = running.to_log.try_send(ToLog::Error(format!("shutdown: stopped ({left} connections cut at the grace limit)")));
     // Give the log process a moment to write the last lines.
     let flush_deadline = Instant::now() + Duration::from_millis(500);

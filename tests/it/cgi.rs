@@ -680,3 +680,22 @@ fn cgi_program_inherits_no_descriptors_and_no_blocked_signals() {
         "SIGPIPE has its default action again"
     );
 }
+
+#[test]
+fn cgi_programs_do_not_outlive_the_server() {
+    let mut server = cgi_server("shutdown_grace_secs = 1\n");
+    let pid_file = server.dir.path().join("hang.pids");
+    let mut s = server.connect();
+    let request = format!(
+        "GET /cgi-bin/hang.sh?{} HTTP/1.1\r\nHost: t\r\n\r\n",
+        pid_file.display()
+    );
+    s.write_all(request.as_bytes()).unwrap();
+    let (script, child) = hang_pids(&pid_file);
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0));
+    // Orphans are reaped by init, which may take its time: a zombie is no longer running.
+    let stopped = |pid: u32| process_state(pid).is_none_or(|(state, _)| state == 'Z');
+    assert!(eventually(Duration::from_secs(20), || stopped(script)
+        && stopped(child)));
+}

@@ -88,6 +88,12 @@ pub fn run(inbox: Inbox<ToCgi>, out: CgiOut) {
     }
 }
 
+/// Kills every CGI program still running; called once the server stops serving, so no
+/// program outlives it.
+pub fn stop_all_programs() {
+    program::kill_all();
+}
+
 /// Answers one request, following local redirects; returns the connection's next stop and
 /// the program still to be reaped.
 fn serve(

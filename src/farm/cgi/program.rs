@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -24,6 +24,21 @@ const MAX_LOG_LINE_BYTES: usize = 2048;
 
 /// How long a program that has closed its output may linger before its group is killed.
 pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Process groups of the programs running now, so a stopping server can kill them: once the
+/// server has exited, nothing else would (locked twice per program, never on a hot path).
+static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn running() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Kills the process group of every program still running (server shutdown).
+pub fn kill_all() {
+    for pgid in running().iter() {
+        let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
+    }
+}
 
 /// Marks every descriptor above stderr close-on-exec, once per server: the server's own are
 /// already, but ones it inherited from whoever started it must not reach programs either.
@@ -92,6 +107,9 @@ impl Program {
             Input::File(file) => command.stdin(Stdio::from(file)),
         };
         let mut child = command.spawn()?;
+        if let Ok(pid) = i32::try_from(child.id()) {
+            running().push(pid);
+        }
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
@@ -194,7 +212,7 @@ impl Program {
             if let Ok(status) = self.child.wait() {
                 self.log_exit(status, to_log);
             }
-            self.reaped = true;
+            self.mark_reaped();
             return;
         }
         let deadline = Instant::now() + LINGER;
@@ -242,7 +260,7 @@ impl Program {
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
-                    self.reaped = true;
+                    self.mark_reaped();
                     return Some(status);
                 }
                 Ok(None) => {}
@@ -266,7 +284,13 @@ impl Program {
     /// Reaps the program after a kill (or when it has certainly exited).
     pub fn reap_now(&mut self) {
         let _ = self.child.wait();
+        self.mark_reaped();
+    }
+
+    fn mark_reaped(&mut self) {
         self.reaped = true;
+        let pid = i32::try_from(self.child.id()).unwrap_or(0);
+        running().retain(|p| *p != pid);
     }
 
     fn log_exit(&self, status: ExitStatus, to_log: &Sender<ToLog>) {
