@@ -8,3 +8,4 @@ mod cgi_apps;
 mod game;
 mod plugins;
 mod cache;
+mod stats;

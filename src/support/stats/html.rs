@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::format::{bytes, escape, micros, rate};
-use super::snapshot::Snapshot;
+use super::snapshot::{Cache, Snapshot};
 use super::tally::BUCKET_BOUNDS_MICROS;
 use crate::plugin_host::PluginRow;
 
@@ -14,7 +14,10 @@ const SCRIPT: &str = include_str!("page.js");
 
 /// `<span data-k=key data-f=format>text</span>`: a number the script keeps fresh.
 fn live(key: &str, format: &str, text: &str) -> String {
-    format!("<span data-k=\"{key}\" data-f=\"{format}\">{}</span>", escape(text))
+    format!(
+        "<span data-k=\"{key}\" data-f=\"{format}\">{}</span>",
+        escape(text)
+    )
 }
 
 fn int(key: &str, value: impl std::fmt::Display) -> String {
@@ -37,6 +40,8 @@ pub fn render(s: &Snapshot) -> String {
     let mut h = String::with_capacity(64 * 1024);
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    // An empty icon, so browsers do not ask for /favicon.ico on every load.
+    h.push_str("<link rel=\"icon\" href=\"data:,\">\n");
     h.push_str("<title>occwserv status</title>\n<noscript><meta http-equiv=\"refresh\" content=\"2\"></noscript>\n");
     let _ = writeln!(h, "<style>\n{STYLE}</style>\n</head><body>");
     let _ = writeln!(
@@ -62,7 +67,7 @@ pub fn render(s: &Snapshot) -> String {
     queues(&mut h, s);
     workers(&mut h, s);
     latency(&mut h, s);
-    h.push_str("<section class=\"wide\"><h2>Page cache</h2>\n<p class=\"empty\">No page cache is running.</p></section>\n");
+    cache(&mut h, &s.cache);
     plugins(&mut h, &s.plugins);
     h.push_str("</div>\n<footer>The same numbers: <a href=\"/stats.json\">/stats.json</a> · \
                 <a href=\"/metrics\">/metrics</a> (Prometheus text). This page refreshes itself every second.</footer>\n");
@@ -100,9 +105,17 @@ fn requests(h: &mut String, s: &Snapshot) {
     let r = &s.requests;
     h.push_str("<section><h2>Requests</h2>\n<table><tr><th>status</th><th>requests</th></tr>\n");
     for (class, n) in &r.status.0 {
-        let _ = writeln!(h, "<tr><td>{class}</td><td>{}</td></tr>", int(&format!("requests.status.{class}"), n));
+        let _ = writeln!(
+            h,
+            "<tr><td>{class}</td><td>{}</td></tr>",
+            int(&format!("requests.status.{class}"), n)
+        );
     }
-    let _ = writeln!(h, "<tr class=\"total\"><td>all</td><td>{}</td></tr></table>", int("requests.total", r.total));
+    let _ = writeln!(
+        h,
+        "<tr class=\"total\"><td>all</td><td>{}</td></tr></table>",
+        int("requests.total", r.total)
+    );
     h.push_str("<table><tr><th>answered by</th><th>requests</th><th>per second</th></tr>\n");
     for (handler, count) in &r.handlers.0 {
         let key = format!("requests.handlers.{handler}");
@@ -110,7 +123,11 @@ fn requests(h: &mut String, s: &Snapshot) {
             h,
             "<tr><td>{handler}</td><td>{}</td><td>{}</td></tr>",
             int(&format!("{key}.requests"), count.requests),
-            live(&format!("{key}.per_second"), "rate", &rate(count.per_second))
+            live(
+                &format!("{key}.per_second"),
+                "rate",
+                &rate(count.per_second)
+            )
         );
     }
     h.push_str("</table></section>\n");
@@ -183,7 +200,11 @@ fn bars(h: &mut String, stage: &str, buckets: &[u64]) {
     );
     for (i, n) in buckets.iter().enumerate() {
         // Square-root scale, so a few slow requests still show beside many fast ones.
-        let height = if *n == 0 { 0.0 } else { (TALL * (*n as f64 / most).sqrt()).max(1.0) };
+        let height = if *n == 0 {
+            0.0
+        } else {
+            (TALL * (*n as f64 / most).sqrt()).max(1.0)
+        };
         let bound = match BUCKET_BOUNDS_MICROS.get(i) {
             Some(us) => format!("≤ {}", micros(*us)),
             None => "longer".to_string(),
@@ -200,11 +221,69 @@ fn bars(h: &mut String, stage: &str, buckets: &[u64]) {
 }
 
 fn queues(h: &mut String, s: &Snapshot) {
-    h.push_str("<section><h2>Queues</h2>\n<table><tr><th>inbox of</th><th>messages waiting</th></tr>\n");
+    h.push_str(
+        "<section><h2>Queues</h2>\n<table><tr><th>inbox of</th><th>messages waiting</th></tr>\n",
+    );
     for (process, n) in &s.queues.0 {
-        let _ = writeln!(h, "<tr><td>{process}</td><td>{}</td></tr>", int(&format!("queues.{process}"), n));
+        let _ = writeln!(
+            h,
+            "<tr><td>{process}</td><td>{}</td></tr>",
+            int(&format!("queues.{process}"), n)
+        );
     }
     h.push_str("</table></section>\n");
+}
+
+/// The page cache: its totals and its table of files (`page.js` rebuilds the rows).
+fn cache(h: &mut String, c: &Cache) {
+    h.push_str("<section class=\"wide\"><h2>Page cache</h2>\n");
+    if !c.table.enabled {
+        h.push_str("<p class=\"empty\">The page cache is off (<code>[cache] enabled = false</code>).</p></section>\n");
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<p>{} cached and {} competing files; {} of {} used. {} hits ({} /s), {} answered from disk, hit ratio {}. \
+         {} admissions, {} evictions, {} dropped as stale.</p>",
+        int("cache.cached_entries", c.table.cached_entries),
+        int("cache.competing_entries", c.table.competing_entries),
+        live("cache.used_bytes", "bytes", &bytes(c.table.used_bytes)),
+        live("cache.budget_bytes", "bytes", &bytes(c.table.budget_bytes)),
+        int("cache.hits", c.hits),
+        live("cache.hits_per_second", "rate", &rate(c.hits_per_second)),
+        int("cache.misses", c.misses),
+        live("cache.hit_ratio", "percent", &percent(c.hit_ratio)),
+        int("cache.admissions", c.table.admissions),
+        int("cache.evictions", c.table.evictions),
+        int("cache.stale_drops", c.table.stale_drops),
+    );
+    let hidden = |empty: bool| if empty { " hidden" } else { "" };
+    let _ = writeln!(
+        h,
+        "<p class=\"empty\" id=\"cache-empty\"{}>No file has been asked for often enough to be scored yet.</p>",
+        hidden(!c.table.rows.is_empty())
+    );
+    let _ = writeln!(
+        h,
+        "<table id=\"cache\"{}><thead><tr><th>path</th><th>bytes</th><th>score (decaying hits)</th><th>state</th></tr></thead><tbody>",
+        hidden(c.table.rows.is_empty())
+    );
+    for row in &c.table.rows {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&row.path),
+            row.bytes,
+            row.score,
+            row.state
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+}
+
+/// A ratio as a percentage; `page.js` has the same.
+fn percent(ratio: f64) -> String {
+    format!("{:.1}%", ratio * 100.0)
 }
 
 /// The plug-in table; `page.js` rebuilds its body from `/stats.json`.

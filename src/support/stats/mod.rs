@@ -42,7 +42,10 @@ pub struct Probe {
 
 impl Probe {
     pub fn new(name: &'static str, length: impl Fn() -> usize + Send + 'static) -> Probe {
-        Probe { name, length: Box::new(length) }
+        Probe {
+            name,
+            length: Box::new(length),
+        }
     }
 
     /// Probes a crossbeam channel through a clone of its receiver, which is only ever asked
@@ -82,7 +85,11 @@ const FLUSH_WAIT: Duration = Duration::from_millis(500);
 const PAGE_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn run(inbox: Receiver<ToStats>, out: StatsOut) {
-    let mut stats = Process { tally: Tally::new(), backlog: VecDeque::new(), flushes: 0 };
+    let mut stats = Process {
+        tally: Tally::new(),
+        backlog: VecDeque::new(),
+        flushes: 0,
+    };
     stats.sample(&out);
     let mut next_tick = Instant::now() + TICK;
     loop {
@@ -124,7 +131,9 @@ impl Process {
                     self.tally.add(exchange);
                 }
             }
-            ToStats::Page { conn, req, format } => self.backlog.push_back(PageJob { conn, req, format }),
+            ToStats::Page { conn, req, format } => {
+                self.backlog.push_back(PageJob { conn, req, format })
+            }
             // Refusals are counted live in `Meters`; a late flush answer has nothing to add.
             ToStats::Refused | ToStats::Flushed(_) => {}
         }
@@ -147,24 +156,51 @@ impl Process {
     }
 
     fn sample(&mut self, out: &StatsOut) {
-        let accepted = out.meters.accepted.load(std::sync::atomic::Ordering::Relaxed);
-        let jobs = out.gauges.iter().map(|g| g.jobs.load(std::sync::atomic::Ordering::Relaxed)).collect();
+        let accepted = out
+            .meters
+            .accepted
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let jobs = out
+            .gauges
+            .iter()
+            .map(|g| g.jobs.load(std::sync::atomic::Ordering::Relaxed))
+            .collect();
         let counters = self.tally.counters(accepted, jobs);
         self.tally.sample(Instant::now(), counters);
     }
 }
 
 fn page(job: PageJob, tally: &mut Tally, out: &StatsOut) -> ToRecycler {
-    let PageJob { mut conn, req, format } = job;
+    let PageJob {
+        mut conn,
+        req,
+        format,
+    } = job;
     let cfg = out.live.load();
     if !matches!(req.method, Method::Get | Method::Head) {
-        return reply::error_with(conn, Some(&req), 405, &cfg, Handler::Stats, &[("Allow", "GET, HEAD")]);
+        return reply::error_with(
+            conn,
+            Some(&req),
+            405,
+            &cfg,
+            Handler::Stats,
+            &[("Allow", "GET, HEAD")],
+        );
     }
     let snap = snapshot::take(tally, out, cfg.stats);
     let (content_type, body): (&[u8], Vec<u8>) = match format {
-        StatsFormat::Json => (b"application/json", serde_json::to_vec_pretty(&snap).unwrap_or_default()),
-        StatsFormat::Html => (b"text/html; charset=utf-8", html::render(&snap).into_bytes()),
-        StatsFormat::Prometheus => (b"text/plain; version=0.0.4; charset=utf-8", prometheus::render(&snap).into_bytes()),
+        StatsFormat::Json => (
+            b"application/json",
+            serde_json::to_vec_pretty(&snap).unwrap_or_default(),
+        ),
+        StatsFormat::Html => (
+            b"text/html; charset=utf-8",
+            html::render(&snap).into_bytes(),
+        ),
+        StatsFormat::Prometheus => (
+            b"text/plain; version=0.0.4; charset=utf-8",
+            prometheus::render(&snap).into_bytes(),
+        ),
     };
     let keep_alive = req.keep_alive && req.body == Body::None;
     let mut response = Vec::with_capacity(256 + body.len());
@@ -249,7 +285,10 @@ mod format {
             assert_eq!(micros(2_500_000), "2.50 s");
             assert_eq!(bytes(1000), "1000 B");
             assert_eq!(bytes(1536), "1.5 KiB");
-            assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+            assert_eq!(
+                escape("<a href=\"x\">&'"),
+                "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+            );
         }
     }
 }

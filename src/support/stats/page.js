@@ -26,7 +26,8 @@
     if (m > 0) { return m + 'm ' + s + 's'; }
     return s + 's';
   }
-  var formats = { int: String, text: String, rate: rate, us: micros, bytes: bytes, duration: duration };
+  function percent(ratio) { return (ratio * 100).toFixed(1) + '%'; }
+  var formats = { int: String, text: String, rate: rate, us: micros, bytes: bytes, duration: duration, percent: percent };
 
   function lookup(data, path) {
     return path.split('.').reduce(function (node, key) {
@@ -72,21 +73,30 @@
     });
   }
 
-  function updatePlugins(rows) {
-    var table = document.getElementById('plugins');
-    var empty = document.getElementById('plugins-empty');
+  // Rebuilds the body of table #id from rows, one cell per value cells(row) gives, and
+  // shows #id-empty instead when there are none.
+  function fillTable(id, rows, cells) {
+    var table = document.getElementById(id);
+    var empty = document.getElementById(id + '-empty');
     if (!table || !empty) { return; }
     table.hidden = rows.length === 0;
     empty.hidden = rows.length !== 0;
     var body = table.tBodies[0];
     while (body.rows.length > 0) { body.deleteRow(0); }
-    rows.forEach(function (p) {
+    rows.forEach(function (item) {
       var row = body.insertRow();
-      [p.name, p.version, p.state, p.persist ? 'yes' : 'no', p.requests, p.faults, p.timeouts,
-        p.generation, p.file, p.note].forEach(function (value) {
-        row.insertCell().textContent = String(value);
-      });
+      cells(item).forEach(function (value) { row.insertCell().textContent = String(value); });
     });
+  }
+
+  function updateTables(data) {
+    fillTable('plugins', data.plugins || [], function (p) {
+      return [p.name, p.version, p.state, p.persist ? 'yes' : 'no', p.requests, p.faults, p.timeouts,
+        p.generation, p.file, p.note];
+    });
+    if (data.cache && data.cache.rows) {
+      fillTable('cache', data.cache.rows, function (c) { return [c.path, c.bytes, c.score, c.state]; });
+    }
   }
 
   function update(data) {
@@ -99,7 +109,7 @@
     updateBoards(data);
     updateQueues(data);
     updateBars(data);
-    updatePlugins(data.plugins || []);
+    updateTables(data);
   }
 
   var badge = document.getElementById('live');

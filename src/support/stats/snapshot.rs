@@ -7,9 +7,11 @@ use std::time::Instant;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::tally::{Tally, BUCKET_BOUNDS_MICROS, HANDLERS};
+use super::tally::{handler_index, Tally, BUCKET_BOUNDS_MICROS, HANDLERS};
 use super::StatsOut;
+use crate::cache::CacheSnapshot;
 use crate::plugin_host::PluginRow;
+use crate::protocol::Handler;
 
 /// Key → value pairs serialised as a JSON object in this order.
 #[derive(Debug, Clone)]
@@ -49,9 +51,23 @@ pub struct Snapshot {
     pub latency: Named<Latency>,
     /// Upper bounds of the latency buckets, in microseconds (the last bucket is unbounded).
     pub latency_bounds_us: Vec<u64>,
+    /// The page cache: budget, use, hits, and its table of cached and competing files.
+    pub cache: Cache,
     pub plugins: Vec<PluginRow>,
-    /// The page cache: budget, use, and its table of cached and competing files.
-    pub cache: crate::cache::CacheSnapshot,
+}
+
+/// The page cache as cache.control publishes it, with the hits counted here.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Cache {
+    #[serde(flatten)]
+    pub table: CacheSnapshot,
+    /// Requests answered from cached bytes.
+    pub hits: u64,
+    /// Requests for the document root answered from the disk.
+    pub misses: u64,
+    pub hits_per_second: f64,
+    /// Hits over hits and misses, 0 to 1.
+    pub hit_ratio: f64,
 }
 
 /// Connection counts, with the names nginx's `stub_status` uses.
@@ -148,7 +164,11 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
     let m = &out.meters;
     let accepted = m.accepted.load(Ordering::Relaxed);
     let refused = m.refused.load(Ordering::Relaxed);
-    let farm_jobs: Vec<u64> = out.gauges.iter().map(|g| g.jobs.load(Ordering::Relaxed)).collect();
+    let farm_jobs: Vec<u64> = out
+        .gauges
+        .iter()
+        .map(|g| g.jobs.load(Ordering::Relaxed))
+        .collect();
     let current = tally.counters(accepted, farm_jobs);
     let rates = tally.rates(now, &current);
 
@@ -182,7 +202,8 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
     let active = m.active.load(Ordering::Relaxed);
     let waiting = m.parked.load(Ordering::Relaxed).min(active);
     let front_end_busy = farms.get("front-end").map_or(0, |f| f.busy);
-    let reading = (front_end_busy + queues.get("front-end").copied().unwrap_or(0)).min(active - waiting);
+    let reading =
+        (front_end_busy + queues.get("front-end").copied().unwrap_or(0)).min(active - waiting);
     let connections = Connections {
         active,
         accepts: accepted + refused,
@@ -198,12 +219,26 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
     let requests = Requests {
         total: tally.requests,
         per_second: rates.requests,
-        status: Named(classes.iter().enumerate().map(|(i, c)| (*c, tally.by_class[i + 1])).collect()),
+        status: Named(
+            classes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (*c, tally.by_class[i + 1]))
+                .collect(),
+        ),
         handlers: Named(
             HANDLERS
                 .iter()
                 .enumerate()
-                .map(|(i, h)| (*h, HandlerCount { requests: tally.by_handler[i], per_second: rates.by_handler[i] }))
+                .map(|(i, h)| {
+                    (
+                        *h,
+                        HandlerCount {
+                            requests: tally.by_handler[i],
+                            per_second: rates.by_handler[i],
+                        },
+                    )
+                })
                 .collect(),
         ),
     };
@@ -230,6 +265,20 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
             .collect(),
     );
 
+    let hits = tally.by_handler[handler_index(Handler::Cache)];
+    let misses = tally.by_handler[handler_index(Handler::Static)];
+    let cache = Cache {
+        table: out.cache.load().as_ref().clone(),
+        hits,
+        misses,
+        hits_per_second: rates.by_handler[handler_index(Handler::Cache)],
+        hit_ratio: if hits + misses == 0 {
+            0.0
+        } else {
+            hits as f64 / (hits + misses) as f64
+        },
+    };
+
     Snapshot {
         server: "occwserv",
         version: env!("CARGO_PKG_VERSION"),
@@ -247,8 +296,8 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
         queues,
         latency,
         latency_bounds_us: BUCKET_BOUNDS_MICROS.to_vec(),
+        cache,
         plugins: out.board.load().as_ref().clone(),
-        cache: out.cache.load().as_ref().clone(),
     }
 }
 
@@ -267,6 +316,9 @@ mod tests {
     #[test]
     fn named_keeps_order_in_json() {
         let named = Named(vec![("b", 1), ("a", 2)]);
-        assert_eq!(serde_json::to_string(&named).unwrap_or_default(), r#"{"b":1,"a":2}"#);
+        assert_eq!(
+            serde_json::to_string(&named).unwrap_or_default(),
+            r#"{"b":1,"a":2}"#
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::format::{escape, rate};
+use super::format::{bytes, escape, rate};
 use super::snapshot::Snapshot;
 
 /// Width and height of the drawing, in SVG units.
@@ -16,7 +16,10 @@ const SLOT_PITCH: u32 = 9;
 
 /// A number the script keeps fresh: `<tspan data-k=path data-f=format>text</tspan>`.
 fn live(key: &str, format: &str, text: &str) -> String {
-    format!("<tspan data-k=\"{key}\" data-f=\"{format}\">{}</tspan>", escape(text))
+    format!(
+        "<tspan data-k=\"{key}\" data-f=\"{format}\">{}</tspan>",
+        escape(text)
+    )
 }
 
 fn live_int(key: &str, value: impl std::fmt::Display) -> String {
@@ -47,11 +50,20 @@ impl Picture<'_> {
 
     /// A line of text; `content` is already escaped (it may hold live tspans).
     fn text(&mut self, x: u32, y: u32, class: &str, content: &str) {
-        let _ = write!(self.out, "<text x=\"{x}\" y=\"{y}\" class=\"{class}\">{content}</text>");
+        let _ = write!(
+            self.out,
+            "<text x=\"{x}\" y=\"{y}\" class=\"{class}\">{content}</text>"
+        );
     }
 
     /// A box with a title and up to three lines below it.
-    fn process(&mut self, (x, y, w, h): (u32, u32, u32, u32), name: &str, tooltip: &str, lines: &[String]) {
+    fn process(
+        &mut self,
+        (x, y, w, h): (u32, u32, u32, u32),
+        name: &str,
+        tooltip: &str,
+        lines: &[String],
+    ) {
         self.frame(x, y, w, h, "process", tooltip);
         self.text(x + 10, y + 19, "title", &escape(name));
         for (i, line) in lines.iter().enumerate() {
@@ -69,7 +81,11 @@ impl Picture<'_> {
         };
         let k = |field: &str| format!("farms.{name}.{field}");
         self.frame(x, y, w, h, "farm", tooltip);
-        let title = format!("{} <tspan class=\"sub\">×{}</tspan>", escape(name), live_int(&k("total"), f.total));
+        let title = format!(
+            "{} <tspan class=\"sub\">×{}</tspan>",
+            escape(name),
+            live_int(&k("total"), f.total)
+        );
         self.text(x + 10, y + 19, "title", &title);
         let line = format!(
             "idle {} · busy {} · max {}",
@@ -90,14 +106,20 @@ impl Picture<'_> {
             );
         }
         self.out.push_str("</g>");
-        let jobs = format!("{} jobs/s", live_rate(&k("jobs_per_second"), f.jobs_per_second));
+        let jobs = format!(
+            "{} jobs/s",
+            live_rate(&k("jobs_per_second"), f.jobs_per_second)
+        );
         self.text(x + 10, y + h - 10, "line rate", &jobs);
         self.end_frame();
     }
 
     /// A channel: a path with an arrowhead.
     fn arrow(&mut self, d: &str, class: &str) {
-        let _ = write!(self.out, "<path class=\"arrow {class}\" d=\"{d}\" marker-end=\"url(#head)\"/>");
+        let _ = write!(
+            self.out,
+            "<path class=\"arrow {class}\" d=\"{d}\" marker-end=\"url(#head)\"/>"
+        );
     }
 
     /// Part of a channel shared with others, without a head.
@@ -124,7 +146,10 @@ impl Picture<'_> {
 
     /// A label beside an arrow; `content` is already escaped.
     fn label(&mut self, x: u32, y: u32, anchor: &str, content: &str) {
-        let _ = write!(self.out, "<text x=\"{x}\" y=\"{y}\" class=\"label\" text-anchor=\"{anchor}\">{content}</text>");
+        let _ = write!(
+            self.out,
+            "<text x=\"{x}\" y=\"{y}\" class=\"label\" text-anchor=\"{anchor}\">{content}</text>"
+        );
     }
 }
 
@@ -138,7 +163,10 @@ fn slot_class(state: char) -> &'static str {
 }
 
 pub fn render(s: &Snapshot) -> String {
-    let mut p = Picture { out: String::with_capacity(24 * 1024), s };
+    let mut p = Picture {
+        out: String::with_capacity(24 * 1024),
+        s,
+    };
     let _ = writeln!(
         p.out,
         "<svg class=\"network\" id=\"network\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
@@ -171,14 +199,55 @@ pub fn render(s: &Snapshot) -> String {
 
     p.queue(309, 85, "front-end");
     let static_rate = handler_rate("static") + handler_rate("cache");
-    p.label(544, 76, "middle", &format!("{} /s", live("requests.handlers.static.per_second", "rate", &rate(static_rate))));
+    p.label(
+        544,
+        76,
+        "middle",
+        &format!(
+            "{} /s",
+            live(
+                "requests.handlers.static.per_second",
+                "rate",
+                &rate(static_rate)
+            )
+        ),
+    );
     p.queue(544, 85, "cache.hash");
     p.queue(734, 85, "static");
-    p.label(650, 185, "middle", &format!("{} req/s", live_rate("requests.handlers.cgi.per_second", handler_rate("cgi"))));
+    p.arrow("M768,114 H702", "");
+    p.queue(734, 114, "cache.control");
+    p.label(
+        650,
+        185,
+        "middle",
+        &format!(
+            "{} req/s",
+            live_rate("requests.handlers.cgi.per_second", handler_rate("cgi"))
+        ),
+    );
     p.queue(734, 192, "cgi");
-    p.label(650, 286, "middle", &format!("{} req/s", live_rate("requests.handlers.plugin.per_second", handler_rate("plugin"))));
+    p.label(
+        650,
+        286,
+        "middle",
+        &format!(
+            "{} req/s",
+            live_rate(
+                "requests.handlers.plugin.per_second",
+                handler_rate("plugin")
+            )
+        ),
+    );
     p.queue(734, 293, "plugin");
-    p.label(650, 373, "middle", &format!("{} pages/s", live_rate("requests.handlers.stats.per_second", handler_rate("stats"))));
+    p.label(
+        650,
+        373,
+        "middle",
+        &format!(
+            "{} pages/s",
+            live_rate("requests.handlers.stats.per_second", handler_rate("stats"))
+        ),
+    );
     p.queue(970, 140, "recycler");
     p.queue(1055, 124, "log");
     p.label(985, 392, "middle", "records");
@@ -198,25 +267,67 @@ pub fn render(s: &Snapshot) -> String {
         "acceptor",
         "Accepts connections and enforces max_connections",
         &[
-            format!("{} conn/s", live_rate("connections.per_second", c.per_second)),
+            format!(
+                "{} conn/s",
+                live_rate("connections.per_second", c.per_second)
+            ),
             format!("refused {}", live_int("connections.refused", c.refused)),
         ],
     );
-    p.farm((340, 30, 170, 110), "front-end", "Reads request heads and routes them");
-    p.process(
-        (580, 47, 120, 76),
-        "cache",
-        "cache.hash hands cached pages to a static worker with the bytes",
-        &["no cache".to_string()],
+    p.farm(
+        (340, 30, 170, 110),
+        "front-end",
+        "Reads request heads and routes them",
     );
-    p.farm((770, 24, 170, 108), "static", "Serves files (sendfile) and cached pages");
+    let cache = &s.cache;
+    let cache_lines = if cache.table.enabled {
+        vec![
+            format!(
+                "cached {}",
+                live_int("cache.cached_entries", cache.table.cached_entries)
+            ),
+            format!(
+                "{} of {}",
+                live("cache.used_bytes", "bytes", &bytes(cache.table.used_bytes)),
+                live(
+                    "cache.budget_bytes",
+                    "bytes",
+                    &bytes(cache.table.budget_bytes)
+                )
+            ),
+            format!(
+                "{} hits/s",
+                live_rate("cache.hits_per_second", cache.hits_per_second)
+            ),
+        ]
+    } else {
+        vec!["off".to_string()]
+    };
+    p.process(
+        (580, 45, 120, 82),
+        "cache",
+        "cache.hash sends cached pages to a static worker with their bytes; cache.control scores hits",
+        &cache_lines,
+    );
+    p.farm(
+        (770, 24, 170, 108),
+        "static",
+        "Serves files (sendfile) and cached pages",
+    );
     p.farm((770, 146, 170, 92), "cgi", "Runs CGI/1.1 programs");
-    p.farm((770, 252, 170, 82), "plugin", "Calls gateway plug-ins under /ogi/");
+    p.farm(
+        (770, 252, 170, 82),
+        "plugin",
+        "Calls gateway plug-ins under /ogi/",
+    );
     p.process(
         (770, 350, 170, 60),
         "stats",
         "Counts exchanges and renders these pages",
-        &[format!("{} req/s counted", live_rate("requests.per_second", r.per_second))],
+        &[format!(
+            "{} req/s counted",
+            live_rate("requests.per_second", r.per_second)
+        )],
     );
     p.process(
         (1000, 160, 110, 110),
@@ -225,15 +336,30 @@ pub fn render(s: &Snapshot) -> String {
         &[
             "be.proc".to_string(),
             format!("{} req/s", live_rate("requests.per_second", r.per_second)),
-            format!("{} /s", live("bytes.sent_per_second", "bytes", &super::format::bytes(s.bytes.sent_per_second as u64))),
+            format!(
+                "{} /s",
+                live(
+                    "bytes.sent_per_second",
+                    "bytes",
+                    &bytes(s.bytes.sent_per_second as u64)
+                )
+            ),
         ],
     );
-    p.process((1000, 24, 110, 64), "log", "The only writer of the access and error logs", &["access, errors".to_string()]);
+    p.process(
+        (1000, 24, 110, 64),
+        "log",
+        "The only writer of the access and error logs",
+        &["access, errors".to_string()],
+    );
     p.process(
         (340, 425, 170, 70),
         "idle.pool",
         "Keep-alive connections parked in epoll",
-        &[format!("parked {}", live_int("connections.waiting", c.waiting)), "epoll, no thread each".to_string()],
+        &[
+            format!("parked {}", live_int("connections.waiting", c.waiting)),
+            "epoll, no thread each".to_string(),
+        ],
     );
 
     let _ = writeln!(

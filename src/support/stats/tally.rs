@@ -35,25 +35,8 @@ pub const STAGES: [(&str, &str); 5] = [
 /// Upper bounds of the fixed histogram buckets, in microseconds (`le` in `/metrics`);
 /// a last bucket above them catches the rest.
 pub const BUCKET_BOUNDS_MICROS: [u64; 19] = [
-    50,
-    100,
-    250,
-    500,
-    1_000,
-    2_500,
-    5_000,
-    10_000,
-    25_000,
-    50_000,
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    30_000_000,
-    60_000_000,
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
 ];
 
 /// Longest latency the histograms resolve (an hour); longer ones count as an hour.
@@ -174,7 +157,10 @@ impl Tally {
             bytes_in: 0,
             bytes_out: 0,
             body_bytes: 0,
-            stages: STAGES.iter().map(|(name, what)| Stage::new(name, what)).collect(),
+            stages: STAGES
+                .iter()
+                .map(|(name, what)| Stage::new(name, what))
+                .collect(),
             samples: VecDeque::new(),
         }
     }
@@ -198,23 +184,36 @@ impl Tally {
 
     /// The counters now; `accepted` and `farm_jobs` come from the live gauges.
     pub fn counters(&self, accepted: u64, farm_jobs: Vec<u64>) -> Counters {
-        Counters { accepted, requests: self.requests, by_handler: self.by_handler, bytes_out: self.bytes_out, farm_jobs }
+        Counters {
+            accepted,
+            requests: self.requests,
+            by_handler: self.by_handler,
+            bytes_out: self.bytes_out,
+            farm_jobs,
+        }
     }
 
     /// Keeps a sample of the counters (called about once a second).
     pub fn sample(&mut self, now: Instant, counters: Counters) {
         self.samples.push_back((now, counters));
-        while self.samples.len() > 2 && now.saturating_duration_since(self.samples[0].0) > RATE_WINDOW {
+        while self.samples.len() > 2
+            && now.saturating_duration_since(self.samples[0].0) > RATE_WINDOW
+        {
             self.samples.pop_front();
         }
     }
 
     /// Rates from the oldest kept sample to `current`.
     pub fn rates(&self, now: Instant, current: &Counters) -> Rates {
-        let Some((then, old)) = self.samples.front() else { return Rates::default() };
+        let Some((then, old)) = self.samples.front() else {
+            return Rates::default();
+        };
         let secs = now.saturating_duration_since(*then).as_secs_f64();
         if secs < 0.05 {
-            return Rates { farm_jobs: vec![0.0; current.farm_jobs.len()], ..Rates::default() };
+            return Rates {
+                farm_jobs: vec![0.0; current.farm_jobs.len()],
+                ..Rates::default()
+            };
         }
         let rate = |new: u64, old: u64| new.saturating_sub(old) as f64 / secs;
         let mut by_handler = [0.0; HANDLERS.len()];
