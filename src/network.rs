@@ -8,6 +8,8 @@
 //!                 │            │                             ▼
 //!                 │        idle.pool ◀──── keep-alive ──── recycler ─▶ stats, log
 //!  config (SIGHUP) ─▶ live config read by every process
+//!  plugin.keeper (scans the plug-in directory, times out plug-in requests) ─▶ plug-in table
+//!                 read by plugin ×N and stats
 //! ```
 //!
 //! The one cycle is front end → handler → recycler → (idle.pool →) front end. Its channels
@@ -134,6 +136,7 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
         live: live.clone(),
         board: board.clone(),
         routes: routes.clone(),
+        meters: meters.clone(),
     };
     // The first scan of the plug-in directory happens here, before the listener is served.
     let keeper = Keeper::new(keeper_out);

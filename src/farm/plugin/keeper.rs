@@ -21,13 +21,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use super::{Generation, GenerationState, NameCounters, Refusal, Route, Routes};
+use super::board::{self, Retired};
+use super::{Generation, NameCounters, Refusal, Route, Routes};
 use crate::farm::reply;
 use crate::http::response::{push_header, push_header_u64, push_status};
 use crate::plugin_host::loader::{ConfigSource, LogSink};
-use crate::plugin_host::{inspect, InspectError, Library, PluginBoard, PluginRow, Watch};
+use crate::plugin_host::{inspect, InspectError, Library, PluginBoard, Watch};
 use crate::protocol::{ToLog, ToPluginKeeper, ToRecycler};
 use crate::support::config::{Config, Live};
+use crate::support::meters::Meters;
 
 /// The keeper's outputs.
 pub struct KeeperOut {
@@ -36,6 +38,8 @@ pub struct KeeperOut {
     pub live: Live,
     pub board: PluginBoard,
     pub routes: Arc<Routes>,
+    /// Read for the `draining` flag, set on SIGTERM.
+    pub meters: Arc<Meters>,
 }
 
 /// What a file in the plug-in directory turned out to be.
@@ -64,12 +68,6 @@ struct FileState {
     kind: FileKind,
 }
 
-/// A replaced or detached generation, listed until it has drained.
-struct Retired {
-    library: Arc<Library>,
-    state: Arc<GenerationState>,
-}
-
 pub struct Keeper {
     out: KeeperOut,
     private_dir: PathBuf,
@@ -80,6 +78,10 @@ pub struct Keeper {
     next_generation: u64,
     last_scan: Instant,
     directory_problem: Option<String>,
+    /// Files that stopped reading as plug-ins, by the digest seen, awaiting a second look.
+    unsettled: HashMap<PathBuf, u64>,
+    /// The server is draining: plug-ins are detached and the directory no longer scanned.
+    stopping: bool,
 }
 
 impl Keeper {
@@ -108,6 +110,8 @@ impl Keeper {
             next_generation: 1,
             last_scan: Instant::now(),
             directory_problem: None,
+            unsettled: HashMap::new(),
+            stopping: false,
         };
         keeper.scan();
         keeper.publish_board();
@@ -128,11 +132,45 @@ impl Keeper {
                 }
             }
             self.expire(&cfg);
-            if self.last_scan.elapsed() >= scan_every {
+            if self.out.meters.draining() && !self.stopping {
+                self.stop_serving();
+            }
+            if !self.stopping && self.last_scan.elapsed() >= scan_every {
                 self.scan();
             }
             self.publish_board();
         }
+    }
+
+    /// On shutdown: new requests for plug-ins get 503, and persistent instances finish their
+    /// queues and are dropped, so they give back the connections they hold (websockets).
+    fn stop_serving(&mut self) {
+        self.stopping = true;
+        let table = self.out.routes.snapshot();
+        let mut stopped = HashMap::new();
+        for (name, route) in table.iter() {
+            if let Route::Ready(generation) = route {
+                self.retired.push(Retired {
+                    library: generation.library.clone(),
+                    state: generation.state.clone(),
+                });
+            }
+            let file = match route {
+                Route::Ready(generation) => generation.library.file.clone(),
+                Route::Refused(refusal) => refusal.file.clone(),
+            };
+            let why = "the server is shutting down".to_string();
+            stopped.insert(
+                name.clone(),
+                Route::Refused(Arc::new(Refusal { file, why })),
+            );
+        }
+        self.out.routes.publish(stopped);
+        log(
+            &self.out.to_log,
+            "plugin keeper: shutting down; plug-ins detached, persistent instances drain"
+                .to_string(),
+        );
     }
 
     /// Detaches every plug-in, so persistent instances finish their queues and are dropped.
@@ -270,6 +308,16 @@ impl Keeper {
             .get(path)
             .map(|f| f.kind.clone())
             .unwrap_or(FileKind::NotPlugin);
+        // A plug-in that suddenly reads as no plug-in may be half-written in place: it is
+        // detached only if it reads the same on the next scan.
+        if matches!(previous, FileKind::Attached(_))
+            && inspect(&bytes).is_err()
+            && self.unsettled.get(path) != Some(&digest)
+        {
+            self.unsettled.insert(path.to_path_buf(), digest);
+            return false;
+        }
+        self.unsettled.remove(path);
         let (kind, mut changed) = self.classify(path, &bytes, table);
         if let FileKind::Attached(old) | FileKind::Refused(Some(old)) = &previous {
             let still =
@@ -447,96 +495,12 @@ impl Keeper {
         }
     }
 
-    /// Publishes the plug-in table for `/stats.html`.
+    /// Publishes the plug-in table for `/stats.html`, forgetting drained generations.
     fn publish_board(&mut self) {
         self.retired.retain(|r| {
             r.state.in_flight.load(Ordering::Relaxed) > 0 || r.state.owning.load(Ordering::Relaxed)
         });
-        let table = self.out.routes.snapshot();
-        let mut names: Vec<&String> = table.keys().collect();
-        let mut draining: Vec<String> = self
-            .retired
-            .iter()
-            .map(|r| r.library.name())
-            .filter(|n| !table.contains_key(n))
-            .collect();
-        draining.sort();
-        draining.dedup();
-        names.sort();
-        let mut rows = Vec::with_capacity(names.len() + draining.len());
-        for name in names {
-            let counters = self.names.get(name).cloned().unwrap_or_default();
-            let older = self
-                .retired
-                .iter()
-                .filter(|r| &r.library.name() == name)
-                .count() as u32;
-            let row = match &table[name] {
-                Route::Ready(generation) => {
-                    let running = generation.state.running.load(Ordering::Relaxed);
-                    let state = if generation.state.owning.load(Ordering::Relaxed) {
-                        "owning".to_string()
-                    } else if running > 0 {
-                        format!("busy {running}")
-                    } else {
-                        "idle".to_string()
-                    };
-                    PluginRow {
-                        name: name.clone(),
-                        version: generation.library.declaration.version(),
-                        state,
-                        persist: generation.state.persist(),
-                        requests: counters.requests.load(Ordering::Relaxed),
-                        faults: counters.faults.load(Ordering::Relaxed),
-                        timeouts: counters.timeouts.load(Ordering::Relaxed),
-                        generations: 1 + older,
-                        generation: generation.library.generation,
-                        file: generation.library.file.display().to_string(),
-                        note: counters
-                            .last_fault
-                            .lock()
-                            .map(|n| n.clone())
-                            .unwrap_or_default(),
-                    }
-                }
-                Route::Refused(refusal) => PluginRow {
-                    name: name.clone(),
-                    version: String::new(),
-                    state: "refused".to_string(),
-                    persist: false,
-                    requests: counters.requests.load(Ordering::Relaxed),
-                    faults: counters.faults.load(Ordering::Relaxed),
-                    timeouts: counters.timeouts.load(Ordering::Relaxed),
-                    generations: older,
-                    generation: 0,
-                    file: refusal.file.display().to_string(),
-                    note: refusal.why.clone(),
-                },
-            };
-            rows.push(row);
-        }
-        for name in draining {
-            let counters = self.names.get(&name).cloned().unwrap_or_default();
-            let older: Vec<&Retired> = self
-                .retired
-                .iter()
-                .filter(|r| r.library.name() == name)
-                .collect();
-            let Some(last) = older.last() else { continue };
-            rows.push(PluginRow {
-                name: name.clone(),
-                version: last.library.declaration.version(),
-                state: "draining".to_string(),
-                persist: last.state.persist(),
-                requests: counters.requests.load(Ordering::Relaxed),
-                faults: counters.faults.load(Ordering::Relaxed),
-                timeouts: counters.timeouts.load(Ordering::Relaxed),
-                generations: older.len() as u32,
-                generation: last.library.generation,
-                file: last.library.file.display().to_string(),
-                note: String::new(),
-            });
-        }
+        let rows = board::rows(&self.out.routes.snapshot(), &self.names, &self.retired);
         self.out.board.store(Arc::new(rows));
     }
 }
