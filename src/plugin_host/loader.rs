@@ -487,3 +487,30 @@ unsafe extern "C" fn host_give_back(lent: *mut c_void, outcome: *const Outcome) 
         home.returned(*record, returned);
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inspect_tells_libraries_without_a_declaration_from_non_libraries() {
+        let this_program = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert_eq!(inspect(&this_program), Err(InspectError::NoDeclaration));
+        assert!(matches!(
+            inspect(b"not a library at all"),
+            Err(InspectError::NotElf(_))
+        ));
+        assert!(inspect(&this_program[..64]).is_err());
+    }
+
+    #[test]
+    fn peers_cross_in_the_abi_layout() {
+        let v4 = peer_addr("127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            (v4.family, v4.port, &v4.ip[..4]),
+            (4, 8080, &[127, 0, 0, 1][..])
+        );
+        let v6 = peer_addr("[::1]:79".parse().unwrap());
+        assert_eq!((v6.family, v6.port, v6.ip[15]), (6, 79, 1));
+    }
+}
