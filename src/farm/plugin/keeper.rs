@@ -543,3 +543,64 @@ fn timeout_answer(cfg: &Config) -> Vec<u8> {
     out.extend_from_slice(&body);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    use arc_swap::ArcSwap;
+    use crossbeam_channel::{bounded, unbounded};
+
+    #[test]
+    fn the_keeper_answers_a_lent_request_past_its_deadline_and_stops_on_disconnect() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            plugins: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let (to_recycler, _recycler) = unbounded();
+        let (to_log, log_inbox) = bounded(64);
+        let board: PluginBoard = Arc::new(ArcSwap::from_pointee(Vec::new()));
+        let out = KeeperOut {
+            to_recycler,
+            to_log,
+            live: Arc::new(ArcSwap::from_pointee(cfg)),
+            board: board.clone(),
+            routes: Arc::new(Routes::default()),
+            meters: Arc::new(Meters::default()),
+        };
+        let keeper = Keeper::new(out);
+        let (to_keeper, inbox) = unbounded();
+        let running = std::thread::spawn(move || keeper.run(inbox));
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (lent, _) = listener.accept().unwrap();
+        let watch = Arc::new(Watch::new(lent.as_raw_fd(), Some(Instant::now())));
+        to_keeper
+            .send(ToPluginKeeper::Watch(watch.clone()))
+            .unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("Connection: close\r\n"));
+        assert_eq!(watch.mark_returned().and_then(|t| t.status), Some(504));
+
+        drop(to_keeper);
+        running.join().unwrap();
+        assert!(board.load().is_empty());
+        assert!(
+            log_inbox.try_iter().next().is_none(),
+            "an empty directory logs nothing"
+        );
+    }
+}
