@@ -2,15 +2,17 @@
 //! Instances: 1. In: ToRecycler. Out: ToFrontEnd (pipelined request waiting), ToIdlePool
 //! (keep-alive), ToStats and ToLog (batched). Stops: inbox disconnected.
 //!
-//! Stats records and access-log lines are batched and flushed whenever the inbox runs dry,
-//! so nobody is woken per request under load, and nothing waits long when it is quiet.
-//! With `stats = false` no stats records are kept at all. The stats process asks for an
-//! early flush (`Flush`) before it renders a page.
+//! Access-log lines are batched and flushed whenever the inbox runs dry, so nobody is woken
+//! per request under load, and nothing waits long when it is quiet. Stats records are sent
+//! in batches of `BATCH`, or `RECORDS_HOLD` after the oldest arrived, or at once when the
+//! stats process asks (`Flush`) before it renders a page. With `stats = false` no stats
+//! records are kept at all.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::conn::Conn;
 use crate::net::idle_pool::IdleSender;
@@ -32,21 +34,40 @@ pub struct RecyclerOut {
 /// Most exchanges held before a flush.
 const BATCH: usize = 256;
 
+/// Longest time a stats record is held while a fuller batch gathers. The stats process asks
+/// for an early flush (`Flush`) before it renders a page, so holding records loses nothing,
+/// and under load the stats process wakes once per batch instead of once per quiet moment.
+const RECORDS_HOLD: Duration = Duration::from_millis(250);
+
 pub fn run(inbox: Receiver<ToRecycler>, out: RecyclerOut) {
     let mut served: Vec<Exchange> = Vec::with_capacity(BATCH);
     let mut access = String::with_capacity(64 * 1024);
+    // When the oldest stats record held must go out.
+    let mut records_due: Option<Instant> = None;
     loop {
         let msg = match inbox.try_recv() {
             Ok(msg) => msg,
             Err(TryRecvError::Empty) => {
-                flush(&mut served, &mut access, &out);
-                match inbox.recv() {
+                send_access(&mut access, &out);
+                let next = match records_due {
+                    Some(due) => inbox.recv_deadline(due),
+                    None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match next {
                     Ok(msg) => msg,
-                    Err(_) => return,
+                    Err(RecvTimeoutError::Timeout) => {
+                        send_records(&mut served, &mut records_due, &out);
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        send_records(&mut served, &mut records_due, &out);
+                        return;
+                    }
                 }
             }
             Err(TryRecvError::Disconnected) => {
-                flush(&mut served, &mut access, &out);
+                send_records(&mut served, &mut records_due, &out);
+                send_access(&mut access, &out);
                 return;
             }
         };
@@ -65,12 +86,17 @@ pub fn run(inbox: Receiver<ToRecycler>, out: RecyclerOut) {
                 close(conn, &out);
             }
             ToRecycler::Flush(ticket) => {
-                flush(&mut served, &mut access, &out);
+                send_records(&mut served, &mut records_due, &out);
                 let _ = out.to_stats.try_send(ToStats::Flushed(ticket));
             }
         }
-        if served.len() >= BATCH || access.len() >= 60 * 1024 {
-            flush(&mut served, &mut access, &out);
+        if served.len() >= BATCH {
+            send_records(&mut served, &mut records_due, &out);
+        } else if records_due.is_none() && !served.is_empty() {
+            records_due = Some(Instant::now() + RECORDS_HOLD);
+        }
+        if access.len() >= 60 * 1024 {
+            send_access(&mut access, &out);
         }
     }
 }
@@ -126,11 +152,15 @@ fn close(conn: Conn, out: &RecyclerOut) {
     drop(conn);
 }
 
-fn flush(served: &mut Vec<Exchange>, access: &mut String, out: &RecyclerOut) {
+fn send_records(served: &mut Vec<Exchange>, records_due: &mut Option<Instant>, out: &RecyclerOut) {
+    *records_due = None;
     if !served.is_empty() {
         let batch = std::mem::replace(served, Vec::with_capacity(BATCH));
         let _ = out.to_stats.try_send(ToStats::Served(batch));
     }
+}
+
+fn send_access(access: &mut String, out: &RecyclerOut) {
     if !access.is_empty() {
         let lines = std::mem::replace(access, String::with_capacity(64 * 1024));
         let _ = out.to_log.try_send(ToLog::Access(lines));
