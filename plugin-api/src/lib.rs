@@ -5,7 +5,7 @@
 //! (ABI version, layout fingerprint, panic strategy, compiler) before calling anything, and
 //! serves it at `/ogi/NAME`.
 //!
-//! ```ignore
+//! ```
 //! use plugin_api::{declare_plugin, Connection, Host, Next, Plugin};
 //!
 //! struct Hello;
