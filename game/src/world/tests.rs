@@ -263,3 +263,25 @@ fn take_all_and_drop_all() {
     assert!(dropped.contains("You drop"), "{dropped}");
     assert_eq!(gina.text("i"), "You are carrying nothing.");
 }
+
+#[test]
+fn a_frontend_that_never_reads_does_not_stall_the_world() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = world(dir.path());
+    // A frontend whose inbox holds one message and is never read.
+    let (to_frontend, _never_read) = bounded(1);
+    let frontend = FrontendEnd {
+        client: 9,
+        to_frontend,
+    };
+    let stuck = world
+        .gate()
+        .login("Stuck", Origin::Irc, LoginMode::Resume, frontend)
+        .unwrap();
+    let mut talker = Player::join(&world, "talker");
+    for n in 0..200 {
+        assert_eq!(talker.text(&format!("say {n}")), format!("You say: {n}"));
+    }
+    assert_eq!(talker.text("who"), "Playing now (2): Stuck and talker.");
+    drop(stuck);
+}
