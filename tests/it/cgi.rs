@@ -557,25 +557,32 @@ fn cgi_queue_bound_answers_503_and_never_runs_more_than_max() {
     )
     .unwrap();
     hang_pids(&pid_file);
-    // One more request fits the queue; the one after it is refused.
+    // One more request waits in the queue (seen in the stats); the one after it is refused.
     let mut second = server.connect();
     second
         .write_all(b"GET /cgi-bin/hello.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let mut third = server.connect();
-    third
-        .write_all(b"GET /cgi-bin/hello.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let statuses = [
-        Response::parse(&read_to_close(&mut second)).status,
-        Response::parse(&read_to_close(&mut third)).status,
-    ];
-    let mut sorted = statuses;
-    sorted.sort();
+    let queued = || server.stats()["queues"]["cgi"].as_u64() == Some(1);
+    assert!(
+        eventually(Duration::from_secs(20), queued),
+        "the second request is queued"
+    );
+    let farm = server.stats()["farms"]["cgi"].clone();
     assert_eq!(
-        sorted,
-        [200, 503],
-        "one queued and served after the first, one refused"
+        (
+            farm["busy"].as_u64(),
+            farm["total"].as_u64(),
+            farm["max"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    let third = server.get("/cgi-bin/hello.sh");
+    assert_eq!(third.status, 503, "the queue is full");
+    // When the first program is killed, the queued request runs.
+    let second = Response::parse(&read_to_close(&mut second));
+    assert_eq!(
+        (second.status, second.text().as_str()),
+        (200, "Hello from sh\n")
     );
     assert_eq!(Response::parse(&read_to_close(&mut busy)).status, 504);
 }
