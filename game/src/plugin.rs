@@ -167,14 +167,17 @@ impl Plugin for Game {
             cookie: request.header("cookie").map(str::to_string),
             wants_websocket: request.wants_websocket(),
         };
-        if let Route::Socket { client, exchange } =
-            running.web.route(&web_request, ConnectionExchange(conn))
+        if let Route::Socket {
+            client,
+            exchange,
+            since,
+        } = running.web.route(&web_request, ConnectionExchange(conn))
         {
             match exchange.0.upgrade_websocket() {
                 Ok(socket) => {
                     let spawned = std::thread::Builder::new()
                         .name("game-websocket".to_string())
-                        .spawn(move || websocket::run(socket, client));
+                        .spawn(move || websocket::run(socket, client, since));
                     if let Err(e) = spawned {
                         running
                             .web

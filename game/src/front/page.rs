@@ -37,6 +37,8 @@ pub fn escape(text: &str) -> String {
 struct Fill<'a> {
     base: &'a str,
     live: bool,
+    /// The number of the last scrollback line shown.
+    latest: u64,
     status: String,
     events: String,
     form: String,
@@ -51,6 +53,7 @@ fn render(status: u16, fill: Fill<'_>) -> WebResponse {
     let body = TEMPLATE
         .replace("{{REFRESH}}", &refresh)
         .replace("{{LIVE}}", if fill.live { "1" } else { "0" })
+        .replace("{{LATEST}}", &fill.latest.to_string())
         .replace("{{BASE}}", &escape(fill.base))
         .replace("{{STATUS}}", &fill.status)
         .replace("{{EVENTS}}", &fill.events)
@@ -94,6 +97,7 @@ pub fn login(base: &str, notice: Option<(u16, &str)>) -> WebResponse {
         Fill {
             base,
             live: false,
+            latest: 0,
             status: "Not logged in.".to_string(),
             events: format!("{welcome}{events}"),
             form: login_form(base),
@@ -113,6 +117,7 @@ pub fn refused(base: &str, why: &str) -> WebResponse {
         Fill {
             base,
             live: false,
+            latest: 0,
             status: "Token refused.".to_string(),
             events,
             form: login_form(base),
@@ -122,7 +127,15 @@ pub fn refused(base: &str, why: &str) -> WebResponse {
 
 /// The play page: the scrollback (lines after `seen` marked new) and the command box.
 /// After the player has left, the page offers to enter again and stops refreshing.
-pub fn play(base: &str, name: &str, lines: &[Shown], seen: u64, ended: bool) -> WebResponse {
+/// `latest` is the last line's number, from which the page's websocket continues.
+pub fn play(
+    base: &str,
+    name: &str,
+    lines: &[Shown],
+    seen: u64,
+    latest: u64,
+    ended: bool,
+) -> WebResponse {
     let mut events = String::new();
     for line in lines {
         let age = if line.seq > seen { "new" } else { "old" };
@@ -149,6 +162,7 @@ pub fn play(base: &str, name: &str, lines: &[Shown], seen: u64, ended: bool) -> 
         Fill {
             base,
             live: !ended,
+            latest,
             status,
             events,
             form,
@@ -178,7 +192,7 @@ mod tests {
                 text: "eve says: <script>".to_string(),
             },
         ];
-        let page = text(&play("/ogi/game", "bob", &lines, 1, false));
+        let page = text(&play("/ogi/game", "bob", &lines, 1, 2, false));
         assert!(page.contains("<div class=\"ev ev-room old\">Hall</div>"));
         assert!(page.contains("<div class=\"ev ev-said new\">eve says: &lt;script&gt;</div>"));
         assert!(page.contains("http-equiv=\"refresh\""));
@@ -189,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_finished_page_does_not_refresh() {
-        let page = text(&play("/ogi/game", "bob", &[], 0, true));
+        let page = text(&play("/ogi/game", "bob", &[], 0, 0, true));
         assert!(!page.contains("http-equiv=\"refresh\""));
         assert!(page.contains("Enter again"));
     }

@@ -154,7 +154,7 @@ fn a_websocket_shares_the_page_players_world_and_events() {
     else {
         panic!("a websocket route");
     };
-    std::thread::spawn(move || websocket::run(socket, web_client));
+    std::thread::spawn(move || websocket::run(socket, web_client, u64::MAX));
     let mut ws = client.join().unwrap();
 
     ws.send(Message::Text(

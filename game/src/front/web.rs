@@ -67,10 +67,12 @@ pub enum Route<E> {
     /// Answered already, or handed to a web client that will answer it.
     Answered,
     /// A websocket for this player's web client: upgrade the exchange and start
-    /// `front::websocket::run` with the client.
+    /// `front::websocket::run` with the client and `since` (the `since` query parameter:
+    /// the last line the player's page showed).
     Socket {
         client: Sender<ToWebClient>,
         exchange: E,
+        since: u64,
     },
 }
 
@@ -130,6 +132,10 @@ impl Web {
         }
         let base = request.base.as_str();
         let socket = request.subpath == "/ws";
+        let since = request
+            .query_param("since")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         if !matches!(request.subpath.as_str(), "" | "/" | "/ws") {
             answer(exchange, text_response(404, "No such page in the game."));
             return Route::Answered;
@@ -174,6 +180,7 @@ impl Web {
             (Some(name), true) => Route::Socket {
                 client: self.client(&name, base),
                 exchange,
+                since,
             },
             (None, false) if request.method == "POST" => {
                 // A registration: the new client reads the name from the body.
@@ -192,6 +199,7 @@ impl Web {
                 Some(name) => Route::Socket {
                     client: self.spawn(Identity::Register(Some(name)), base, None),
                     exchange,
+                    since,
                 },
                 None => {
                     let why =

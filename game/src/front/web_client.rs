@@ -58,8 +58,12 @@ pub enum ToWebClient {
         method: String,
         exchange: Box<dyn Exchange>,
     },
-    /// A websocket has connected for this player: push frames to it.
-    Attach { to_socket: Sender<String> },
+    /// A websocket has connected for this player: push frames to it, starting with the
+    /// scrollback after `since` (what the page it came from has not shown).
+    Attach {
+        to_socket: Sender<String>,
+        since: u64,
+    },
     /// A line typed on the websocket, with the id its sender gave it.
     Typed { line: String, id: Option<u64> },
     /// The websocket has closed.
@@ -262,7 +266,7 @@ fn refuse(inbox: &Receiver<ToWebClient>, base: &str, why: &str, status: u16) {
             ToWebClient::Page { exchange, .. } => {
                 exchange.respond(page::login(base, Some((status, why))))
             }
-            ToWebClient::Attach { to_socket } => {
+            ToWebClient::Attach { to_socket, .. } => {
                 let _ = to_socket.try_send(json!({ "error": why }).to_string());
                 let _ = to_socket.try_send(json!({ "ended": true }).to_string());
             }
@@ -319,9 +323,13 @@ impl Client {
     fn on_router(&mut self, message: ToWebClient) {
         match message {
             ToWebClient::Page { method, exchange } => self.page(&method, exchange),
-            ToWebClient::Attach { to_socket } => {
+            ToWebClient::Attach { to_socket, since } => {
                 if let Some(frame) = self.token_frame.take() {
                     let _ = to_socket.try_send(frame);
+                }
+                for line in self.scrollback.iter().filter(|line| line.seq > since) {
+                    let frame = json!({ "kind": line.kind, "text": line.text });
+                    let _ = to_socket.try_send(frame.to_string());
                 }
                 self.socket = Some(to_socket);
             }
@@ -370,17 +378,13 @@ impl Client {
 
     fn answer(&mut self, exchange: Box<dyn Exchange>) {
         let lines: Vec<Shown> = self.scrollback.iter().cloned().collect();
-        let mut response = page::play(
-            &self.base,
-            &self.name,
-            &lines,
-            self.seen,
-            self.ended || self.left,
-        );
+        let latest = self.next_seq - 1;
+        let ended = self.ended || self.left;
+        let mut response = page::play(&self.base, &self.name, &lines, self.seen, latest, ended);
         response
             .headers
             .push(("Set-Cookie".to_string(), self.cookie.clone()));
-        self.seen = self.next_seq - 1;
+        self.seen = latest;
         exchange.respond(response);
     }
 

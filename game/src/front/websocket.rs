@@ -70,10 +70,15 @@ fn is_end(frame: &str) -> bool {
     frame.starts_with("{\"ended\"")
 }
 
-pub fn run<S: TimedRead>(mut socket: WebSocket<S>, client: Sender<ToWebClient>) {
+/// Runs one websocket for the web client `client`; `since` is the last scrollback line the
+/// socket's page showed (0: send the whole scrollback first).
+pub fn run<S: TimedRead>(mut socket: WebSocket<S>, client: Sender<ToWebClient>, since: u64) {
     let (to_socket, pushes) = bounded(SOCKET_QUEUE);
     if client
-        .send_timeout(ToWebClient::Attach { to_socket }, Duration::from_secs(1))
+        .send_timeout(
+            ToWebClient::Attach { to_socket, since },
+            Duration::from_secs(1),
+        )
         .is_err()
     {
         let _ = socket.close(None);
