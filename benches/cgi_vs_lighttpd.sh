@@ -7,9 +7,10 @@
 # cgi-bin/hello.sh and the compiled cgi-bin/hello-c, each a 200-byte answer with its own
 # Content-Length). Each round measures wrk -t1 -c10 against hello.sh and hello-c on both
 # servers, alternating, so load from elsewhere on the box falls on both alike; the medians and
-# the occwserv/lighttpd ratios are printed at the end. occwserv runs without an access log,
-# like the lighttpd configuration. Needs a release build, lighttpd, wrk and gcc; all traffic
-# goes to 127.0.0.1; both servers are stopped by PID.
+# the occwserv/lighttpd ratios are printed at the end, with the CPU time the server process
+# itself spent per request (its programs' time excluded), which other load hardly changes.
+# occwserv runs without an access log, like the lighttpd configuration. Needs a release build,
+# lighttpd, wrk and gcc; all traffic goes to 127.0.0.1; both servers are stopped by PID.
 set -euo pipefail
 ROUNDS=${1:-3}
 SECONDS_EACH=${2:-5}
@@ -43,16 +44,25 @@ for port in $OCC_PORT $LIGHTTPD_PORT; do
   done
 done
 
+# CPU ticks the server process itself has used (its programs' time is not counted).
+own_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
 results="$WORK/results.tsv"
 for round in $(seq "$ROUNDS"); do
   for path in /cgi-bin/hello.sh /cgi-bin/hello-c; do
     for server in occwserv lighttpd; do
       port=$([ $server = occwserv ] && echo $OCC_PORT || echo $LIGHTTPD_PORT)
+      pid=$([ $server = occwserv ] && echo $OCC_PID || echo $LIGHTTPD_PID)
+      ticks_before=$(own_ticks "$pid")
       out=$(timeout -k 5 $((SECONDS_EACH + 30)) wrk -t1 -c10 -d"${SECONDS_EACH}s" --timeout 5s --latency \
         "http://127.0.0.1:$port$path")
       rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
       bad=$(awk '/Non-2xx/{s+=$NF} /Socket errors:/{gsub(",","");s+=$4+$6+$8+$10} END{print s+0}' <<<"$out")
-      printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$server" "$path" "$rps" "${bad:-0}" | tee -a "$results"
+      ticks=$(( $(own_ticks "$pid") - ticks_before ))
+      requests=$(awk '/requests in/{print $1}' <<<"$out")
+      cpu_us=$(awk -v t="$ticks" -v hz="$HZ" -v n="$requests" 'BEGIN{printf "%.0f", (n > 0) ? t / hz * 1e6 / n : 0}')
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$server" "$path" "$rps" "${bad:-0}" "$cpu_us" | tee -a "$results"
     done
   done
 done
@@ -65,8 +75,10 @@ for path in ("/cgi-bin/hello.sh", "/cgi-bin/hello-c"):
     for server in ("occwserv", "lighttpd"):
         values = [float(r[3]) for r in rows if r[1] == server and r[2] == path]
         errors = sum(int(float(r[4])) for r in rows if r[1] == server and r[2] == path)
+        cpu = statistics.median(float(r[5]) for r in rows if r[1] == server and r[2] == path)
         median[(server, path)] = statistics.median(values)
         print(f"{server:9} {path:18} median {median[(server, path)]:8.0f} req/s  "
-              f"(rounds: {', '.join(f'{v:.0f}' for v in values)}; errors {errors})")
+              f"(rounds: {', '.join(f'{v:.0f}' for v in values)}; errors {errors}); "
+              f"server's own CPU {cpu:.0f} us/request")
     print(f"ratio occwserv/lighttpd {path}: {median[('occwserv', path)] / median[('lighttpd', path)]:.2f}x")
 PY
