@@ -670,6 +670,21 @@ fn attach_replace_and_detach_under_load_fail_no_request() {
                 );
             }
         }
+        // Replace the way `cargo build` and `cp` do: remove, then write the new file in place.
+        let bytes = patched("hello", |d| set_text(&mut d.version, "0.1.5"));
+        let target = dir.path().join("libhello.so");
+        std::fs::remove_file(&target).unwrap();
+        let mut file = std::fs::File::create(&target).unwrap();
+        for piece in bytes.chunks(bytes.len() / 4 + 1) {
+            file.write_all(piece).unwrap();
+            file.sync_data().unwrap();
+        }
+        drop(file);
+        assert!(
+            server.wait_for_log("plugin hello 0.1.5: generation"),
+            "{}",
+            server.error_log()
+        );
         // Detach: requests in flight finish; new ones get 404.
         detached.store(true, Ordering::Release);
         std::fs::remove_file(dir.path().join("libhello.so")).unwrap();
@@ -678,7 +693,7 @@ fn attach_replace_and_detach_under_load_fail_no_request() {
         running.join().unwrap()
     });
     assert_eq!(failures, Vec::<String>::new(), "after {requests} requests");
-    println!("{requests} requests across attach, 8 replacements and a detach");
+    println!("{requests} requests across attach, 9 replacements and a detach");
     assert!(requests > 100, "the load ran ({requests} requests)");
     assert_eq!(server.get("/ogi/hello").status, 404);
     let counter = row_when(&server, "counter", |r| r["version"] == "0.1.4");

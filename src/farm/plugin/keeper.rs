@@ -80,6 +80,8 @@ pub struct Keeper {
     directory_problem: Option<String>,
     /// Files that stopped reading as plug-ins, by the digest seen, awaiting a second look.
     unsettled: HashMap<PathBuf, u64>,
+    /// Known files missing from the last scan, detached if still missing on the next.
+    missing: HashSet<PathBuf>,
     /// The server is draining: plug-ins are detached and the directory no longer scanned.
     stopping: bool,
 }
@@ -111,6 +113,7 @@ impl Keeper {
             last_scan: Instant::now(),
             directory_problem: None,
             unsettled: HashMap::new(),
+            missing: HashSet::new(),
             stopping: false,
         };
         keeper.scan();
@@ -281,7 +284,14 @@ impl Keeper {
             .filter(|p| !present.contains(*p))
             .cloned()
             .collect();
+        // A file must be missing on two scans in a row: `cargo build` replaces its output by
+        // removing it and linking the new one, and a scan may fall in between.
+        let missing_before = std::mem::take(&mut self.missing);
         for path in gone {
+            if !missing_before.contains(&path) {
+                self.missing.insert(path);
+                continue;
+            }
             if let Some(FileState { kind, .. }) = self.files.remove(&path) {
                 *changed |= self.detach(&kind, &path, "removed", table);
             }
