@@ -79,7 +79,7 @@ struct PageJob {
 /// How often the counters are sampled for rates.
 const TICK: Duration = Duration::from_secs(1);
 /// Longest wait for the recycler's flush before a page is rendered anyway.
-const FLUSH_WAIT: Duration = Duration::from_millis(500);
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// Longest time a client may take to accept a page: the stats process is a single process,
 /// so a slow reader must not hold up the counting.
 const PAGE_SEND_TIMEOUT: Duration = Duration::from_secs(5);
