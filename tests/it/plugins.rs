@@ -98,6 +98,9 @@ fn patched(stem: &str, edit: impl FnOnce(&mut Declaration)) -> Vec<u8> {
     bytes
 }
 
+/// A change to a declaration.
+type Edit = fn(&mut Declaration);
+
 /// Sets a NUL-padded text field of a declaration.
 fn set_text(field: &mut [u8], text: &str) {
     field.fill(0);
@@ -523,7 +526,7 @@ fn faults_are_contained_under_concurrent_load() {
 #[test]
 fn refused_declarations_are_named_in_the_log_and_never_loaded() {
     let dir = plugin_dir(&["hello"]);
-    let bad: [(&str, fn(&mut Declaration), &str); 4] = [
+    let bad: [(&str, Edit, &str); 4] = [
         (
             "badmajor",
             |d| d.abi_major += 98,
