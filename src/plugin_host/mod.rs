@@ -26,8 +26,8 @@ pub struct PluginRow {
     /// The path segment after `/ogi/`.
     pub name: String,
     pub version: String,
-    /// `idle`, `busy N` (instances running), `owning` (a persistent instance owns the path),
-    /// `refused` (see `note`) or `draining` (detached, requests still in flight).
+    /// `idle`, `busy N` (instances running), `owning` (a live persistent instance owns the
+    /// path), `refused` (see `note`) or `draining` (detached, requests still in flight).
     pub state: String,
     pub persist: bool,
     /// Requests routed to the plug-in, over all its generations.

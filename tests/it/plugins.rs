@@ -353,6 +353,12 @@ fn once_answers_one_request_per_instance() {
     let mut seen = seen.lock().unwrap().clone();
     seen.sort();
     assert_eq!(seen, (4..=15).collect::<Vec<u64>>());
+    // The path stays persistent, but no instance is alive between requests.
+    let once = row_when(&server, "once", |r| r["requests"] == 15);
+    assert_eq!(
+        (once["persist"].as_bool(), once["state"].as_str()),
+        (Some(true), Some("idle"))
+    );
 }
 
 /// A one-connection finger server on 127.0.0.1 that answers `reply` (or, with `None`, reads

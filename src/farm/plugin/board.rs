@@ -36,7 +36,7 @@ pub(super) fn rows(
         let row = match &table[name] {
             Route::Ready(generation) => {
                 let running = generation.state.running.load(Ordering::Relaxed);
-                let state = if generation.state.owning.load(Ordering::Relaxed) {
+                let state = if generation.state.holding.load(Ordering::Relaxed) {
                     "owning".to_string()
                 } else if running > 0 {
                     format!("busy {running}")

@@ -36,6 +36,8 @@ pub struct GenerationState {
     pub in_flight: AtomicUsize,
     /// Its persistent owner thread is alive.
     pub owning: AtomicBool,
+    /// The owner thread holds a live instance (not between a `Terminate` and the next request).
+    pub holding: AtomicBool,
     /// 0 not yet asked, 1 per request, 2 persistent.
     pub persist: AtomicU8,
     waiting: AtomicUsize,
@@ -158,11 +160,13 @@ impl Generation {
         };
         let thread_name = format!("ogi-{}#{}", self.library.name(), self.library.generation);
         self.state.owning.store(true, Ordering::Relaxed);
+        self.state.holding.store(true, Ordering::Relaxed);
         if let Err(e) = std::thread::Builder::new()
             .name(thread_name)
             .spawn(move || owner.run(jobs))
         {
             self.state.owning.store(false, Ordering::Relaxed);
+            self.state.holding.store(false, Ordering::Relaxed);
             self.library
                 .log(&format!("cannot start the owner thread: {e}"));
             return Some(reply::error(

@@ -40,6 +40,7 @@ impl Owner {
                 },
             };
             let watch = Arc::new(Watch::new(job.conn.fd(), None));
+            self.home.state.holding.store(true, Ordering::Relaxed);
             match lend(&mut instance, job, watch, &self.home, &cfg) {
                 Ok(plugin_api::Next::Continue) => self.instance = Some(instance),
                 Ok(plugin_api::Next::Terminate) => drop(instance),
@@ -49,8 +50,13 @@ impl Owner {
                     drop(instance);
                 }
             }
+            self.home
+                .state
+                .holding
+                .store(self.instance.is_some(), Ordering::Relaxed);
         }
         drop(self.instance.take());
+        self.home.state.holding.store(false, Ordering::Relaxed);
         self.home.state.owning.store(false, Ordering::Relaxed);
     }
 }
