@@ -424,6 +424,27 @@ fn finger_relays_the_reply_or_says_what_went_wrong() {
     assert_eq!(resp.status, 400);
     assert!(resp.text().contains("give the host as the query"));
 
+    // A host whose accept queue is full: the connection is never accepted, so the plug-in's
+    // 5 s connect timeout runs out.
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    full.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    full.listen(0).unwrap();
+    let full_addr = full.local_addr().unwrap().as_socket().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..4 {
+        if let Ok(s) = TcpStream::connect_timeout(&full_addr, Duration::from_millis(300)) {
+            queued.push(s);
+        }
+    }
+    let resp = server.get(&format!("/ogi/finger?{full_addr}"));
+    assert_eq!(resp.status, 504);
+    assert_eq!(
+        resp.text(),
+        format!("finger: {full_addr} did not accept the connection within 5 s\n")
+    );
+    drop((queued, full));
+
     // A host that accepts but never answers: the plug-in gives up after 5 s.
     let release = Arc::new(AtomicBool::new(false));
     let (port, peer) = finger_server(None, release.clone());
