@@ -61,7 +61,7 @@ fn built(stem: &str) -> PathBuf {
 }
 
 /// A fresh plug-in directory holding copies of the given plug-ins.
-fn plugin_dir(stems: &[&str]) -> tempfile::TempDir {
+pub(crate) fn plugin_dir(stems: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for stem in stems {
         install(&built(stem), &dir.path().join(format!("lib{stem}.so")));
