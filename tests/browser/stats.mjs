@@ -1,8 +1,8 @@
 // Opens /stats.html in headless Chromium (Debian's /usr/bin/chromium) driven by
 // playwright-core, waits until the page's script has refreshed it from /stats.json twice,
 // saves a screenshot, and prints one JSON line: the SVG's box titles, every live number
-// in the SVG by its data-k key, the worker slots drawn per farm, the number of refreshes,
-// and every console error or uncaught exception. Every wait is bounded; a failure exits
+// in the SVG by its data-k key, the worker slots drawn per farm, the plug-in table's names,
+// the number of refreshes, and every console error or uncaught exception. Every wait is bounded; a failure exits
 // non-zero with the reason on stderr.
 //
 //   node stats.mjs http://127.0.0.1:PORT/stats.html screenshot.png
@@ -37,6 +37,7 @@ try {
       titles: [...svg.querySelectorAll("text.title")].map((t) => t.firstChild.textContent.trim()),
       numbers,
       slots,
+      plugins: [...document.querySelectorAll("#plugins tbody tr")].map((row) => row.cells[0].textContent),
       updates: Number(document.documentElement.getAttribute("data-updates")),
       live: document.getElementById("live").textContent,
     };

@@ -351,22 +351,24 @@ fn open_in_chromium(url: &str, screenshot: &Path) -> Value {
 
 #[test]
 fn stats_page_draws_the_process_network_in_chromium() {
+    let plugins = crate::plugins::plugin_dir(&["hello"]);
     let server = Server::start(ServerOpts {
         extra_config: "static_max = 24\n".into(),
+        plugins: Some(plugins.path().to_path_buf()),
         ..ServerOpts::default()
     });
-    // Some traffic to draw: a few hundred requests (bounded in count and time), and one
-    // keep-alive connection left parked in idle.pool.
+    // Some traffic to draw: a few hundred requests (bounded in count and time) to files and
+    // to a plug-in, and one keep-alive connection left parked in idle.pool.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut client = Client::new(&server);
     for i in 0..300 {
         if Instant::now() > deadline {
             break;
         }
-        let path = if i % 10 == 9 {
-            "/missing"
-        } else {
-            "/plain.txt"
+        let path = match i % 10 {
+            9 => "/missing",
+            8 => "/ogi/hello",
+            _ => "/plain.txt",
         };
         client.get(path, "");
     }
@@ -437,6 +439,11 @@ fn stats_page_draws_the_process_network_in_chromium() {
             "no queue on the arrow into {queue}"
         );
     }
+    assert_eq!(
+        seen["plugins"],
+        serde_json::json!(["hello"]),
+        "the plug-in table"
+    );
     let png = std::fs::read(&screenshot).unwrap();
     assert!(
         png.starts_with(b"\x89PNG"),

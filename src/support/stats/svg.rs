@@ -198,18 +198,15 @@ pub fn render(s: &Snapshot) -> String {
     p.arrow("M425,425 V142", "");
 
     p.queue(309, 85, "front-end");
-    let static_rate = handler_rate("static") + handler_rate("cache");
+    // Every request for the document root, cached or not, goes on to a static worker.
+    let document_rate = s.farms.get("static").map_or(0.0, |f| f.jobs_per_second);
     p.label(
         544,
         76,
         "middle",
         &format!(
             "{} /s",
-            live(
-                "requests.handlers.static.per_second",
-                "rate",
-                &rate(static_rate)
-            )
+            live_rate("farms.static.jobs_per_second", document_rate)
         ),
     );
     p.queue(544, 85, "cache.hash");
