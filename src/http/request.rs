@@ -247,12 +247,12 @@ fn version_fault(rest: &[u8], line_complete: bool) -> VersionFault {
     if version.len() > SHAPE.len() || !version.iter().zip(SHAPE).all(fits) {
         return malformed;
     }
+    if !line_complete {
+        // Only the whole line decides: `HTTP/2.0` may yet turn into `HTTP/2.0.1`.
+        return VersionFault::Incomplete;
+    }
     if version.len() < SHAPE.len() {
-        return if line_complete {
-            malformed
-        } else {
-            VersionFault::Incomplete
-        };
+        return malformed;
     }
     match (version[5], version[7]) {
         (b'1', b'2'..=b'9') => VersionFault::NewerMinor(method.len() + 1 + target.len() + 1 + 7),
@@ -571,6 +571,15 @@ mod tests {
         assert!(parse("GET / HTTP/2").unwrap().is_none());
         assert!(parse("GET / HTTP/1.2").unwrap().is_none());
         assert_eq!(parse("GET / HTTP/2.0\r\n").unwrap_err().status(), 505);
+        // Found by the pipeline fuzz target: a trickled "HTTP/0.0" was answered 505 before
+        // the rest of the line ("HTTP/0.0.1:39929") made it malformed, which is 400.
+        assert!(parse("PUT /upload HTTP/0.0").unwrap().is_none());
+        assert_eq!(
+            parse("PUT /upload HTTP/0.0.1:39929\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
     }
 
     #[test]
