@@ -30,7 +30,9 @@ pub const LINGER: Duration = Duration::from_secs(2);
 static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
 fn running() -> std::sync::MutexGuard<'static, Vec<i32>> {
-    RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    RUNNING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Kills the process group of every program still running (server shutdown).
@@ -253,10 +255,9 @@ impl Program {
 
     /// Waits for the program to exit until `deadline`, without blocking past it.
     fn wait_until(&mut self, deadline: Instant) -> Option<ExitStatus> {
-        let mut pause = Duration::from_millis(1);
-        // A program whose pipes just closed is usually a few microseconds from being a
-        // zombie: yield a few times before pausing for whole milliseconds.
-        let mut yields = 0;
+        // A program whose pipes just closed is usually microseconds from being a zombie, so
+        // the pauses start short and grow; the exit has no descriptor to wait on.
+        let mut pause = Duration::from_micros(20);
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
@@ -266,17 +267,11 @@ impl Program {
                 Ok(None) => {}
                 Err(_) => return None,
             }
-            if yields < 50 {
-                yields += 1;
-                std::thread::yield_now();
-                continue;
-            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;
             }
-            // A poll on no descriptors is a timed pause; the exit has no descriptor to wait on.
-            let _ = poll(&mut [], millis(pause.min(left)));
+            std::thread::sleep(pause.min(left));
             pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
