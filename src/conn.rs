@@ -74,7 +74,7 @@ impl Conn {
     /// Reads what is available without blocking and appends it to `buf` (at most `max` bytes).
     pub fn read_now(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<ReadOutcome> {
         let start = buf.len();
-        let want = max.min(16 * 1024).max(1);
+        let want = max.clamp(1, 16 * 1024);
         buf.resize(start + want, 0);
         let got = loop {
             match recv(&self.stream, &mut buf[start..], RecvFlags::DONTWAIT) {
@@ -112,7 +112,12 @@ impl Conn {
 
     /// Reads at least one byte into `buf`, waiting until `deadline`.
     /// `Ok(0)` means the peer closed; a timeout is `ErrorKind::TimedOut`.
-    pub fn read_until(&mut self, buf: &mut Vec<u8>, max: usize, deadline: Instant) -> io::Result<usize> {
+    pub fn read_until(
+        &mut self,
+        buf: &mut Vec<u8>,
+        max: usize,
+        deadline: Instant,
+    ) -> io::Result<usize> {
         loop {
             match self.read_now(buf, max)? {
                 ReadOutcome::Data(n) => return Ok(n),
@@ -137,9 +142,18 @@ impl Conn {
         self.write_flags_until(bytes, SendFlags::MORE, deadline)
     }
 
-    fn write_flags_until(&mut self, mut bytes: &[u8], flags: SendFlags, deadline: Instant) -> io::Result<()> {
+    fn write_flags_until(
+        &mut self,
+        mut bytes: &[u8],
+        flags: SendFlags,
+        deadline: Instant,
+    ) -> io::Result<()> {
         while !bytes.is_empty() {
-            match send(&self.stream, bytes, flags | SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+            match send(
+                &self.stream,
+                bytes,
+                flags | SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+            ) {
                 Ok(n) => {
                     self.bytes_out += n as u64;
                     bytes = &bytes[n..];
@@ -157,13 +171,27 @@ impl Conn {
     }
 
     /// Sends `len` bytes of `file` from `offset` with sendfile(2), waiting at most until `deadline`.
-    pub fn sendfile_until(&mut self, file: &std::fs::File, mut offset: u64, mut len: u64, deadline: Instant) -> io::Result<()> {
+    pub fn sendfile_until(
+        &mut self,
+        file: &std::fs::File,
+        mut offset: u64,
+        mut len: u64,
+        deadline: Instant,
+    ) -> io::Result<()> {
         while len > 0 {
             let chunk = len.min(1 << 30) as usize;
             let mut off = offset as i64;
-            match nix::sys::sendfile::sendfile(self.stream.as_fd(), file.as_fd(), Some(&mut off), chunk) {
+            match nix::sys::sendfile::sendfile(
+                self.stream.as_fd(),
+                file.as_fd(),
+                Some(&mut off),
+                chunk,
+            ) {
                 Ok(0) => {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    ));
                 }
                 Ok(n) => {
                     self.bytes_out += n as u64;

@@ -64,7 +64,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let overrides = Overrides { listen: args.listen, root: args.root, cgi_bin: args.cgi_bin, plugins: args.plugins };
+    let overrides = Overrides {
+        listen: args.listen,
+        root: args.root,
+        cgi_bin: args.cgi_bin,
+        plugins: args.plugins,
+    };
     let mut cfg = match &args.config {
         Some(path) => match Config::load(path) {
             Ok(cfg) => cfg,
@@ -85,7 +90,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(cfg: Config, config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Box<dyn std::error::Error>> {
+fn serve(
+    cfg: Config,
+    config_file: Option<PathBuf>,
+    overrides: Overrides,
+) -> Result<(), Box<dyn std::error::Error>> {
     if !cfg.root.is_dir() {
         return Err(format!("root {} is not a readable directory", cfg.root.display()).into());
     }
@@ -97,13 +106,20 @@ fn serve(cfg: Config, config_file: Option<PathBuf>, overrides: Overrides) -> Res
     let signals = Signals::new([SIGHUP, SIGINT, SIGTERM])?;
     let running = network::start(listener, cfg, config_file, overrides)?;
     println!("listening on {local}");
-    let _ = running.to_log.try_send(ToLog::Error(format!("occwserv {} listening on {local}", env!("CARGO_PKG_VERSION"))));
+    let _ = running.to_log.try_send(ToLog::Error(format!(
+        "occwserv {} listening on {local}",
+        env!("CARGO_PKG_VERSION")
+    )));
     wait_for_signals(signals, &running, &control);
     Ok(())
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
@@ -135,7 +151,10 @@ fn wait_for_signals(mut signals: Signals, running: &network::Running, listener: 
 /// Stops accepting, lets in-flight responses finish, then returns (exit 0).
 fn drain(running: &network::Running, listener: &TcpListener) {
     running.meters.draining.store(true, Ordering::SeqCst);
-    let _ = nix::sys::socket::shutdown(std::os::fd::AsRawFd::as_raw_fd(listener), nix::sys::socket::Shutdown::Both);
+    let _ = nix::sys::socket::shutdown(
+        std::os::fd::AsRawFd::as_raw_fd(listener),
+        nix::sys::socket::Shutdown::Both,
+    );
     let grace = Duration::from_secs(running.live.load().shutdown_grace_secs);
     let deadline = Instant::now() + grace;
     while running.meters.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
@@ -143,7 +162,9 @@ fn drain(running: &network::Running, listener: &TcpListener) {
     }
     let left = running.meters.active.load(Ordering::SeqCst);
     occwserv::farm::cgi::stop_all_programs();
-    let _ = running.to_log.try_send(ToLog::Error(format!("shutdown: stopped ({left} connections cut at the grace limit)")));
+    let _ = running.to_log.try_send(ToLog::Error(format!(
+        "shutdown: stopped ({left} connections cut at the grace limit)"
+    )));
     // Give the log process a moment to write the last lines.
     let flush_deadline = Instant::now() + Duration::from_millis(500);
     while !running.to_log.is_empty() && Instant::now() < flush_deadline {

@@ -27,6 +27,8 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{bounded, unbounded, Sender};
 
 use crate::back::recycler::{self, RecyclerOut};
+use crate::cache::control::{self as cache_control, ControlOut};
+use crate::cache::{hash as cache_hash, CacheBoard, CacheSnapshot};
 use crate::farm::cgi::{self, CgiOut};
 use crate::farm::front_end::{self, FrontEndOut};
 use crate::farm::plugin::keeper::{Keeper, KeeperOut};
@@ -36,13 +38,14 @@ use crate::net::acceptor::{self, AcceptorOut};
 use crate::net::idle_pool::{self, IdleOut};
 use crate::par::Net;
 use crate::plugin_host::PluginBoard;
-use crate::cache::control::{self as cache_control, ControlOut};
-use crate::cache::{hash as cache_hash, CacheBoard, CacheSnapshot};
-use crate::protocol::{ToCacheControl, ToCacheHash, ToCgi, ToFrontEnd, ToLog, ToPlugin, ToPluginKeeper, ToRecycler, ToStatic, ToStats};
+use crate::protocol::{
+    ToCacheControl, ToCacheHash, ToCgi, ToFrontEnd, ToLog, ToPlugin, ToPluginKeeper, ToRecycler,
+    ToStatic, ToStats,
+};
 use crate::support::config::{self, Config, Live, Overrides, ToConfig};
+use crate::support::log;
 use crate::support::meters::Meters;
 use crate::support::stats::{self, Probe};
-use crate::support::log;
 
 /// Handles the main thread keeps on the running network.
 pub struct Running {
@@ -54,7 +57,12 @@ pub struct Running {
 }
 
 /// Wires and starts every process. `listener` is already bound.
-pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, overrides: Overrides) -> std::io::Result<Running> {
+pub fn start(
+    listener: TcpListener,
+    cfg: Config,
+    config_file: Option<PathBuf>,
+    overrides: Overrides,
+) -> std::io::Result<Running> {
     let live: Live = Arc::new(ArcSwap::from_pointee(cfg.clone()));
     let meters = Arc::new(Meters::default());
     let board: PluginBoard = Arc::new(ArcSwap::from_pointee(Vec::new()));
@@ -89,7 +97,9 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
     let l = live.clone();
     net.process("log", move || log::run(log_inbox, l))?;
     let (l, tl) = (live.clone(), to_log.clone());
-    net.process("config", move || config::run(config_inbox, config_file, overrides, l, tl))?;
+    net.process("config", move || {
+        config::run(config_inbox, config_file, overrides, l, tl)
+    })?;
 
     let acceptor_out = AcceptorOut {
         to_front_end: to_front_end.clone(),
@@ -108,25 +118,56 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
         to_recycler: to_recycler.clone(),
         live: live.clone(),
     };
-    net.farm("front-end", true, front_end_inbox, live.clone(), |c| (c.front_end_idle, c.front_end_max), move |inbox| {
-        front_end::run(inbox, front_end_out.clone())
-    })?;
+    net.farm(
+        "front-end",
+        true,
+        front_end_inbox,
+        live.clone(),
+        |c| (c.front_end_idle, c.front_end_max),
+        move |inbox| front_end::run(inbox, front_end_out.clone()),
+    )?;
 
     let ts = to_static.clone();
     net.process("cache.hash", move || cache_hash::run(cache_inbox, ts))?;
     let cache_board: CacheBoard = Arc::new(ArcSwap::from_pointee(CacheSnapshot::default()));
-    let control_out =
-        ControlOut { to_hash: to_cache, to_log: to_log.clone(), board: cache_board.clone(), live: live.clone() };
-    net.process("cache.control", move || cache_control::run(cache_control_inbox, control_out))?;
-
-    let static_out = StaticOut { to_recycler: to_recycler.clone(), to_cache_control, live: live.clone() };
-    net.farm("static", true, static_inbox, live.clone(), |c| (c.static_idle, c.static_max), move |inbox| {
-        static_file::run(inbox, static_out.clone())
+    let control_out = ControlOut {
+        to_hash: to_cache,
+        to_log: to_log.clone(),
+        board: cache_board.clone(),
+        live: live.clone(),
+    };
+    net.process("cache.control", move || {
+        cache_control::run(cache_control_inbox, control_out)
     })?;
 
-    let cgi_out =
-        CgiOut { to_recycler: to_recycler.clone(), to_static, to_log: to_log.clone(), live: live.clone() };
-    net.farm("cgi", false, cgi_inbox, live.clone(), |c| (1, c.cgi.max), move |inbox| cgi::run(inbox, cgi_out.clone()))?;
+    let static_out = StaticOut {
+        to_recycler: to_recycler.clone(),
+        to_cache_control,
+        live: live.clone(),
+    };
+    net.farm(
+        "static",
+        true,
+        static_inbox,
+        live.clone(),
+        |c| (c.static_idle, c.static_max),
+        move |inbox| static_file::run(inbox, static_out.clone()),
+    )?;
+
+    let cgi_out = CgiOut {
+        to_recycler: to_recycler.clone(),
+        to_static,
+        to_log: to_log.clone(),
+        live: live.clone(),
+    };
+    net.farm(
+        "cgi",
+        false,
+        cgi_inbox,
+        live.clone(),
+        |c| (1, c.cgi.max),
+        move |inbox| cgi::run(inbox, cgi_out.clone()),
+    )?;
 
     let routes = Arc::new(plugin::Routes::default());
     let (to_plugin_keeper, plugin_keeper_inbox) = unbounded::<ToPluginKeeper>();
@@ -148,9 +189,14 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
         live: live.clone(),
         routes,
     };
-    net.farm("plugin", false, plugin_inbox, live.clone(), |c| (1, c.ogi.instances), move |inbox| {
-        plugin::run(inbox, plugin_out.clone())
-    })?;
+    net.farm(
+        "plugin",
+        false,
+        plugin_inbox,
+        live.clone(),
+        |c| (1, c.ogi.instances),
+        move |inbox| plugin::run(inbox, plugin_out.clone()),
+    )?;
 
     let idle_out = IdleOut {
         to_front_end: to_front_end.clone(),
@@ -168,10 +214,26 @@ pub fn start(listener: TcpListener, cfg: Config, config_file: Option<PathBuf>, o
         live: live.clone(),
         meters: meters.clone(),
     };
-    net.process("recycler", move || recycler::run(recycler_inbox, recycler_out))?;
+    net.process("recycler", move || {
+        recycler::run(recycler_inbox, recycler_out)
+    })?;
 
-    let stats_out = stats::StatsOut { to_recycler, live: live.clone(), meters: meters.clone(), gauges: net.gauges(), board, queues, cache: cache_board };
+    let stats_out = stats::StatsOut {
+        to_recycler,
+        live: live.clone(),
+        meters: meters.clone(),
+        gauges: net.gauges(),
+        board,
+        queues,
+        cache: cache_board,
+    };
     net.process("stats", move || stats::run(stats_inbox, stats_out))?;
 
-    Ok(Running { live, meters, to_config, to_log, net })
+    Ok(Running {
+        live,
+        meters,
+        to_config,
+        to_log,
+        net,
+    })
 }

@@ -65,12 +65,18 @@ pub fn blocking<R>(wait: impl FnOnce() -> R) -> R {
 
 /// Cores available to the process.
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 impl Gauge {
     pub fn new(name: &'static str, cpu_bound: bool) -> Gauge {
-        Gauge { name, cpu_bound, ..Gauge::default() }
+        Gauge {
+            name,
+            cpu_bound,
+            ..Gauge::default()
+        }
     }
 
     /// Whether another worker would help: too few idle, room below the maximum, and for a
@@ -84,7 +90,10 @@ impl Gauge {
         if !self.cpu_bound || total < target_idle.max(1) {
             return true;
         }
-        let running = self.busy.load(Ordering::Relaxed).saturating_sub(self.blocked.load(Ordering::Relaxed));
+        let running = self
+            .busy
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.blocked.load(Ordering::Relaxed));
         running < cores()
     }
 }
@@ -126,7 +135,10 @@ impl<T> Inbox<T> {
         self.gauge.busy.fetch_add(1, Ordering::Relaxed);
         self.gauge.jobs.fetch_add(1, Ordering::Relaxed);
         self.gauge.idle.fetch_sub(1, Ordering::Relaxed);
-        if self.gauge.wants_more(self.gauge.target_idle.load(Ordering::Relaxed)) {
+        if self
+            .gauge
+            .wants_more(self.gauge.target_idle.load(Ordering::Relaxed))
+        {
             let _ = self.grow.try_send(());
         }
         Some(job)
@@ -182,11 +194,17 @@ pub struct Net {
 
 impl Net {
     /// Starts one process on a thread named `name`.
-    pub fn process(&mut self, name: &str, body: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-        let handle = std::thread::Builder::new().name(name.to_string()).spawn(move || {
-            batch_scheduling();
-            body()
-        })?;
+    pub fn process(
+        &mut self,
+        name: &str,
+        body: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<()> {
+        let handle = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                batch_scheduling();
+                body()
+            })?;
         self.handles.push(handle);
         Ok(())
     }
@@ -204,7 +222,16 @@ impl Net {
     ) -> std::io::Result<Arc<Gauge>> {
         let gauge = Arc::new(Gauge::new(name, cpu_bound));
         let (grow_tx, grow_rx) = bounded::<()>(64);
-        let manager = FarmManager { name, inbox, gauge: gauge.clone(), grow_tx, grow_rx, live, sizes, work: Arc::new(work) };
+        let manager = FarmManager {
+            name,
+            inbox,
+            gauge: gauge.clone(),
+            grow_tx,
+            grow_rx,
+            live,
+            sizes,
+            work: Arc::new(work),
+        };
         self.process(&format!("{name}.farm"), move || manager.run())?;
         self.gauges.push(gauge.clone());
         Ok(gauge)
@@ -260,11 +287,13 @@ impl<T: Send + 'static> FarmManager<T> {
         self.gauge.forks.fetch_add(1, Ordering::Relaxed);
         let work = self.work.clone();
         let gauge = self.gauge.clone();
-        let spawned = std::thread::Builder::new().name(format!("{}#{id}", self.name)).spawn(move || {
-            batch_scheduling();
-            CURRENT.with(|c| *c.borrow_mut() = Some(gauge));
-            work(inbox)
-        });
+        let spawned = std::thread::Builder::new()
+            .name(format!("{}#{id}", self.name))
+            .spawn(move || {
+                batch_scheduling();
+                CURRENT.with(|c| *c.borrow_mut() = Some(gauge));
+                work(inbox)
+            });
         if spawned.is_err() {
             self.gauge.total.fetch_sub(1, Ordering::Relaxed);
             self.gauge.idle.fetch_sub(1, Ordering::Relaxed);
@@ -280,11 +309,15 @@ impl<T: Send + 'static> FarmManager<T> {
 /// Best effort: if the system refuses, the thread keeps the default policy.
 pub fn batch_scheduling() {
     use thread_priority::{
-        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadPriority,
-        ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+        ThreadPriority, ThreadSchedulePolicy,
     };
     let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
     if let Ok(neutral) = thread_priority::ThreadPriorityValue::try_from(49u8) {
-        let _ = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Crossplatform(neutral), policy);
+        let _ = set_thread_priority_and_policy(
+            thread_native_id(),
+            ThreadPriority::Crossplatform(neutral),
+            policy,
+        );
     }
 }

@@ -1,5 +1,9 @@
 //! Every message that crosses a channel: the network's PROTOCOLs, named after the inbox
 //! that receives them.
+//!
+//! Messages carrying a `Conn` and its `Request` are large next to control messages; they are
+//! moved by value on purpose, since boxing them would cost an allocation per request.
+#![allow(clippy::large_enum_variant)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +39,11 @@ pub enum ToStatic {
     /// Serve `req.path` from the root.
     File { conn: Conn, req: Request },
     /// Serve `req.path` from a cached entry (checked against the disk when due).
-    Cached { conn: Conn, req: Request, entry: Arc<crate::cache::Entry> },
+    Cached {
+        conn: Conn,
+        req: Request,
+        entry: Arc<crate::cache::Entry>,
+    },
 }
 
 /// To cgi.farm: run a CGI program.
@@ -47,7 +55,11 @@ pub enum ToCgi {
 /// To ogi.farm: call a gateway plug-in.
 pub enum ToPlugin {
     /// `name` is the first path segment after `/ogi/`.
-    Call { conn: Conn, req: Request, name: String },
+    Call {
+        conn: Conn,
+        req: Request,
+        name: String,
+    },
 }
 
 /// To the plug-in keeper. It drains this inbox on its own tick and never waits on it, so
@@ -62,7 +74,11 @@ pub enum ToStats {
     /// Finished exchanges, batched by the recycler.
     Served(Vec<Exchange>),
     /// Render the status page on this connection (`format` picks HTML, JSON or Prometheus).
-    Page { conn: Conn, req: Request, format: StatsFormat },
+    Page {
+        conn: Conn,
+        req: Request,
+        format: StatsFormat,
+    },
     /// A connection was refused at the limit.
     Refused,
     /// The recycler has sent every record it held when it received `ToRecycler::Flush(n)`.
@@ -150,9 +166,20 @@ pub struct Exchange {
 
 impl Exchange {
     /// The record of an answered request.
-    pub fn for_request(req: &Request, status: u16, body_bytes: u64, handler: Handler, started: Instant) -> Exchange {
+    pub fn for_request(
+        req: &Request,
+        status: u16,
+        body_bytes: u64,
+        handler: Handler,
+        started: Instant,
+    ) -> Exchange {
         Exchange {
-            request_line: format!("{} {} {}", req.method.as_str(), req.target, req.version_str()),
+            request_line: format!(
+                "{} {} {}",
+                req.method.as_str(),
+                req.target,
+                req.version_str()
+            ),
             status,
             body_bytes,
             referer: req.header_str("referer").map(str::to_string),
@@ -160,7 +187,8 @@ impl Exchange {
             handler,
             started,
             parsed: req.received,
-            handler_started: crate::par::job_started().map_or(req.received, |t| t.max(req.received)),
+            handler_started: crate::par::job_started()
+                .map_or(req.received, |t| t.max(req.received)),
             finished: Instant::now(),
             keep_alive_wait: None,
             bytes_in: 0,

@@ -72,7 +72,10 @@ pub fn run(inbox: Receiver<ToRecycler>, out: RecyclerOut) {
             }
         };
         let cfg = out.live.load();
-        let keeping = Keeping { access_log: !cfg.access_log.is_empty(), stats: cfg.stats };
+        let keeping = Keeping {
+            access_log: !cfg.access_log.is_empty(),
+            stats: cfg.stats,
+        };
         match msg {
             ToRecycler::KeepAlive(conn, exchange) => {
                 let conn = record(conn, exchange, &mut served, &mut access, keeping);
@@ -108,7 +111,13 @@ struct Keeping {
     stats: bool,
 }
 
-fn record(mut conn: Conn, mut exchange: Exchange, served: &mut Vec<Exchange>, access: &mut String, keeping: Keeping) -> Conn {
+fn record(
+    mut conn: Conn,
+    mut exchange: Exchange,
+    served: &mut Vec<Exchange>,
+    access: &mut String,
+    keeping: Keeping,
+) -> Conn {
     conn.requests += 1;
     if keeping.access_log {
         access_line(access, &conn, &exchange);

@@ -62,7 +62,13 @@ impl Default for Control {
 impl Control {
     pub fn new(entries: usize) -> Control {
         let capacity = NonZeroUsize::new(entries.max(2)).unwrap_or(NonZeroUsize::MIN);
-        Control { table: LruCache::new(capacity), cached: HashMap::new(), admissions: 0, evictions: 0, stale_drops: 0 }
+        Control {
+            table: LruCache::new(capacity),
+            cached: HashMap::new(),
+            admissions: 0,
+            evictions: 0,
+            stale_drops: 0,
+        }
     }
 
     pub fn hit(&mut self, hit: Hit) {
@@ -74,7 +80,14 @@ impl Control {
             }
             None => {
                 // The least recently hit file leaves the table when it is full.
-                if let Some((gone, _)) = self.table.push(hit.key, Candidate { file: hit.file, len: hit.len, score: 1.0 }) {
+                if let Some((gone, _)) = self.table.push(
+                    hit.key,
+                    Candidate {
+                        file: hit.file,
+                        len: hit.len,
+                        score: 1.0,
+                    },
+                ) {
                     if self.cached.remove(&gone).is_some() {
                         self.evictions += 1;
                     }
@@ -100,7 +113,11 @@ impl Control {
     }
 
     /// Recomputes the cached set; `load` reads a file. Returns true when the set changed.
-    pub fn rebalance(&mut self, cfg: &Config, mut load: impl FnMut(&str, &Path, u64) -> Option<Entry>) -> bool {
+    pub fn rebalance(
+        &mut self,
+        cfg: &Config,
+        mut load: impl FnMut(&str, &Path, u64) -> Option<Entry>,
+    ) -> bool {
         if !cfg.cache.enabled {
             let changed = !self.cached.is_empty();
             self.evictions += self.cached.len() as u64;
@@ -137,7 +154,9 @@ impl Control {
             if let Some(entry) = load(key, file, *len) {
                 // A file that grew since it was scored must still fit the budget.
                 let used: u64 = self.cached.values().map(|e| e.body.len() as u64).sum();
-                if used + entry.body.len() as u64 <= cfg.cache.max_bytes && entry.body.len() as u64 <= cfg.cache.max_file_bytes {
+                if used + entry.body.len() as u64 <= cfg.cache.max_bytes
+                    && entry.body.len() as u64 <= cfg.cache.max_file_bytes
+                {
                     self.cached.insert(key.clone(), Arc::new(entry));
                     self.admissions += 1;
                     changed = true;
@@ -163,7 +182,11 @@ impl Control {
                 path: key.clone(),
                 bytes: c.len,
                 score: (c.score * 100.0).round() / 100.0,
-                state: if self.cached.contains_key(key) { "cached" } else { "competing" },
+                state: if self.cached.contains_key(key) {
+                    "cached"
+                } else {
+                    "competing"
+                },
             })
             .collect();
         rows.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -194,7 +217,11 @@ pub fn run(inbox: Receiver<ToCacheControl>, out: ControlOut) {
             }
             Ok(ToCacheControl::Stale(key)) => {
                 control.stale(&key);
-                if out.to_hash.send(ToCacheHash::Table(control.table())).is_err() {
+                if out
+                    .to_hash
+                    .send(ToCacheHash::Table(control.table()))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -207,8 +234,15 @@ pub fn run(inbox: Receiver<ToCacheControl>, out: ControlOut) {
         control.decay(last_tick.elapsed());
         last_tick = Instant::now();
         let cfg = out.live.load();
-        let changed = control.rebalance(&cfg, |key, file, len| load(&cfg, key, file, len, &out.to_log));
-        if changed && out.to_hash.send(ToCacheHash::Table(control.table())).is_err() {
+        let changed = control.rebalance(&cfg, |key, file, len| {
+            load(&cfg, key, file, len, &out.to_log)
+        });
+        if changed
+            && out
+                .to_hash
+                .send(ToCacheHash::Table(control.table()))
+                .is_err()
+        {
             return;
         }
         out.board.store(Arc::new(control.snapshot(&cfg)));
@@ -216,18 +250,43 @@ pub fn run(inbox: Receiver<ToCacheControl>, out: ControlOut) {
 }
 
 /// Reads a file below the root into a new entry (never following a path out of the root).
-fn load(cfg: &Config, key: &str, file: &Path, expected_len: u64, to_log: &Sender<ToLog>) -> Option<Entry> {
-    let root = rustix::fs::open(&cfg.root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+fn load(
+    cfg: &Config,
+    key: &str,
+    file: &Path,
+    expected_len: u64,
+    to_log: &Sender<ToLog>,
+) -> Option<Entry> {
+    let root = rustix::fs::open(
+        &cfg.root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-    let fd = rustix::fs::openat2(&root, file, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), resolve).ok()?;
+    let fd = rustix::fs::openat2(
+        &root,
+        file,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        resolve,
+    )
+    .ok()?;
     let mut f = File::from(fd);
     let meta = f.metadata().ok()?;
     if !meta.is_file() || meta.len() > cfg.cache.max_file_bytes {
         return None;
     }
     let mut body = Vec::with_capacity(meta.len().min(expected_len.max(meta.len())) as usize);
-    if let Err(e) = f.by_ref().take(cfg.cache.max_file_bytes + 1).read_to_end(&mut body) {
-        let _ = to_log.try_send(ToLog::Error(format!("cache: cannot read {}: {e}", file.display())));
+    if let Err(e) = f
+        .by_ref()
+        .take(cfg.cache.max_file_bytes + 1)
+        .read_to_end(&mut body)
+    {
+        let _ = to_log.try_send(ToLog::Error(format!(
+            "cache: cannot read {}: {e}",
+            file.display()
+        )));
         return None;
     }
     let after = f.metadata().ok()?;
@@ -235,8 +294,16 @@ fn load(cfg: &Config, key: &str, file: &Path, expected_len: u64, to_log: &Sender
     if body.len() as u64 != after.len() || !Representation::of(&meta, "").matches(&after) {
         return None;
     }
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    Some(Entry::new(key.to_string(), file.to_path_buf(), Representation::of(&meta, &name), body))
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Some(Entry::new(
+        key.to_string(),
+        file.to_path_buf(),
+        Representation::of(&meta, &name),
+        body,
+    ))
 }
 
 #[cfg(test)]
@@ -245,12 +312,21 @@ mod tests {
 
     fn fake(key: &str, file: &Path, len: u64) -> Option<Entry> {
         let meta = std::fs::metadata("Cargo.toml").ok()?;
-        Some(Entry::new(key.to_string(), file.to_path_buf(), Representation::of(&meta, "x.html"), vec![0; len as usize]))
+        Some(Entry::new(
+            key.to_string(),
+            file.to_path_buf(),
+            Representation::of(&meta, "x.html"),
+            vec![0; len as usize],
+        ))
     }
 
     fn hits(control: &mut Control, key: &str, len: u64, n: usize) {
         for _ in 0..n {
-            control.hit(Hit { key: key.to_string(), file: PathBuf::from(key.trim_start_matches('/')), len });
+            control.hit(Hit {
+                key: key.to_string(),
+                file: PathBuf::from(key.trim_start_matches('/')),
+                len,
+            });
         }
     }
 
@@ -306,6 +382,9 @@ mod tests {
         let mut control = Control::new(8);
         hits(&mut control, "/a", 10, 2);
         control.decay(HALF_LIFE * 3);
-        assert!(!control.rebalance(&cfg, fake), "decayed below the admission score");
+        assert!(
+            !control.rebalance(&cfg, fake),
+            "decayed below the admission score"
+        );
     }
 }

@@ -22,7 +22,11 @@ pub fn run(inbox: Receiver<ToCacheHash>, to_static: Sender<ToStatic>) {
             ToCacheHash::Lookup { conn, req } => {
                 let cacheable = matches!(req.method, Method::Get | Method::Head);
                 match table.get(&req.path) {
-                    Some(entry) if cacheable => ToStatic::Cached { conn, req, entry: entry.clone() },
+                    Some(entry) if cacheable => ToStatic::Cached {
+                        conn,
+                        req,
+                        entry: entry.clone(),
+                    },
                     _ => ToStatic::File { conn, req },
                 }
             }

@@ -35,7 +35,9 @@ impl Representation {
             modified,
             etag: crate::http::response::etag(meta.len(), modified),
             last_modified: httpdate::fmt_http_date(modified),
-            mime: mime_guess::from_path(name).first_raw().unwrap_or("application/octet-stream"),
+            mime: mime_guess::from_path(name)
+                .first_raw()
+                .unwrap_or("application/octet-stream"),
             inode: meta.ino(),
         }
     }
@@ -43,7 +45,9 @@ impl Representation {
     /// Whether the file on disk is still what this describes.
     pub fn matches(&self, meta: &std::fs::Metadata) -> bool {
         use std::os::unix::fs::MetadataExt;
-        meta.len() == self.len && meta.ino() == self.inode && meta.modified().ok() == Some(self.modified)
+        meta.len() == self.len
+            && meta.ino() == self.inode
+            && meta.modified().ok() == Some(self.modified)
     }
 }
 
@@ -63,7 +67,14 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(key: String, file: PathBuf, rep: Representation, body: Vec<u8>) -> Entry {
-        Entry { key, file, rep, body, checked_ms: AtomicU64::new(0), born: Instant::now() }
+        Entry {
+            key,
+            file,
+            rep,
+            body,
+            checked_ms: AtomicU64::new(0),
+            born: Instant::now(),
+        }
     }
 
     /// True when the entry was last checked against the disk more than `interval_ms` ago.
@@ -72,7 +83,10 @@ impl Entry {
         let now = self.born.elapsed().as_millis() as u64;
         let checked = self.checked_ms.load(Ordering::Relaxed);
         now.saturating_sub(checked) >= interval_ms
-            && self.checked_ms.compare_exchange(checked, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            && self
+                .checked_ms
+                .compare_exchange(checked, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 }
 

@@ -16,7 +16,8 @@ use crate::http::{Body, HttpError, Request};
 use crate::net::idle_pool::IdleSender;
 use crate::par::Inbox;
 use crate::protocol::{
-    CloseReason, Handler, ToCacheHash, StatsFormat, ToCgi, ToFrontEnd, ToIdlePool, ToPlugin, ToRecycler, ToStats,
+    CloseReason, Handler, StatsFormat, ToCacheHash, ToCgi, ToFrontEnd, ToIdlePool, ToPlugin,
+    ToRecycler, ToStats,
 };
 use crate::support::config::{Config, Live};
 
@@ -65,12 +66,14 @@ pub fn run(inbox: Inbox<ToFrontEnd>, out: FrontEndOut) {
         let cfg = out.live.load();
         match read_head(conn, &mut buf, &cfg) {
             Head::Request(conn, req) => {
-                if !dispatch(conn, req, &out, &cfg) {
+                if !dispatch(conn, *req, &out, &cfg) {
                     return;
                 }
             }
             Head::Park(conn) => {
-                if let Err(SendError(ToIdlePool::Park(conn))) = out.to_idle.send(ToIdlePool::Park(conn)) {
+                if let Err(SendError(ToIdlePool::Park(conn))) =
+                    out.to_idle.send(ToIdlePool::Park(conn))
+                {
                     drop(conn);
                     return;
                 }
@@ -117,7 +120,9 @@ fn read_head(mut conn: Conn, buf: &mut Vec<u8>, cfg: &Config) -> Head {
                 Err(e) => return Head::Done(refuse(conn, e, cfg)),
             }
         }
-        let deadline = *conn.head_deadline.get_or_insert(conn.request_started + cfg.header_timeout());
+        let deadline = *conn
+            .head_deadline
+            .get_or_insert(conn.request_started + cfg.header_timeout());
         if Instant::now() >= deadline && !buf.is_empty() {
             return Head::Done(refuse(conn, HttpError::Timeout, cfg));
         }
@@ -148,8 +153,7 @@ fn refuse(conn: Conn, error: HttpError, cfg: &Config) -> ToRecycler {
 }
 
 /// Sends a request to its process; false when the network is shutting down.
-fn dispatch(conn: Conn, req: Box<Request>, out: &FrontEndOut, cfg: &Config) -> bool {
-    let req = *req;
+fn dispatch(conn: Conn, req: Request, out: &FrontEndOut, cfg: &Config) -> bool {
     if let Body::Length(n) = req.body {
         if n > cfg.max_body_bytes {
             let msg = crate::farm::reply::error(conn, Some(&req), 413, cfg, Handler::FrontEnd);
@@ -164,24 +168,37 @@ fn dispatch(conn: Conn, req: Box<Request>, out: &FrontEndOut, cfg: &Config) -> b
                 false
             }
         },
-        Route::Stats(format) => out.to_stats.send(ToStats::Page { conn, req, format }).is_ok(),
+        Route::Stats(format) => out
+            .to_stats
+            .send(ToStats::Page { conn, req, format })
+            .is_ok(),
         Route::Cgi => match out.to_cgi.try_send(ToCgi::Run { conn, req }) {
             Ok(()) => true,
-            Err(TrySendError::Full(ToCgi::Run { conn, req })) | Err(TrySendError::Disconnected(ToCgi::Run { conn, req })) => {
+            Err(TrySendError::Full(ToCgi::Run { conn, req }))
+            | Err(TrySendError::Disconnected(ToCgi::Run { conn, req })) => {
                 busy(conn, &req, out, cfg)
             }
         },
         Route::Plugin(name) => match out.to_plugin.try_send(ToPlugin::Call { conn, req, name }) {
             Ok(()) => true,
             Err(TrySendError::Full(ToPlugin::Call { conn, req, .. }))
-            | Err(TrySendError::Disconnected(ToPlugin::Call { conn, req, .. })) => busy(conn, &req, out, cfg),
+            | Err(TrySendError::Disconnected(ToPlugin::Call { conn, req, .. })) => {
+                busy(conn, &req, out, cfg)
+            }
         },
     }
 }
 
 /// Answers 503 when a farm's queue is full.
 fn busy(conn: Conn, req: &Request, out: &FrontEndOut, cfg: &Config) -> bool {
-    let msg = crate::farm::reply::error_with(conn, Some(req), 503, cfg, Handler::FrontEnd, &[("Retry-After", "1")]);
+    let msg = crate::farm::reply::error_with(
+        conn,
+        Some(req),
+        503,
+        cfg,
+        Handler::FrontEnd,
+        &[("Retry-After", "1")],
+    );
     out.to_recycler.send(msg).is_ok()
 }
 

@@ -18,11 +18,19 @@ pub fn head(status: u16, req: &Request, keep_alive: bool, out: &mut Vec<u8>) {
 /// request was read completely and the error is not about framing.
 pub fn error_keeps_alive(req: Option<&Request>, status: u16) -> bool {
     let Some(req) = req else { return false };
-    req.keep_alive && req.body == Body::None && matches!(status, 301..=399 | 401..=407 | 409..=412 | 415..=417)
+    req.keep_alive
+        && req.body == Body::None
+        && matches!(status, 301..=399 | 401..=407 | 409..=412 | 415..=417)
 }
 
 /// Writes a complete error response and returns the recycler's message.
-pub fn error(conn: Conn, req: Option<&Request>, status: u16, cfg: &Config, handler: Handler) -> ToRecycler {
+pub fn error(
+    conn: Conn,
+    req: Option<&Request>,
+    status: u16,
+    cfg: &Config,
+    handler: Handler,
+) -> ToRecycler {
     error_with(conn, req, status, cfg, handler, &[])
 }
 
@@ -63,13 +71,22 @@ pub fn error_with(
         Ok(()) if status < 500 && req.is_some() && req.is_some_and(|r| !r.keep_alive) => {
             ToRecycler::Close(conn, CloseReason::Done, Some(exchange))
         }
-        Ok(()) if status >= 500 => ToRecycler::Close(conn, CloseReason::HandlerFailed, Some(exchange)),
+        Ok(()) if status >= 500 => {
+            ToRecycler::Close(conn, CloseReason::HandlerFailed, Some(exchange))
+        }
         Ok(()) => ToRecycler::Close(conn, CloseReason::BadRequest, Some(exchange)),
     }
 }
 
 /// The recycler's message after a handler wrote its own response.
-pub fn finished(conn: Conn, req: &Request, status: u16, body_bytes: u64, handler: Handler, keep_alive: bool) -> ToRecycler {
+pub fn finished(
+    conn: Conn,
+    req: &Request,
+    status: u16,
+    body_bytes: u64,
+    handler: Handler,
+    keep_alive: bool,
+) -> ToRecycler {
     let exchange = Exchange::for_request(req, status, body_bytes, handler, conn.request_started);
     if keep_alive {
         ToRecycler::KeepAlive(conn, exchange)

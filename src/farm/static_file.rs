@@ -13,11 +13,11 @@ use std::time::{Instant, SystemTime};
 use crossbeam_channel::{SendError, Sender};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
+use crate::cache::{Entry, Hit, Representation};
 use crate::conn::Conn;
 use crate::farm::reply;
 use crate::http::path::{normalize, SafePath};
 use crate::http::range::{self, RangeAnswer};
-use crate::cache::{Entry, Hit, Representation};
 use crate::http::response::{none_match, not_modified_since, push_header, push_header_u64};
 use crate::http::{Body, Method, Request};
 use crate::par::Inbox;
@@ -41,12 +41,18 @@ enum Source<'a> {
 const ALLOW: &str = "GET, HEAD, OPTIONS";
 
 pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
-    let mut worker = Worker { root: None, head: Vec::with_capacity(16 * 1024), hits: Vec::new() };
+    let mut worker = Worker {
+        root: None,
+        head: Vec::with_capacity(16 * 1024),
+        hits: Vec::new(),
+    };
     while let Some(job) = inbox.recv() {
         let cfg = out.live.load();
         let done = match job {
             ToStatic::File { conn, req } => worker.serve(conn, &req, &cfg),
-            ToStatic::Cached { conn, req, entry } => worker.serve_cached(conn, &req, &cfg, &entry, &out),
+            ToStatic::Cached { conn, req, entry } => {
+                worker.serve_cached(conn, &req, &cfg, &entry, &out)
+            }
         };
         if let Err(SendError(orphan)) = out.to_recycler.send(done) {
             drop(orphan);
@@ -68,7 +74,7 @@ struct Worker {
 
 /// What opening a request path found.
 enum Found {
-    File(File, std::fs::Metadata, PathBuf),
+    File(File, Box<std::fs::Metadata>, PathBuf),
     /// A directory asked for without its trailing slash.
     Redirect,
     Missing,
@@ -80,7 +86,12 @@ impl Worker {
     fn root_fd(&mut self, root: &Path) -> Option<&OwnedFd> {
         let stale = self.root.as_ref().is_none_or(|(path, _)| path != root);
         if stale {
-            let fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+            let fd = rustix::fs::open(
+                root,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()?;
             self.root = Some((root.to_path_buf(), fd));
         }
         self.root.as_ref().map(|(_, fd)| fd)
@@ -90,14 +101,30 @@ impl Worker {
         match req.method {
             Method::Get | Method::Head => {}
             Method::Options => return self.options(conn, req, cfg),
-            _ => return reply::error_with(conn, Some(req), 405, cfg, Handler::Static, &[("Allow", ALLOW)]),
+            _ => {
+                return reply::error_with(
+                    conn,
+                    Some(req),
+                    405,
+                    cfg,
+                    Handler::Static,
+                    &[("Allow", ALLOW)],
+                )
+            }
         }
         match self.open(&req.path, cfg) {
             Found::File(file, meta, relative) => {
-                let name = relative.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = relative
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let rep = Representation::of(&meta, &name);
                 if req.method == Method::Get && rep.len > 0 {
-                    self.hits.push(Hit { key: req.path.clone(), file: relative, len: rep.len });
+                    self.hits.push(Hit {
+                        key: req.path.clone(),
+                        file: relative,
+                        len: rep.len,
+                    });
                 }
                 self.respond(conn, req, cfg, &rep, Source::File(&file), Handler::Static)
             }
@@ -107,7 +134,14 @@ impl Worker {
                     location.push('?');
                     location.push_str(q);
                 }
-                reply::error_with(conn, Some(req), 301, cfg, Handler::Static, &[("Location", &location)])
+                reply::error_with(
+                    conn,
+                    Some(req),
+                    301,
+                    cfg,
+                    Handler::Static,
+                    &[("Location", &location)],
+                )
             }
             Found::Missing => reply::error(conn, Some(req), 404, cfg, Handler::Static),
             Found::Forbidden => reply::error(conn, Some(req), 403, cfg, Handler::Static),
@@ -129,22 +163,52 @@ impl Worker {
     }
 
     /// Answers from a cached entry, unless the file changed on disk since it was cached.
-    fn serve_cached(&mut self, conn: Conn, req: &Request, cfg: &Config, entry: &Entry, out: &StaticOut) -> ToRecycler {
+    fn serve_cached(
+        &mut self,
+        conn: Conn,
+        req: &Request,
+        cfg: &Config,
+        entry: &Entry,
+        out: &StaticOut,
+    ) -> ToRecycler {
         if entry.due_for_check(cfg.cache.revalidate_ms) && !self.still_fresh(entry, cfg) {
-            let _ = out.to_cache_control.try_send(ToCacheControl::Stale(entry.key.clone()));
+            let _ = out
+                .to_cache_control
+                .try_send(ToCacheControl::Stale(entry.key.clone()));
             return self.serve(conn, req, cfg);
         }
-        self.hits.push(Hit { key: entry.key.clone(), file: entry.file.clone(), len: entry.rep.len });
-        self.respond(conn, req, cfg, &entry.rep, Source::Bytes(&entry.body), Handler::Cache)
+        self.hits.push(Hit {
+            key: entry.key.clone(),
+            file: entry.file.clone(),
+            len: entry.rep.len,
+        });
+        self.respond(
+            conn,
+            req,
+            cfg,
+            &entry.rep,
+            Source::Bytes(&entry.body),
+            Handler::Cache,
+        )
     }
 
     fn still_fresh(&mut self, entry: &Entry, cfg: &Config) -> bool {
-        let Some(root) = self.root_fd(&cfg.root) else { return false };
-        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-        let Ok(fd) = rustix::fs::openat2(root, &entry.file, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), resolve) else {
+        let Some(root) = self.root_fd(&cfg.root) else {
             return false;
         };
-        File::from(fd).metadata().is_ok_and(|meta| entry.rep.matches(&meta))
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let Ok(fd) = rustix::fs::openat2(
+            root,
+            &entry.file,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve,
+        ) else {
+            return false;
+        };
+        File::from(fd)
+            .metadata()
+            .is_ok_and(|meta| entry.rep.matches(&meta))
     }
 
     /// Opens the file a request path names, never leaving the root.
@@ -156,7 +220,9 @@ impl Worker {
         if hidden(&path) {
             return Found::Missing;
         }
-        let Some(root) = self.root_fd(&cfg.root) else { return Found::Missing };
+        let Some(root) = self.root_fd(&cfg.root) else {
+            return Found::Missing;
+        };
         let how = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
         let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
         let relative = path.relative();
@@ -166,9 +232,11 @@ impl Worker {
             Err(_) => return Found::Missing,
         };
         let file = File::from(fd);
-        let Ok(meta) = file.metadata() else { return Found::Missing };
+        let Ok(meta) = file.metadata() else {
+            return Found::Missing;
+        };
         if meta.is_file() {
-            return Found::File(file, meta, relative);
+            return Found::File(file, Box::new(meta), relative);
         }
         if !meta.is_dir() {
             return Found::Forbidden;
@@ -180,7 +248,9 @@ impl Worker {
             Ok(fd) => {
                 let index = File::from(fd);
                 match index.metadata() {
-                    Ok(m) if m.is_file() => Found::File(index, m, relative.join("index.html")),
+                    Ok(m) if m.is_file() => {
+                        Found::File(index, Box::new(m), relative.join("index.html"))
+                    }
                     _ => Found::Forbidden,
                 }
             }
@@ -190,7 +260,15 @@ impl Worker {
     }
 
     /// Writes the answer for a representation: 412, 304, 206, 416 or 200, HEAD without body.
-    fn respond(&mut self, mut conn: Conn, req: &Request, cfg: &Config, rep: &Representation, source: Source, handler: Handler) -> ToRecycler {
+    fn respond(
+        &mut self,
+        mut conn: Conn,
+        req: &Request,
+        cfg: &Config,
+        rep: &Representation,
+        source: Source,
+        handler: Handler,
+    ) -> ToRecycler {
         let len = rep.len;
         let keep_alive = req.keep_alive && req.body == Body::None;
         if let Some(if_match) = req.header_str("if-match") {
@@ -198,19 +276,27 @@ impl Worker {
                 return reply::error(conn, Some(req), 412, cfg, handler);
             }
         } else if let Some(since) = req.header_str("if-unmodified-since") {
-            if httpdate::parse_http_date(since.trim()).is_ok() && !not_modified_since(since, rep.modified) {
+            if httpdate::parse_http_date(since.trim()).is_ok()
+                && !not_modified_since(since, rep.modified)
+            {
                 return reply::error(conn, Some(req), 412, cfg, handler);
             }
         }
         let not_modified = match req.header_str("if-none-match") {
             Some(inm) => none_match(inm, &rep.etag),
-            None => req.header_str("if-modified-since").is_some_and(|ims| not_modified_since(ims, rep.modified)),
+            None => req
+                .header_str("if-modified-since")
+                .is_some_and(|ims| not_modified_since(ims, rep.modified)),
         };
         self.head.clear();
         if not_modified {
             reply::head(304, req, keep_alive, &mut self.head);
             push_header(&mut self.head, "ETag", rep.etag.as_bytes());
-            push_header(&mut self.head, "Last-Modified", rep.last_modified.as_bytes());
+            push_header(
+                &mut self.head,
+                "Last-Modified",
+                rep.last_modified.as_bytes(),
+            );
             self.head.extend_from_slice(b"\r\n");
             return match conn.write_all_until(&self.head, Instant::now() + cfg.send_timeout()) {
                 Ok(()) => reply::finished(conn, req, 304, 0, handler, keep_alive),
@@ -218,7 +304,11 @@ impl Worker {
             };
         }
         let range = match req.header_str("range") {
-            Some(value) if req.method == Method::Get && if_range_holds(req, &rep.etag, rep.modified) => range::parse(value, len),
+            Some(value)
+                if req.method == Method::Get && if_range_holds(req, &rep.etag, rep.modified) =>
+            {
+                range::parse(value, len)
+            }
             _ => RangeAnswer::Whole,
         };
         let (status, start, count) = match range {
@@ -226,13 +316,24 @@ impl Worker {
             RangeAnswer::Partial { start, end } => (206, start, end - start + 1),
             RangeAnswer::Unsatisfiable => {
                 let content_range = format!("bytes */{len}");
-                return reply::error_with(conn, Some(req), 416, cfg, handler, &[("Content-Range", &content_range)]);
+                return reply::error_with(
+                    conn,
+                    Some(req),
+                    416,
+                    cfg,
+                    handler,
+                    &[("Content-Range", &content_range)],
+                );
             }
         };
         reply::head(status, req, keep_alive, &mut self.head);
         push_header(&mut self.head, "Content-Type", rep.mime.as_bytes());
         push_header_u64(&mut self.head, "Content-Length", count);
-        push_header(&mut self.head, "Last-Modified", rep.last_modified.as_bytes());
+        push_header(
+            &mut self.head,
+            "Last-Modified",
+            rep.last_modified.as_bytes(),
+        );
         push_header(&mut self.head, "ETag", rep.etag.as_bytes());
         push_header(&mut self.head, "Accept-Ranges", b"bytes");
         if status == 206 {
@@ -247,22 +348,36 @@ impl Worker {
             Source::Bytes(bytes) => {
                 // Head and body leave in one write.
                 if body {
-                    self.head.extend_from_slice(&bytes[start as usize..(start + count) as usize]);
+                    self.head
+                        .extend_from_slice(&bytes[start as usize..(start + count) as usize]);
                 }
                 conn.write_all_until(&self.head, deadline)
             }
-            Source::File(file) if body => {
-                conn.write_more_until(&self.head, deadline).and_then(|()| conn.sendfile_until(file, start, count, deadline))
-            }
+            Source::File(file) if body => conn
+                .write_more_until(&self.head, deadline)
+                .and_then(|()| conn.sendfile_until(file, start, count, deadline)),
             Source::File(_) => conn.write_all_until(&self.head, deadline),
         };
         if written.is_err() {
             let head_len = self.head.len() as u64;
             let sent = (conn.bytes_out - before).saturating_sub(head_len);
-            let exchange = crate::protocol::Exchange::for_request(req, status, sent, handler, conn.request_started);
+            let exchange = crate::protocol::Exchange::for_request(
+                req,
+                status,
+                sent,
+                handler,
+                conn.request_started,
+            );
             return ToRecycler::Close(conn, CloseReason::WriteFailed, Some(exchange));
         }
-        reply::finished(conn, req, status, if body { count } else { 0 }, handler, keep_alive)
+        reply::finished(
+            conn,
+            req,
+            status,
+            if body { count } else { 0 },
+            handler,
+            keep_alive,
+        )
     }
 }
 
@@ -281,7 +396,11 @@ fn if_range_holds(req: &Request, tag: &str, modified: SystemTime) -> bool {
         None => true,
         Some(v) if v.starts_with('"') => v == tag,
         Some(v) => httpdate::parse_http_date(v).is_ok_and(|t| {
-            let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let secs = |t: SystemTime| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            };
             secs(t) == secs(modified)
         }),
     }

@@ -83,7 +83,10 @@ pub fn normalize(raw: &str) -> Result<SafePath, PathError> {
     if raw == "/" {
         trailing_slash = true;
     }
-    Ok(SafePath { segments, trailing_slash })
+    Ok(SafePath {
+        segments,
+        trailing_slash,
+    })
 }
 
 fn valid_escapes(piece: &str) -> bool {
@@ -91,7 +94,9 @@ fn valid_escapes(piece: &str) -> bool {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            if i + 2 >= bytes.len() || !(bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit()) {
+            if i + 2 >= bytes.len()
+                || !(bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit())
+            {
                 return false;
             }
             i += 3;
@@ -143,7 +148,10 @@ mod tests {
             for b in parts {
                 for c in parts {
                     if let Ok(p) = normalize(&format!("/{a}/{b}/{c}")) {
-                        assert!(p.segments.iter().all(|s| s != b".." && s != b"." && !s.contains(&b'/')));
+                        assert!(p
+                            .segments
+                            .iter()
+                            .all(|s| s != b".." && s != b"." && !s.contains(&b'/')));
                     }
                 }
             }

@@ -34,14 +34,21 @@ pub fn parse(value: &str, len: u64) -> RangeAnswer {
     };
     if first.is_empty() {
         // Suffix range: the last N bytes.
-        let Some(suffix) = number(last) else { return RangeAnswer::Whole };
+        let Some(suffix) = number(last) else {
+            return RangeAnswer::Whole;
+        };
         if suffix == 0 || len == 0 {
             return RangeAnswer::Unsatisfiable;
         }
         let start = len.saturating_sub(suffix);
-        return RangeAnswer::Partial { start, end: len - 1 };
+        return RangeAnswer::Partial {
+            start,
+            end: len - 1,
+        };
     }
-    let Some(start) = number(first) else { return RangeAnswer::Whole };
+    let Some(start) = number(first) else {
+        return RangeAnswer::Whole;
+    };
     let end = if last.is_empty() {
         u64::MAX
     } else {
@@ -53,7 +60,10 @@ pub fn parse(value: &str, len: u64) -> RangeAnswer {
     if start >= len {
         return RangeAnswer::Unsatisfiable;
     }
-    RangeAnswer::Partial { start, end: end.min(len - 1) }
+    RangeAnswer::Partial {
+        start,
+        end: end.min(len - 1),
+    }
 }
 
 #[cfg(test)]
@@ -62,11 +72,26 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse("bytes=0-9", 100), RangeAnswer::Partial { start: 0, end: 9 });
-        assert_eq!(parse("bytes=90-", 100), RangeAnswer::Partial { start: 90, end: 99 });
-        assert_eq!(parse("bytes=-10", 100), RangeAnswer::Partial { start: 90, end: 99 });
-        assert_eq!(parse("bytes=-1000", 100), RangeAnswer::Partial { start: 0, end: 99 });
-        assert_eq!(parse("bytes=50-1000", 100), RangeAnswer::Partial { start: 50, end: 99 });
+        assert_eq!(
+            parse("bytes=0-9", 100),
+            RangeAnswer::Partial { start: 0, end: 9 }
+        );
+        assert_eq!(
+            parse("bytes=90-", 100),
+            RangeAnswer::Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            parse("bytes=-10", 100),
+            RangeAnswer::Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            parse("bytes=-1000", 100),
+            RangeAnswer::Partial { start: 0, end: 99 }
+        );
+        assert_eq!(
+            parse("bytes=50-1000", 100),
+            RangeAnswer::Partial { start: 50, end: 99 }
+        );
         assert_eq!(parse("bytes=100-", 100), RangeAnswer::Unsatisfiable);
         assert_eq!(parse("bytes=-0", 100), RangeAnswer::Unsatisfiable);
         assert_eq!(parse("bytes=5-1", 100), RangeAnswer::Whole);

@@ -16,7 +16,10 @@ thread_local! {
 /// Appends the current IMF-fixdate, formatted at most once a second per thread.
 pub fn push_date(out: &mut Vec<u8>) {
     let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     DATE.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.0 != secs || cached.1.is_empty() {
@@ -29,7 +32,11 @@ pub fn push_date(out: &mut Vec<u8>) {
 /// Appends `HTTP/1.x NNN Reason\r\n`, `Date`, `Server` and, when needed, `Connection`.
 /// HTTP/1.1 persistence is the default, so only `close` is said; HTTP/1.0 needs `keep-alive`.
 pub fn push_status(out: &mut Vec<u8>, minor_version: u8, status: u16, keep_alive: bool) {
-    out.extend_from_slice(if minor_version == 0 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+    out.extend_from_slice(if minor_version == 0 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
     push_u64(out, status as u64);
     out.push(b' ');
     out.extend_from_slice(reason_phrase(status).as_bytes());
@@ -67,7 +74,10 @@ pub fn push_u64(out: &mut Vec<u8>, value: u64) {
 
 /// A strong entity tag from size and modification time, as nginx makes them.
 pub fn etag(len: u64, modified: SystemTime) -> String {
-    let secs = modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = modified
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     format!("\"{secs:x}-{len:x}\"")
 }
 
@@ -78,13 +88,22 @@ pub fn none_match(header: &str, tag: &str) -> bool {
         return true;
     }
     let bare = tag.trim_start_matches("W/");
-    header.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == bare)
+    header
+        .split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == bare)
 }
 
 /// Whether the resource is unmodified since an `If-Modified-Since` date.
 pub fn not_modified_since(header: &str, modified: SystemTime) -> bool {
-    let Ok(since) = httpdate::parse_http_date(header.trim()) else { return false };
-    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let Ok(since) = httpdate::parse_http_date(header.trim()) else {
+        return false;
+    };
+    let secs = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
     secs(modified) <= secs(since)
 }
 
@@ -101,7 +120,9 @@ mod tests {
         assert!(text.ends_with("\r\nServer: occwserv\r\n"));
         let mut out = Vec::new();
         push_status(&mut out, 0, 200, true);
-        assert!(String::from_utf8(out).unwrap().ends_with("Connection: keep-alive\r\n"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("Connection: keep-alive\r\n"));
     }
 
     #[test]

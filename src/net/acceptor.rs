@@ -27,7 +27,8 @@ pub struct AcceptorOut {
     pub meters: Arc<Meters>,
 }
 
-const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: occwserv\r\nContent-Type: text/plain\r\n\
+const BUSY_RESPONSE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nServer: occwserv\r\nContent-Type: text/plain\r\n\
 Content-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\nserver at capacity.\n";
 
 pub fn run(listener: TcpListener, out: AcceptorOut) {
@@ -60,7 +61,9 @@ pub fn run(listener: TcpListener, out: AcceptorOut) {
                 }
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
-                let _ = out.to_log.try_send(ToLog::Error("accept: out of file descriptors; refusing with 503".to_string()));
+                let _ = out.to_log.try_send(ToLog::Error(
+                    "accept: out of file descriptors; refusing with 503".to_string(),
+                ));
                 drop(reserve.take());
                 if let Ok((stream, _)) = listener.accept() {
                     refuse(stream, &out);
@@ -71,7 +74,9 @@ pub fn run(listener: TcpListener, out: AcceptorOut) {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted || e.kind() == ErrorKind::ConnectionAborted => {}
+            Err(e)
+                if e.kind() == ErrorKind::Interrupted
+                    || e.kind() == ErrorKind::ConnectionAborted => {}
             Err(e) => {
                 if out.meters.draining() {
                     return;

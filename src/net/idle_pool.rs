@@ -35,6 +35,8 @@ pub struct IdleSender {
 }
 
 impl IdleSender {
+    /// A failed send hands the `Conn` back, so it can be closed properly.
+    #[allow(clippy::result_large_err)]
     pub fn send(&self, msg: ToIdlePool) -> Result<(), SendError<ToIdlePool>> {
         self.tx.send(msg)?;
         self.waker.wake();
@@ -54,8 +56,17 @@ impl Waker {
 pub fn channel() -> std::io::Result<(IdleSender, IdleInbox)> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let eventfd = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
-    let waker = Arc::new(Waker { eventfd, sleeping: AtomicBool::new(false) });
-    Ok((IdleSender { tx, waker: waker.clone() }, IdleInbox { rx, waker }))
+    let waker = Arc::new(Waker {
+        eventfd,
+        sleeping: AtomicBool::new(false),
+    });
+    Ok((
+        IdleSender {
+            tx,
+            waker: waker.clone(),
+        },
+        IdleInbox { rx, waker },
+    ))
 }
 
 /// idle.pool's end of its inbox.
@@ -97,7 +108,13 @@ pub fn run(inbox: IdleInbox, out: IdleOut) {
         Ok(epoll) => epoll,
         Err(_) => return,
     };
-    if epoll.add(&inbox.waker.eventfd, EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN)).is_err() {
+    if epoll
+        .add(
+            &inbox.waker.eventfd,
+            EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN),
+        )
+        .is_err()
+    {
         return;
     }
     let mut parked: HashMap<RawFd, Parked> = HashMap::new();
@@ -122,7 +139,9 @@ pub fn run(inbox: IdleInbox, out: IdleOut) {
         let ready = if inbox.rx.is_empty() {
             let until_sweep = next_sweep.saturating_duration_since(Instant::now());
             let millis = until_sweep.as_millis().clamp(1, 1000) as u16;
-            epoll.wait(&mut events, EpollTimeout::from(millis)).unwrap_or(0)
+            epoll
+                .wait(&mut events, EpollTimeout::from(millis))
+                .unwrap_or(0)
         } else {
             0
         };
@@ -132,13 +151,19 @@ pub fn run(inbox: IdleInbox, out: IdleOut) {
                 let _ = inbox.waker.eventfd.read();
                 continue;
             }
-            let Some(mut entry) = parked.remove(&(event.data() as RawFd)) else { continue };
+            let Some(mut entry) = parked.remove(&(event.data() as RawFd)) else {
+                continue;
+            };
             out.meters.parked.fetch_sub(1, Ordering::Relaxed);
             if !entry.partial {
                 entry.conn.keep_alive_wait = Some(entry.since.elapsed());
             }
-            if let Err(SendError(ToFrontEnd::Read(conn))) = out.to_front_end.send(ToFrontEnd::Read(entry.conn)) {
-                let _ = out.to_recycler.send(ToRecycler::Close(conn, CloseReason::Shutdown, None));
+            if let Err(SendError(ToFrontEnd::Read(conn))) =
+                out.to_front_end.send(ToFrontEnd::Read(entry.conn))
+            {
+                let _ = out
+                    .to_recycler
+                    .send(ToRecycler::Close(conn, CloseReason::Shutdown, None));
             }
         }
         let now = Instant::now();
@@ -151,7 +176,9 @@ pub fn run(inbox: IdleInbox, out: IdleOut) {
 
 fn park(epoll: &Epoll, parked: &mut HashMap<RawFd, Parked>, mut conn: Conn, out: &IdleOut) {
     if out.meters.draining() && conn.unread.is_empty() {
-        let _ = out.to_recycler.send(ToRecycler::Close(conn, CloseReason::Shutdown, None));
+        let _ = out
+            .to_recycler
+            .send(ToRecycler::Close(conn, CloseReason::Shutdown, None));
         return;
     }
     let cfg = out.live.load();
@@ -162,7 +189,10 @@ fn park(epoll: &Epoll, parked: &mut HashMap<RawFd, Parked>, mut conn: Conn, out:
         _ => since + cfg.keep_alive_timeout(),
     };
     let fd = conn.fd();
-    let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT, fd as u64);
+    let event = EpollEvent::new(
+        EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT,
+        fd as u64,
+    );
     let armed = if conn.registered {
         let mut event = event;
         epoll.modify(&conn.stream, &mut event)
@@ -170,27 +200,45 @@ fn park(epoll: &Epoll, parked: &mut HashMap<RawFd, Parked>, mut conn: Conn, out:
         epoll.add(&conn.stream, event)
     };
     if armed.is_err() {
-        let _ = out.to_recycler.send(ToRecycler::Close(conn, CloseReason::PeerClosed, None));
+        let _ = out
+            .to_recycler
+            .send(ToRecycler::Close(conn, CloseReason::PeerClosed, None));
         return;
     }
     conn.registered = true;
     out.meters.parked.fetch_add(1, Ordering::Relaxed);
-    parked.insert(fd, Parked { conn, since, deadline, partial });
+    parked.insert(
+        fd,
+        Parked {
+            conn,
+            since,
+            deadline,
+            partial,
+        },
+    );
 }
 
 fn sweep(parked: &mut HashMap<RawFd, Parked>, now: Instant, out: &IdleOut) {
-    let expired: Vec<RawFd> = parked.iter().filter(|(_, p)| p.deadline <= now).map(|(fd, _)| *fd).collect();
+    let expired: Vec<RawFd> = parked
+        .iter()
+        .filter(|(_, p)| p.deadline <= now)
+        .map(|(fd, _)| *fd)
+        .collect();
     if expired.is_empty() {
         return;
     }
     let cfg = out.live.load();
     for fd in expired {
-        let Some(entry) = parked.remove(&fd) else { continue };
+        let Some(entry) = parked.remove(&fd) else {
+            continue;
+        };
         out.meters.parked.fetch_sub(1, Ordering::Relaxed);
         let msg = if entry.partial {
             // The client began a request and did not finish it in time.
             match crate::farm::reply::error(entry.conn, None, 408, &cfg, Handler::FrontEnd) {
-                ToRecycler::Close(conn, _, exchange) => ToRecycler::Close(conn, CloseReason::ReadTimeout, exchange),
+                ToRecycler::Close(conn, _, exchange) => {
+                    ToRecycler::Close(conn, CloseReason::ReadTimeout, exchange)
+                }
                 other => other,
             }
         } else {
@@ -205,6 +253,8 @@ fn sweep(parked: &mut HashMap<RawFd, Parked>, now: Instant, out: &IdleOut) {
 fn close_all(parked: &mut HashMap<RawFd, Parked>, out: &IdleOut, reason: CloseReason) {
     for (_, entry) in parked.drain() {
         out.meters.parked.fetch_sub(1, Ordering::Relaxed);
-        let _ = out.to_recycler.send(ToRecycler::Close(entry.conn, reason, None));
+        let _ = out
+            .to_recycler
+            .send(ToRecycler::Close(entry.conn, reason, None));
     }
 }

@@ -142,19 +142,34 @@ impl Default for Config {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { enabled: true, max_bytes: 64 * 1024 * 1024, max_file_bytes: 1024 * 1024, revalidate_ms: 1000 }
+        CacheConfig {
+            enabled: true,
+            max_bytes: 64 * 1024 * 1024,
+            max_file_bytes: 1024 * 1024,
+            revalidate_ms: 1000,
+        }
     }
 }
 
 impl Default for CgiConfig {
     fn default() -> Self {
-        CgiConfig { max: 32, queue: 256, idle_timeout_secs: 30, total_timeout_secs: 300 }
+        CgiConfig {
+            max: 32,
+            queue: 256,
+            idle_timeout_secs: 30,
+            total_timeout_secs: 300,
+        }
     }
 }
 
 impl Default for OgiConfig {
     fn default() -> Self {
-        OgiConfig { instances: 16, queue: 256, timeout_secs: 30, scan_interval_ms: 500 }
+        OgiConfig {
+            instances: 16,
+            queue: 256,
+            timeout_secs: 30,
+            scan_interval_ms: 500,
+        }
     }
 }
 
@@ -177,8 +192,10 @@ impl Config {
 
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        Config::parse(&text).map_err(|ConfigError(why)| ConfigError(format!("{}: {why}", path.display())))
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Config::parse(&text)
+            .map_err(|ConfigError(why)| ConfigError(format!("{}: {why}", path.display())))
     }
 
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -195,7 +212,10 @@ impl Config {
             ("header_timeout_secs", self.header_timeout_secs),
             ("body_timeout_secs", self.body_timeout_secs),
             ("send_timeout_secs", self.send_timeout_secs),
-            ("max_keep_alive_requests", self.max_keep_alive_requests as u64),
+            (
+                "max_keep_alive_requests",
+                self.max_keep_alive_requests as u64,
+            ),
             ("front_end_max", self.front_end_max as u64),
             ("static_max", self.static_max as u64),
             ("cgi.max", self.cgi.max as u64),
@@ -211,10 +231,14 @@ impl Config {
             }
         }
         if self.front_end_idle > self.front_end_max {
-            return Err(ConfigError("front_end_idle must not exceed front_end_max".to_string()));
+            return Err(ConfigError(
+                "front_end_idle must not exceed front_end_max".to_string(),
+            ));
         }
         if self.static_idle > self.static_max {
-            return Err(ConfigError("static_idle must not exceed static_max".to_string()));
+            return Err(ConfigError(
+                "static_idle must not exceed static_max".to_string(),
+            ));
         }
         Ok(())
     }
@@ -269,11 +293,19 @@ pub enum ToConfig {
 
 /// The config process: on `Reload`, re-reads the file; a bad file is refused and the old
 /// configuration kept. Listen address changes need a restart and are reported as such.
-pub fn run(inbox: Receiver<ToConfig>, file: Option<PathBuf>, overrides: Overrides, live: Live, to_log: Sender<ToLog>) {
+pub fn run(
+    inbox: Receiver<ToConfig>,
+    file: Option<PathBuf>,
+    overrides: Overrides,
+    live: Live,
+    to_log: Sender<ToLog>,
+) {
     for ToConfig::Reload in inbox {
         let Some(path) = &file else {
             let _ = to_log.try_send(ToLog::Reopen);
-            let _ = to_log.try_send(ToLog::Error("SIGHUP: no config file; logs reopened".to_string()));
+            let _ = to_log.try_send(ToLog::Error(
+                "SIGHUP: no config file; logs reopened".to_string(),
+            ));
             continue;
         };
         match Config::load(path) {
@@ -289,10 +321,15 @@ pub fn run(inbox: Receiver<ToConfig>, file: Option<PathBuf>, overrides: Override
                 }
                 live.store(Arc::new(cfg));
                 let _ = to_log.try_send(ToLog::Reopen);
-                let _ = to_log.try_send(ToLog::Error(format!("config reloaded from {}", path.display())));
+                let _ = to_log.try_send(ToLog::Error(format!(
+                    "config reloaded from {}",
+                    path.display()
+                )));
             }
             Err(e) => {
-                let _ = to_log.try_send(ToLog::Error(format!("config reload refused, keeping the old one: {e}")));
+                let _ = to_log.try_send(ToLog::Error(format!(
+                    "config reload refused, keeping the old one: {e}"
+                )));
             }
         }
     }

@@ -28,10 +28,15 @@ impl Sink {
             "-" | "stderr" => Ok(Sink::Stderr),
             "stdout" => Ok(Sink::Stdout),
             path => {
-                if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Some(dir) = Path::new(path)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
                     std::fs::create_dir_all(dir)?;
                 }
-                Ok(Sink::File(OpenOptions::new().create(true).append(true).open(path)?))
+                Ok(Sink::File(
+                    OpenOptions::new().create(true).append(true).open(path)?,
+                ))
             }
         }
     }
@@ -48,7 +53,8 @@ impl Sink {
 
 /// Opens both logs, so a bad path is a startup error rather than a silent loss.
 pub fn check_paths(access: &str, error: &str) -> io::Result<()> {
-    Sink::open(access).map_err(|e| io::Error::new(e.kind(), format!("access log {access}: {e}")))?;
+    Sink::open(access)
+        .map_err(|e| io::Error::new(e.kind(), format!("access log {access}: {e}")))?;
     Sink::open(error).map_err(|e| io::Error::new(e.kind(), format!("error log {error}: {e}")))?;
     Ok(())
 }
@@ -124,11 +130,16 @@ fn push_escaped(out: &mut String, text: &str) {
     }
 }
 
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// Appends `10/Oct/2000:13:55:36 +0000` (UTC).
 pub fn push_clf_time(out: &mut String, t: SystemTime) {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
     let _ = write!(

@@ -11,8 +11,14 @@ fn warm(server: &Server, path: &str) {
     while Instant::now() < deadline {
         server.get(path);
         let stats = server.stats();
-        let rows = stats["cache"]["rows"].as_array().cloned().unwrap_or_default();
-        if rows.iter().any(|r| r["path"] == path && r["state"] == "cached") {
+        let rows = stats["cache"]["rows"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if rows
+            .iter()
+            .any(|r| r["path"] == path && r["state"] == "cached")
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -36,17 +42,30 @@ fn raw_without_date(server: &Server, request: &str) -> Vec<u8> {
 }
 
 fn cached_hits(server: &Server) -> u64 {
-    server.stats()["requests"]["handlers"]["cache"]["requests"].as_u64().unwrap_or(0)
+    server.stats()["requests"]["handlers"]["cache"]["requests"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 #[test]
 fn cached_answers_are_byte_identical_to_uncached_ones() {
-    let cold = Server::start(ServerOpts { extra_config: "[cache]\nenabled = false".into(), ..ServerOpts::default() });
+    let cold = Server::start(ServerOpts {
+        extra_config: "[cache]\nenabled = false".into(),
+        ..ServerOpts::default()
+    });
     let hot = Server::start(ServerOpts::default());
     std::fs::copy(cold.root.join("plain.txt"), hot.root.join("plain.txt")).unwrap();
     // Same mtime on both copies, so the validators agree.
-    let mtime = std::fs::metadata(cold.root.join("plain.txt")).unwrap().modified().unwrap();
-    std::fs::File::options().write(true).open(hot.root.join("plain.txt")).unwrap().set_modified(mtime).unwrap();
+    let mtime = std::fs::metadata(cold.root.join("plain.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(hot.root.join("plain.txt"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     warm(&hot, "/plain.txt");
     let etag = cold.get("/plain.txt").header("etag").unwrap().to_string();
     let requests = [
@@ -65,20 +84,31 @@ fn cached_answers_are_byte_identical_to_uncached_ones() {
             "differs for {request:?}"
         );
     }
-    assert!(cached_hits(&hot) >= before + requests.len() as u64, "answers did not come from the cache");
+    assert!(
+        cached_hits(&hot) >= before + requests.len() as u64,
+        "answers did not come from the cache"
+    );
     // Keep-alive survives a cached answer.
     let mut s = hot.connect();
     for _ in 0..3 {
-        s.write_all(b"GET /plain.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s.write_all(b"GET /plain.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         assert_eq!(read_response(&mut s, false).body, b"plain text fixture\n");
     }
 }
 
 #[test]
 fn a_changed_file_is_not_served_stale_past_the_interval() {
-    let server = Server::start(ServerOpts { extra_config: "[cache]\nrevalidate_ms = 200".into(), ..ServerOpts::default() });
+    let server = Server::start(ServerOpts {
+        extra_config: "[cache]\nrevalidate_ms = 200".into(),
+        ..ServerOpts::default()
+    });
     warm(&server, "/plain.txt");
-    std::fs::write(server.root.join("plain.txt"), "changed content, longer than before\n").unwrap();
+    std::fs::write(
+        server.root.join("plain.txt"),
+        "changed content, longer than before\n",
+    )
+    .unwrap();
     let changed = Instant::now();
     let mut fresh_after = None;
     while changed.elapsed() < Duration::from_secs(5) {
@@ -89,11 +119,17 @@ fn a_changed_file_is_not_served_stale_past_the_interval() {
     }
     let took = fresh_after.expect("the change was never served");
     // The bound is the configured interval; allow generous scheduling slack on a busy machine.
-    assert!(took < Duration::from_millis(200 + 800), "stale for {took:?}");
+    assert!(
+        took < Duration::from_millis(200 + 800),
+        "stale for {took:?}"
+    );
     std::fs::remove_file(server.root.join("plain.txt")).unwrap();
     let gone = Instant::now();
     while server.get("/plain.txt").status != 404 {
-        assert!(gone.elapsed() < Duration::from_secs(2), "a deleted file kept being served");
+        assert!(
+            gone.elapsed() < Duration::from_secs(2),
+            "a deleted file kept being served"
+        );
     }
 }
 
@@ -104,7 +140,11 @@ fn hot_files_compete_and_the_budget_holds() {
         ..ServerOpts::default()
     });
     for i in 0..40 {
-        std::fs::write(server.root.join(format!("f{i}.txt")), vec![b'a' + (i % 26) as u8; 3000 + i * 10]).unwrap();
+        std::fs::write(
+            server.root.join(format!("f{i}.txt")),
+            vec![b'a' + (i % 26) as u8; 3000 + i * 10],
+        )
+        .unwrap();
     }
     std::fs::write(server.root.join("big.txt"), vec![b'z'; 7000]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(6);
@@ -112,7 +152,11 @@ fn hot_files_compete_and_the_budget_holds() {
     while Instant::now() < deadline {
         for i in 0..40 {
             let resp = server.get(&format!("/f{i}.txt"));
-            assert_eq!(resp.body, vec![b'a' + (i % 26) as u8; 3000 + i * 10], "f{i} corrupted");
+            assert_eq!(
+                resp.body,
+                vec![b'a' + (i % 26) as u8; 3000 + i * 10],
+                "f{i} corrupted"
+            );
         }
         for _ in 0..5 {
             assert_eq!(server.get("/big.txt").body.len(), 7000);
@@ -128,7 +172,12 @@ fn hot_files_compete_and_the_budget_holds() {
     let rows = cache["rows"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["state"] == "cached"), "{cache}");
     assert!(rows.iter().any(|r| r["state"] == "competing"), "{cache}");
-    assert!(!rows.iter().any(|r| r["path"] == "/big.txt" && r["state"] == "cached"), "file over max_file_bytes cached");
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r["path"] == "/big.txt" && r["state"] == "cached"),
+        "file over max_file_bytes cached"
+    );
     assert!(cache["used_bytes"].as_u64().unwrap() <= 20000);
 }
 
@@ -136,7 +185,9 @@ fn hot_files_compete_and_the_budget_holds() {
 fn uncached_misses_still_answer_exactly() {
     let server = Server::start(ServerOpts::default());
     warm(&server, "/plain.txt");
-    let resp = Response::parse(&server.raw(b"GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    let resp = Response::parse(
+        &server.raw(b"GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
     assert_eq!(resp.body, b"body{color:red}\n");
     assert_eq!(server.get("/nope").status, 404);
 }
