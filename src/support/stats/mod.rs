@@ -292,3 +292,96 @@ mod format {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    use arc_swap::ArcSwap;
+    use crossbeam_channel::{bounded, unbounded};
+
+    use super::*;
+    use crate::http::request::{parse_head, HeadLimits};
+    use crate::protocol::Exchange;
+    use crate::support::config::Config;
+
+    /// A connected pair: the server side as a `Conn`, and the client's socket.
+    fn connection() -> (Conn, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, peer) = listener.accept().unwrap();
+        stream.set_nonblocking(true).unwrap();
+        let local = stream.local_addr().unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (Conn::new(1, stream, peer, local), client)
+    }
+
+    #[test]
+    fn a_page_counts_what_the_recycler_flushes_first() {
+        let (to_stats, inbox) = bounded(16);
+        let (to_recycler, recycler_inbox) = unbounded();
+        let out = StatsOut {
+            to_recycler,
+            live: Arc::new(ArcSwap::from_pointee(Config::default())),
+            meters: Arc::new(Meters::default()),
+            gauges: Vec::new(),
+            board: Arc::new(ArcSwap::from_pointee(Vec::new())),
+            queues: vec![Probe::new("nothing", || 7)],
+            cache: Arc::new(ArcSwap::from_pointee(crate::cache::CacheSnapshot::default())),
+        };
+        let stats = std::thread::spawn(move || run(inbox, out));
+
+        let served = |n: usize| {
+            ToStats::Served(
+                (0..n)
+                    .map(|_| Exchange::without_request(404, 0, Instant::now()))
+                    .collect(),
+            )
+        };
+        to_stats.send(served(1)).unwrap();
+        let (conn, mut client) = connection();
+        let head = b"GET /stats.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let req = parse_head(head, &HeadLimits::default()).unwrap().unwrap();
+        to_stats
+            .send(ToStats::Page {
+                conn,
+                req,
+                format: StatsFormat::Json,
+            })
+            .unwrap();
+
+        // Playing the recycler: two more records were batched when the page was asked for.
+        let ticket = match recycler_inbox
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+        {
+            ToRecycler::Flush(ticket) => ticket,
+            _ => panic!("the stats process did not ask for a flush first"),
+        };
+        to_stats.send(served(2)).unwrap();
+        to_stats.send(ToStats::Flushed(ticket)).unwrap();
+        match recycler_inbox
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+        {
+            ToRecycler::Close(_, CloseReason::Done, Some(exchange)) => {
+                assert_eq!(exchange.handler, Handler::Stats)
+            }
+            _ => panic!("the page's connection did not come back closed"),
+        }
+        let mut response = String::new();
+        client.read_to_string(&mut response).unwrap();
+        let body = &response[response.find("\r\n\r\n").unwrap() + 4..];
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["requests"]["total"], 3);
+        assert_eq!(json["requests"]["status"]["4xx"], 3);
+        assert_eq!(json["requests"]["handlers"]["front-end"]["requests"], 3);
+        assert_eq!(json["queues"]["nothing"], 7);
+
+        drop(to_stats);
+        stats.join().unwrap();
+    }
+}
