@@ -451,3 +451,26 @@ fn stats_page_draws_the_process_network_in_chromium() {
         screenshot.display()
     );
 }
+
+#[test]
+fn stats_pages_answer_head_and_refuse_other_methods() {
+    let server = uncached_server("");
+    for path in ["/stats.html", "/stats.json", "/metrics"] {
+        let get = server.get(path);
+        assert_eq!(get.status, 200, "{path}");
+        assert_eq!(get.header("cache-control"), Some("no-store"));
+        let raw = server.raw(
+            format!("HEAD {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        let head = Response::parse_one(&raw, true).unwrap();
+        assert_eq!(head.status, 200, "{path}");
+        assert_eq!(raw.len(), head.head_len, "HEAD {path} has no body");
+        assert_eq!(head.header("content-type"), get.header("content-type"));
+        let post = server.request(&format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(post.status, 405, "{path}");
+        assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    }
+}

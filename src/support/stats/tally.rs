@@ -215,7 +215,9 @@ impl Tally {
                 ..Rates::default()
             };
         }
-        let rate = |new: u64, old: u64| new.saturating_sub(old) as f64 / secs;
+        // Three decimals are plenty, and keep /stats.json readable.
+        let rate =
+            |new: u64, old: u64| (new.saturating_sub(old) as f64 / secs * 1000.0).round() / 1000.0;
         let mut by_handler = [0.0; HANDLERS.len()];
         for (i, r) in by_handler.iter_mut().enumerate() {
             *r = rate(current.by_handler[i], old.by_handler[i]);
