@@ -28,6 +28,7 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
   header_timeout_secs = 10          time allowed for a whole request head (408 after)
   body_timeout_secs = 60            time allowed for a request body
   send_timeout_secs = 60            time a response write may stall
+  send_buffer_bytes = 0             kernel send buffer per connection (0: autotuned)
   max_body_bytes = 67108864         largest request body (413 above)
   max_keep_alive_requests = 100000  requests per connection
   front_end_idle = 2, front_end_max = 16   front-end farm: idle workers kept, maximum

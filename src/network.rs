@@ -3,7 +3,8 @@
 //! ```text
 //!  listener ─▶ acceptor ─▶ front-end ×N ─┬─▶ static ×N ──────┐
 //!                 ▲            ▲         ├─▶ cgi ×N ─────────┤  (cgi ─▶ static: local redirects)
-//!                 │            │         ├─▶ plugin ×N ──────┤
+//!                 │            │         ├─▶ plugin ×N ──────┤  (static ─▶ send.pool ─▶ recycler:
+//!                 │            │         │                   │   the rest for slow readers)
 //!                 │            │         └─▶ stats ──────────┤
 //!                 │            │                             ▼
 //!                 │        idle.pool ◀──── keep-alive ──── recycler ─▶ stats, log
@@ -36,6 +37,7 @@ use crate::farm::plugin::{self, PluginOut};
 use crate::farm::static_file::{self, StaticOut};
 use crate::net::acceptor::{self, AcceptorOut};
 use crate::net::idle_pool::{self, IdleOut};
+use crate::net::send_pool::{self, SendPoolOut};
 use crate::par::Net;
 use crate::plugin_host::PluginBoard;
 use crate::protocol::{
@@ -78,6 +80,7 @@ pub fn start(
     let (to_stats, stats_inbox) = bounded::<ToStats>(4096);
     let (to_recycler, recycler_inbox) = unbounded::<ToRecycler>();
     let (to_idle, idle_inbox) = idle_pool::channel()?;
+    let (to_send_pool, send_pool_inbox) = send_pool::channel()?;
     let (to_log, log_inbox) = bounded::<ToLog>(8192);
     let (to_config, config_inbox) = unbounded::<ToConfig>();
     // The stats page reads each arrow's queue length through a receiver clone.
@@ -91,6 +94,7 @@ pub fn start(
         Probe::of("stats", &stats_inbox),
         Probe::of("recycler", &recycler_inbox),
         Probe::new("idle.pool", idle_inbox.length_probe()),
+        Probe::new("send.pool", send_pool_inbox.length_probe()),
         Probe::of("log", &log_inbox),
     ];
 
@@ -142,6 +146,7 @@ pub fn start(
 
     let static_out = StaticOut {
         to_recycler: to_recycler.clone(),
+        to_send_pool,
         to_cache_control,
         live: live.clone(),
     };
@@ -205,6 +210,14 @@ pub fn start(
         meters: meters.clone(),
     };
     net.process("idle.pool", move || idle_pool::run(idle_inbox, idle_out))?;
+
+    let send_pool_out = SendPoolOut {
+        to_recycler: to_recycler.clone(),
+        live: live.clone(),
+    };
+    net.process("send.pool", move || {
+        send_pool::run(send_pool_inbox, send_pool_out)
+    })?;
 
     let recycler_out = RecyclerOut {
         to_front_end,

@@ -223,6 +223,38 @@ pub enum ToIdlePool {
     Park(Conn),
 }
 
+/// To send.pool: a response the client is reading slower than it was written.
+pub enum ToSendPool {
+    /// Write the rest whenever the client makes room, then hand the connection on.
+    Finish(Box<Unsent>),
+}
+
+/// The unwritten rest of a response, and what the recycler needs once it is written.
+pub struct Unsent {
+    pub conn: Conn,
+    /// What is left, in order.
+    pub pieces: std::collections::VecDeque<Piece>,
+    /// The record of the exchange, as if it completes (`body_bytes` is corrected if it does not).
+    pub exchange: Exchange,
+    pub keep_alive: bool,
+    /// The response head's length and `conn.bytes_out` before it was written, to count the
+    /// body bytes sent when the response is cut short.
+    pub head_len: u64,
+    pub bytes_out_before: u64,
+}
+
+/// A part of a response still to be written.
+pub enum Piece {
+    /// Bytes from `at` on (a head, or a head with a cached body).
+    Bytes { bytes: Vec<u8>, at: usize },
+    /// `len` bytes of `file` from `offset`, by sendfile(2).
+    File {
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    },
+}
+
 /// To the log process, the only writer of the logs.
 pub enum ToLog {
     /// Preformatted access-log lines (Combined Log Format), newline-terminated.

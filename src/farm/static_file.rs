@@ -1,10 +1,12 @@
 //! Static-file worker: answers GET and HEAD from the document root, body by sendfile(2) or,
 //! for a cached file, from memory in one write. Both go through `respond`, so a cached answer
-//! is byte for byte the uncached one.
+//! is byte for byte the uncached one. A worker never waits on a slow reader: it writes what
+//! the socket takes at once and hands the rest to send.pool.
 //! Instances: a farm (`static_idle` kept idle, up to `static_max`), sharing one inbox.
-//! In: ToStatic. Out: ToRecycler, ToCacheControl (hits, batched). Stops: inbox disconnected
-//! or recycler gone.
+//! In: ToStatic. Out: ToRecycler, ToSendPool, ToCacheControl (hits, batched). Stops: inbox
+//! disconnected or recycler gone.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -20,22 +22,42 @@ use crate::http::path::{normalize, SafePath};
 use crate::http::range::{self, RangeAnswer};
 use crate::http::response::{none_match, not_modified_since, push_header, push_header_u64};
 use crate::http::{Body, Method, Request};
+use crate::net::send_pool::{self, Progress, SendPoolSender};
 use crate::par::Inbox;
-use crate::protocol::{CloseReason, Handler, ToCacheControl, ToRecycler, ToStatic};
+use crate::protocol::{
+    CloseReason, Exchange, Handler, Piece, ToCacheControl, ToRecycler, ToSendPool, ToStatic, Unsent,
+};
 use crate::support::config::{Config, Live};
 
 /// The static farm's outputs.
 #[derive(Clone)]
 pub struct StaticOut {
     pub to_recycler: Sender<ToRecycler>,
+    pub to_send_pool: SendPoolSender,
     pub to_cache_control: Sender<ToCacheControl>,
     pub live: Live,
 }
 
 /// A response body: a file to sendfile, or cached bytes.
 enum Source<'a> {
-    File(&'a File),
+    File(File),
     Bytes(&'a [u8]),
+}
+
+/// How a job ended for this worker. `Recycle` is moved by value: boxing it would cost an
+/// allocation per request (see `protocol.rs`); only the rare `Defer` is boxed.
+#[allow(clippy::large_enum_variant)]
+enum Done {
+    /// Answered (or abandoned): on to the recycler.
+    Recycle(ToRecycler),
+    /// The client reads slowly: the rest of the answer goes to send.pool.
+    Defer(Box<Unsent>),
+}
+
+impl From<ToRecycler> for Done {
+    fn from(msg: ToRecycler) -> Done {
+        Done::Recycle(msg)
+    }
 }
 
 const ALLOW: &str = "GET, HEAD, OPTIONS";
@@ -45,6 +67,7 @@ pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
         root: None,
         head: Vec::with_capacity(16 * 1024),
         hits: Vec::new(),
+        pieces: VecDeque::new(),
     };
     while let Some(job) = inbox.recv() {
         let cfg = out.live.load();
@@ -54,8 +77,17 @@ pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
                 worker.serve_cached(conn, &req, &cfg, &entry, &out)
             }
         };
-        if let Err(SendError(orphan)) = out.to_recycler.send(done) {
-            drop(orphan);
+        let handed_on = match done {
+            Done::Recycle(msg) => out
+                .to_recycler
+                .send(msg)
+                .map_err(|SendError(orphan)| drop(orphan)),
+            Done::Defer(unsent) => out
+                .to_send_pool
+                .send(ToSendPool::Finish(unsent))
+                .map_err(|SendError(orphan)| drop(orphan)),
+        };
+        if handed_on.is_err() {
             return;
         }
         if !worker.hits.is_empty() && (inbox.is_empty() || worker.hits.len() >= 256) {
@@ -65,11 +97,13 @@ pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
     }
 }
 
-/// One worker's reusable state: the opened root directory, a header buffer, unsent hits.
+/// One worker's reusable state: the opened root directory, a header buffer, unsent hits, and
+/// the queue of a body being written.
 struct Worker {
     root: Option<(PathBuf, OwnedFd)>,
     head: Vec<u8>,
     hits: Vec<Hit>,
+    pieces: VecDeque<Piece>,
 }
 
 /// What opening a request path found.
@@ -97,10 +131,10 @@ impl Worker {
         self.root.as_ref().map(|(_, fd)| fd)
     }
 
-    fn serve(&mut self, conn: Conn, req: &Request, cfg: &Config) -> ToRecycler {
+    fn serve(&mut self, conn: Conn, req: &Request, cfg: &Config) -> Done {
         match req.method {
             Method::Get | Method::Head => {}
-            Method::Options => return self.options(conn, req, cfg),
+            Method::Options => return self.options(conn, req, cfg).into(),
             _ => {
                 return reply::error_with(
                     conn,
@@ -110,6 +144,7 @@ impl Worker {
                     Handler::Static,
                     &[("Allow", ALLOW)],
                 )
+                .into()
             }
         }
         match self.open(&req.path, cfg) {
@@ -126,7 +161,7 @@ impl Worker {
                         len: rep.len,
                     });
                 }
-                self.respond(conn, req, cfg, &rep, Source::File(&file), Handler::Static)
+                self.respond(conn, req, cfg, &rep, Source::File(file), Handler::Static)
             }
             Found::Redirect => {
                 let mut location = format!("{}/", req.path);
@@ -142,10 +177,11 @@ impl Worker {
                     Handler::Static,
                     &[("Location", &location)],
                 )
+                .into()
             }
-            Found::Missing => reply::error(conn, Some(req), 404, cfg, Handler::Static),
-            Found::Forbidden => reply::error(conn, Some(req), 403, cfg, Handler::Static),
-            Found::BadPath => reply::error(conn, Some(req), 400, cfg, Handler::Static),
+            Found::Missing => reply::error(conn, Some(req), 404, cfg, Handler::Static).into(),
+            Found::Forbidden => reply::error(conn, Some(req), 403, cfg, Handler::Static).into(),
+            Found::BadPath => reply::error(conn, Some(req), 400, cfg, Handler::Static).into(),
         }
     }
 
@@ -170,7 +206,7 @@ impl Worker {
         cfg: &Config,
         entry: &Entry,
         out: &StaticOut,
-    ) -> ToRecycler {
+    ) -> Done {
         if entry.due_for_check(cfg.cache.revalidate_ms) && !self.still_fresh(entry, cfg) {
             let _ = out
                 .to_cache_control
@@ -262,24 +298,24 @@ impl Worker {
     /// Writes the answer for a representation: 412, 304, 206, 416 or 200, HEAD without body.
     fn respond(
         &mut self,
-        mut conn: Conn,
+        conn: Conn,
         req: &Request,
         cfg: &Config,
         rep: &Representation,
         source: Source,
         handler: Handler,
-    ) -> ToRecycler {
+    ) -> Done {
         let len = rep.len;
         let keep_alive = req.keep_alive && req.body == Body::None;
         if let Some(if_match) = req.header_str("if-match") {
             if !if_match.trim().eq("*") && !strong_match(if_match, &rep.etag) {
-                return reply::error(conn, Some(req), 412, cfg, handler);
+                return reply::error(conn, Some(req), 412, cfg, handler).into();
             }
         } else if let Some(since) = req.header_str("if-unmodified-since") {
             if httpdate::parse_http_date(since.trim()).is_ok()
                 && !not_modified_since(since, rep.modified)
             {
-                return reply::error(conn, Some(req), 412, cfg, handler);
+                return reply::error(conn, Some(req), 412, cfg, handler).into();
             }
         }
         let not_modified = match req.header_str("if-none-match") {
@@ -298,10 +334,8 @@ impl Worker {
                 rep.last_modified.as_bytes(),
             );
             self.head.extend_from_slice(b"\r\n");
-            return match conn.write_all_until(&self.head, Instant::now() + cfg.send_timeout()) {
-                Ok(()) => reply::finished(conn, req, 304, 0, handler, keep_alive),
-                Err(_) => ToRecycler::Close(conn, CloseReason::WriteFailed, None),
-            };
+            let exchange = Exchange::for_request(req, 304, 0, handler, conn.request_started);
+            return self.write(conn, None, exchange, keep_alive);
         }
         let range = match req.header_str("range") {
             Some(value)
@@ -323,7 +357,8 @@ impl Worker {
                     cfg,
                     handler,
                     &[("Content-Range", &content_range)],
-                );
+                )
+                .into();
             }
         };
         reply::head(status, req, keep_alive, &mut self.head);
@@ -341,43 +376,88 @@ impl Worker {
             push_header(&mut self.head, "Content-Range", content_range.as_bytes());
         }
         self.head.extend_from_slice(b"\r\n");
-        let deadline = Instant::now() + cfg.send_timeout();
         let body = !req.is_head() && count > 0;
-        let before = conn.bytes_out;
-        let written = match source {
+        let body_bytes = if body { count } else { 0 };
+        let exchange =
+            Exchange::for_request(req, status, body_bytes, handler, conn.request_started);
+        match source {
             Source::Bytes(bytes) => {
                 // Head and body leave in one write.
                 if body {
                     self.head
                         .extend_from_slice(&bytes[start as usize..(start + count) as usize]);
                 }
-                conn.write_all_until(&self.head, deadline)
+                self.write(conn, None, exchange, keep_alive)
             }
-            Source::File(file) if body => conn
-                .write_more_until(&self.head, deadline)
-                .and_then(|()| conn.sendfile_until(file, start, count, deadline)),
-            Source::File(_) => conn.write_all_until(&self.head, deadline),
-        };
-        if written.is_err() {
-            let head_len = self.head.len() as u64;
-            let sent = (conn.bytes_out - before).saturating_sub(head_len);
-            let exchange = crate::protocol::Exchange::for_request(
-                req,
-                status,
-                sent,
-                handler,
-                conn.request_started,
-            );
-            return ToRecycler::Close(conn, CloseReason::WriteFailed, Some(exchange));
+            Source::File(file) if body => {
+                self.write(conn, Some((file, start, count)), exchange, keep_alive)
+            }
+            Source::File(_) => self.write(conn, None, exchange, keep_alive),
         }
-        reply::finished(
-            conn,
-            req,
-            status,
-            if body { count } else { 0 },
-            handler,
-            keep_alive,
-        )
+    }
+
+    /// Writes `self.head`, then `count` bytes of the file from `start`, as far as the socket
+    /// takes them without waiting; a slow reader's rest goes to send.pool.
+    fn write(
+        &mut self,
+        mut conn: Conn,
+        file: Option<(File, u64, u64)>,
+        exchange: Exchange,
+        keep_alive: bool,
+    ) -> Done {
+        let bytes_out_before = conn.bytes_out;
+        let head_len = self.head.len() as u64;
+        let head_written = send_pool::send_now(&mut conn, &self.head, file.is_some());
+        let written = match head_written {
+            Ok(n) if n < self.head.len() => {
+                // Only here is the head copied: the client is not reading.
+                self.pieces.push_back(Piece::Bytes {
+                    bytes: self.head[n..].to_vec(),
+                    at: 0,
+                });
+                if let Some((file, offset, len)) = file {
+                    self.pieces.push_back(Piece::File { file, offset, len });
+                }
+                Ok(Progress::Blocked)
+            }
+            Ok(_) => match file {
+                Some((file, offset, len)) => {
+                    self.pieces.push_back(Piece::File { file, offset, len });
+                    send_pool::write_now(&mut conn, &mut self.pieces)
+                }
+                None => Ok(Progress::Done),
+            },
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(Progress::Done) => Done::Recycle(if keep_alive {
+                let mut exchange = exchange;
+                exchange.finished = Instant::now();
+                ToRecycler::KeepAlive(conn, exchange)
+            } else {
+                let mut exchange = exchange;
+                exchange.finished = Instant::now();
+                ToRecycler::Close(conn, CloseReason::Done, Some(exchange))
+            }),
+            Ok(Progress::Blocked) => Done::Defer(Box::new(Unsent {
+                conn,
+                pieces: std::mem::take(&mut self.pieces),
+                exchange,
+                keep_alive,
+                head_len,
+                bytes_out_before,
+            })),
+            Err(_) => {
+                self.pieces.clear();
+                let mut exchange = exchange;
+                exchange.body_bytes = (conn.bytes_out - bytes_out_before).saturating_sub(head_len);
+                Done::Recycle(ToRecycler::Close(
+                    conn,
+                    CloseReason::WriteFailed,
+                    Some(exchange),
+                ))
+            }
+        }
     }
 }
 

@@ -50,6 +50,10 @@ pub fn run(listener: TcpListener, out: AcceptorOut) {
                 if stream.set_nonblocking(true).is_err() || stream.set_nodelay(true).is_err() {
                     continue;
                 }
+                if cfg.send_buffer_bytes > 0 {
+                    let _ =
+                        socket2::SockRef::from(&stream).set_send_buffer_size(cfg.send_buffer_bytes);
+                }
                 let local = stream.local_addr().unwrap_or(peer);
                 next_id += 1;
                 out.meters.accepted.fetch_add(1, Ordering::Relaxed);

@@ -43,6 +43,9 @@ pub struct Config {
     pub body_timeout_secs: u64,
     /// Seconds a response write may stall before the client is dropped.
     pub send_timeout_secs: u64,
+    /// Kernel send buffer per connection (SO_SNDBUF); 0 leaves it to the kernel's autotuning.
+    /// A bound caps the memory a slow reader can pin in the kernel.
+    pub send_buffer_bytes: usize,
     /// Largest accepted request body.
     pub max_body_bytes: u64,
     /// Most requests served on one connection.
@@ -124,6 +127,7 @@ impl Default for Config {
             header_timeout_secs: 10,
             body_timeout_secs: 60,
             send_timeout_secs: 60,
+            send_buffer_bytes: 0,
             max_body_bytes: 64 * 1024 * 1024,
             max_keep_alive_requests: 100_000,
             front_end_idle: 2,
