@@ -114,21 +114,25 @@ enum Found {
     Missing,
     Forbidden,
     BadPath,
+    /// Out of descriptors or memory: try again later (503), never a false 404.
+    Unavailable,
 }
 
 impl Worker {
-    fn root_fd(&mut self, root: &Path) -> Option<&OwnedFd> {
+    fn root_fd(&mut self, root: &Path) -> Result<&OwnedFd, rustix::io::Errno> {
         let stale = self.root.as_ref().is_none_or(|(path, _)| path != root);
         if stale {
             let fd = rustix::fs::open(
                 root,
                 OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
-            )
-            .ok()?;
+            )?;
             self.root = Some((root.to_path_buf(), fd));
         }
-        self.root.as_ref().map(|(_, fd)| fd)
+        self.root
+            .as_ref()
+            .map(|(_, fd)| fd)
+            .ok_or(rustix::io::Errno::NOENT)
     }
 
     fn serve(&mut self, conn: Conn, req: &Request, cfg: &Config) -> Done {
@@ -182,6 +186,15 @@ impl Worker {
             Found::Missing => reply::error(conn, Some(req), 404, cfg, Handler::Static).into(),
             Found::Forbidden => reply::error(conn, Some(req), 403, cfg, Handler::Static).into(),
             Found::BadPath => reply::error(conn, Some(req), 400, cfg, Handler::Static).into(),
+            Found::Unavailable => reply::error_with(
+                conn,
+                Some(req),
+                503,
+                cfg,
+                Handler::Static,
+                &[("Retry-After", "1")],
+            )
+            .into(),
         }
     }
 
@@ -229,7 +242,7 @@ impl Worker {
     }
 
     fn still_fresh(&mut self, entry: &Entry, cfg: &Config) -> bool {
-        let Some(root) = self.root_fd(&cfg.root) else {
+        let Ok(root) = self.root_fd(&cfg.root) else {
             return false;
         };
         let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
@@ -256,8 +269,10 @@ impl Worker {
         if hidden(&path) {
             return Found::Missing;
         }
-        let Some(root) = self.root_fd(&cfg.root) else {
-            return Found::Missing;
+        let root = match self.root_fd(&cfg.root) {
+            Ok(root) => root,
+            Err(e) if out_of_resources(Some(e)) => return Found::Unavailable,
+            Err(_) => return Found::Missing,
         };
         let how = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
         let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
@@ -265,6 +280,7 @@ impl Worker {
         let fd = match rustix::fs::openat2(root, &relative, how, Mode::empty(), resolve) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::ACCESS) => return Found::Forbidden,
+            Err(e) if out_of_resources(Some(e)) => return Found::Unavailable,
             Err(_) => return Found::Missing,
         };
         let file = File::from(fd);
@@ -459,6 +475,14 @@ impl Worker {
             }
         }
     }
+}
+
+/// Whether an error is the process running short (descriptors, memory), not the file.
+fn out_of_resources(e: Option<rustix::io::Errno>) -> bool {
+    matches!(
+        e,
+        Some(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE | rustix::io::Errno::NOMEM)
+    )
 }
 
 /// Dot-files are not served (`.htaccess`, `.git`), except under `/.well-known/`.
