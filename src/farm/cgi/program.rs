@@ -253,6 +253,18 @@ impl Program {
         }
     }
 
+    /// The signal that ended the program, if it exits within `wait` and a signal ended it
+    /// (a crash or an outside kill; never one of the server's own kills). A program still
+    /// running after `wait` is left to `finish`.
+    pub fn crash_signal(&mut self, wait: Duration) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        if self.killed {
+            return None;
+        }
+        self.wait_until(Instant::now() + wait)
+            .and_then(|status| status.signal())
+    }
+
     /// Waits for the program to exit until `deadline`, without blocking past it.
     fn wait_until(&mut self, deadline: Instant) -> Option<ExitStatus> {
         // A program whose pipes just closed is usually microseconds from being a zombie, so

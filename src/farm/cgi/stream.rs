@@ -24,6 +24,12 @@ const HOLD: Duration = Duration::from_millis(10);
 /// Held body bytes past which the head goes out at once.
 const HOLD_MAX_BYTES: usize = 64 * 1024;
 
+/// How long to wait, once the output has ended, for the program's exit status before the
+/// answer is declared complete: a program killed by a signal mid-answer must not have its
+/// truncated output framed as a whole body. A crashed program exits microseconds after its
+/// output closes; one still running after this is taken to be ending normally.
+const CRASH_CHECK: Duration = Duration::from_millis(100);
+
 /// How an exchange ended.
 pub enum Ending {
     /// The whole response went out; the connection may carry on when `keep_alive`.
@@ -570,6 +576,12 @@ impl<'a> Stream<'a> {
                 return self.failed(502, "exited without any output");
             }
             Phase::Hold { .. } => {
+                if let Some(signal) = self.program.crash_signal(CRASH_CHECK) {
+                    return self.failed(
+                        502,
+                        &format!("killed by signal {signal} before its answer ended"),
+                    );
+                }
                 if let Err(ending) = self.release_hold(true) {
                     return ending;
                 }
@@ -580,6 +592,15 @@ impl<'a> Stream<'a> {
         match std::mem::replace(&mut self.phase, Phase::Discard) {
             Phase::Head | Phase::Hold { .. } => self.failed(502, "exited without any output"),
             Phase::Body(Framing::Chunked) => {
+                if let Some(signal) = self.program.crash_signal(CRASH_CHECK) {
+                    // No last chunk: the client sees the answer is cut off.
+                    return Ending::Cut {
+                        status: self.status,
+                        body_bytes: self.body_bytes,
+                        reason: CloseReason::HandlerFailed,
+                        why: format!("killed by signal {signal} in the middle of its answer"),
+                    };
+                }
                 let written = self
                     .conn
                     .write_all_until(b"0\r\n\r\n", Instant::now() + self.send_timeout);
