@@ -26,6 +26,8 @@ pub enum HttpError {
     NotImplemented(&'static str),
     /// An HTTP major version other than 1.
     VersionNotSupported,
+    /// An `Expect` other than `100-continue` (RFC 9110 section 10.1.1).
+    ExpectationFailed,
 }
 
 impl HttpError {
@@ -38,6 +40,7 @@ impl HttpError {
             HttpError::PayloadTooLarge => 413,
             HttpError::NotImplemented(_) => 501,
             HttpError::VersionNotSupported => 505,
+            HttpError::ExpectationFailed => 417,
         }
     }
 
@@ -50,6 +53,7 @@ impl HttpError {
             HttpError::PayloadTooLarge => "body too large",
             HttpError::NotImplemented(why) => why,
             HttpError::VersionNotSupported => "HTTP version not supported",
+            HttpError::ExpectationFailed => "unsupported Expect",
         }
     }
 }

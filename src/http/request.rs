@@ -312,7 +312,7 @@ fn build(
         } else if h.name.eq_ignore_ascii_case("expect") {
             match value.map(str::trim) {
                 Some(v) if v.eq_ignore_ascii_case("100-continue") => expect_continue = true,
-                _ => return Err(HttpError::BadRequest("unsupported Expect")),
+                _ => return Err(HttpError::ExpectationFailed),
             }
         }
     }
@@ -580,6 +580,13 @@ mod tests {
                 .status(),
             400
         );
+    }
+
+    #[test]
+    fn an_unknown_expectation_is_417() {
+        // The differential check: RFC 9110 section 10.1.1 names 417, not 400.
+        let head = "GET / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n";
+        assert_eq!(parse(head).unwrap_err().status(), 417);
     }
 
     #[test]
