@@ -1,0 +1,2 @@
+<html>no header here</html>
+

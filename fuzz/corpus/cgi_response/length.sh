@@ -1,0 +1,4 @@
+Content-Type: text/plain
+Content-Length: 6
+
+exact
