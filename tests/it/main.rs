@@ -9,3 +9,4 @@ mod game;
 mod plugins;
 mod cache;
 mod stats;
+mod hardening;

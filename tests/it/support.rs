@@ -17,6 +17,8 @@ pub struct ServerOpts {
     pub plugins: Option<PathBuf>,
     /// TOML appended to the generated config file.
     pub extra_config: String,
+    /// Start under `prlimit --nofile=N:N` (prlimit execs the server, so the PID is the server's).
+    pub max_open_files: Option<u64>,
 }
 
 /// A running server process; stopped and reaped on drop.
@@ -74,21 +76,47 @@ impl Server {
             opts.extra_config
         );
         std::fs::write(&config_path, config).unwrap();
-        let mut cmd = Command::new(binary());
-        cmd.arg("--config").arg(&config_path).arg("--listen").arg("127.0.0.1:0").arg("--root").arg(&root);
+        let mut cmd = match opts.max_open_files {
+            Some(n) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={n}:{n}")).arg(binary());
+                cmd
+            }
+            None => Command::new(binary()),
+        };
+        cmd.arg("--config")
+            .arg(&config_path)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--root")
+            .arg(&root);
         if let Some(cgi) = &opts.cgi_bin {
             cmd.arg("--cgi-bin").arg(cgi);
         }
-        let plugins = opts.plugins.clone().unwrap_or_else(|| dir.path().join("no-plugins"));
+        let plugins = opts
+            .plugins
+            .clone()
+            .unwrap_or_else(|| dir.path().join("no-plugins"));
         cmd.arg("--plugins").arg(plugins);
-        cmd.current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap();
         let addr = read_listen_line(&mut child);
-        Server { child, addr, dir, root, config_path }
+        Server {
+            child,
+            addr,
+            dir,
+            root,
+            config_path,
+        }
     }
 
     pub fn with_root(root: &Path) -> Server {
-        Server::start(ServerOpts { root: Some(root.to_path_buf()), ..ServerOpts::default() })
+        Server::start(ServerOpts {
+            root: Some(root.to_path_buf()),
+            ..ServerOpts::default()
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -107,7 +135,9 @@ impl Server {
 
     /// `GET path` on a fresh connection with `Connection: close`.
     pub fn get(&self, path: &str) -> Response {
-        self.request(&format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+        self.request(&format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        ))
     }
 
     /// Sends a raw request on a fresh connection and parses the (single) response.
@@ -185,8 +215,13 @@ fn read_listen_line(child: &mut Child) -> SocketAddr {
         let mut sink = Vec::new();
         let _ = reader.read_to_end(&mut sink);
     });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("server did not report its address");
-    let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server did not report its address");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     addr.parse().unwrap()
 }
 
@@ -217,7 +252,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -226,7 +264,8 @@ impl Response {
 
     /// Parses one response that runs to the end of `raw` (or to its framing).
     pub fn parse(raw: &[u8]) -> Response {
-        Self::parse_one(raw, false).unwrap_or_else(|| panic!("incomplete response: {:?}", String::from_utf8_lossy(raw)))
+        Self::parse_one(raw, false)
+            .unwrap_or_else(|| panic!("incomplete response: {:?}", String::from_utf8_lossy(raw)))
     }
 
     /// Parses the first response in `raw`; `head_request` means no body follows.
@@ -239,9 +278,18 @@ impl Response {
         let status: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
         let headers: Vec<(String, String)> = lines
             .filter(|l| !l.is_empty())
-            .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_string(), v.trim().to_string())))
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+            })
             .collect();
-        let mut resp = Response { status, status_line, headers, body: Vec::new(), head_len: end };
+        let mut resp = Response {
+            status,
+            status_line,
+            headers,
+            body: Vec::new(),
+            head_len: end,
+        };
         let rest = &raw[end..];
         if head_request || status == 304 || status == 204 || (100..200).contains(&status) {
             return Some(resp);
@@ -252,7 +300,10 @@ impl Response {
                 return None;
             }
             resp.body = rest[..len].to_vec();
-        } else if resp.header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        } else if resp
+            .header("transfer-encoding")
+            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+        {
             resp.body = dechunk(rest)?.0;
         } else {
             resp.body = rest.to_vec();
@@ -265,7 +316,11 @@ impl Response {
         if self.header("transfer-encoding").is_some() {
             return self.head_len + dechunk(&raw[self.head_len..]).map(|(_, n)| n).unwrap_or(0);
         }
-        self.head_len + self.header("content-length").and_then(|l| l.parse::<usize>().ok()).unwrap_or(0)
+        self.head_len
+            + self
+                .header("content-length")
+                .and_then(|l| l.parse::<usize>().ok())
+                .unwrap_or(0)
     }
 }
 
@@ -314,7 +369,11 @@ pub fn read_response(s: &mut TcpStream, head_request: bool) -> Response {
             }
         }
         let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "connection closed mid-response: {:?}", String::from_utf8_lossy(&raw));
+        assert!(
+            n > 0,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
         raw.extend_from_slice(&buf[..n]);
     }
 }
