@@ -58,7 +58,7 @@ fuzz_target!(|input: &[u8]| {
         }
         Err(e) => {
             assert!(
-                matches!(e.status(), 400 | 408 | 413 | 414 | 431 | 501 | 505),
+                matches!(e.status(), 400 | 408 | 413 | 414 | 417 | 431 | 501 | 505),
                 "status {}",
                 e.status()
             );

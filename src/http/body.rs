@@ -312,6 +312,10 @@ fn take_line<S: Source>(src: &mut S) -> Result<Vec<u8>, S::Error> {
     loop {
         let unread = src.buffer();
         if let Some(end) = unread.iter().position(|b| *b == b'\n') {
+            // The limit holds however the line arrived: in one read or a byte at a time.
+            if end > MAX_CHUNK_LINE {
+                return Err(bad("chunk line too long").into());
+            }
             let mut line: Vec<u8> = unread.drain(..=end).collect();
             line.pop();
             if line.last() == Some(&b'\r') {
@@ -376,6 +380,34 @@ mod tests {
         let long_line = vec![b'1'; MAX_CHUNK_LINE + 2];
         assert_eq!(chunked(&long_line).unwrap_err().status(), 400);
         assert_eq!(chunked(b"5\r\nhel").unwrap(), None);
+    }
+
+    #[test]
+    fn a_long_chunk_line_is_refused_however_it_arrives() {
+        // Found with the chunked_body fuzz target's property: a 5,000-byte chunk extension was
+        // accepted when it arrived in one read and refused when it trickled in.
+        let mut input = b"5;".to_vec();
+        input.extend(std::iter::repeat_n(b'a', 5000));
+        input.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+        assert_eq!(chunked(&input).unwrap_err().status(), 400);
+        let mut reader = BodyReader::new(Body::Chunked, 1 << 20);
+        let (mut buffer, mut out) = (Vec::new(), Vec::new());
+        let mut refused = None;
+        for byte in &input {
+            buffer.push(*byte);
+            match reader.read_buffered(&mut buffer, &mut out) {
+                Ok(_) => {}
+                Err(e) => {
+                    refused = Some(e.status());
+                    break;
+                }
+            }
+        }
+        assert_eq!(refused, Some(400));
+        let mut at_limit = b"5;".to_vec();
+        at_limit.extend(std::iter::repeat_n(b'a', MAX_CHUNK_LINE - 2));
+        at_limit.extend_from_slice(b"\nhello\r\n0\r\n\r\n");
+        assert_eq!(chunked(&at_limit).unwrap().unwrap().body, b"hello");
     }
 
     #[test]
