@@ -145,6 +145,10 @@ fn stats_json_counts_a_known_sequence_exactly() {
                 <= count(&stats, &format!("/latency/{stage}/max_us"))
         );
     }
+    // The whole-request latency per handler has the six static answers, and nothing else.
+    assert!(count(&stats, "/requests/handlers/static/p50_us") >= 1);
+    assert_eq!(count(&stats, "/requests/handlers/cgi/p99_us"), 0);
+    assert!(stats["requests"]["per_second_history"].is_array());
     // Requests two to six waited for the client in idle.pool, at most once each.
     assert!(count(&stats, "/latency/keep_alive/count") <= 5);
     assert!(count(&stats, "/farms/static/jobs") >= 6);

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::format::{bytes, escape, micros, rate};
 use super::snapshot::{Cache, Snapshot};
-use super::tally::BUCKET_BOUNDS_MICROS;
+use super::tally::{BUCKET_BOUNDS_MICROS, HISTORY_SECONDS};
 use crate::plugin_host::PluginRow;
 
 const STYLE: &str = include_str!("page.css");
@@ -47,11 +47,12 @@ pub fn render(s: &Snapshot) -> String {
     let _ = writeln!(
         h,
         "<header><h1>occwserv status</h1><p class=\"summary\">version {} · up {} · {} req/s · {} open connections \
-         <span id=\"live\" class=\"live\" title=\"refreshed from /stats.json every second\">live</span></p></header>",
+         <span id=\"live\" class=\"live\" title=\"refreshed from /stats.json every second\">live</span></p>{}</header>",
         escape(s.version),
         live("uptime_seconds", "duration", &duration(s.uptime_seconds)),
         live("requests.per_second", "rate", &rate(s.requests.per_second)),
         int("connections.active", s.connections.active),
+        history(&s.requests.per_second_history),
     );
     if !s.stats_enabled {
         h.push_str(
@@ -73,6 +74,33 @@ pub fn render(s: &Snapshot) -> String {
                 <a href=\"/metrics\">/metrics</a> (Prometheus text). This page refreshes itself every second.</footer>\n");
     let _ = writeln!(h, "<script>\n{SCRIPT}</script>\n</body></html>");
     h
+}
+
+/// Width and height of the request-rate chart.
+const HISTORY_WIDTH: f64 = 240.0;
+const HISTORY_HEIGHT: f64 = 36.0;
+
+/// The request rate over the last two minutes as a line, newest at the right; `page.js`
+/// redraws it the same way.
+fn history(per_second: &[f64]) -> String {
+    let peak = per_second.iter().copied().fold(0.0, f64::max);
+    let step = HISTORY_WIDTH / (HISTORY_SECONDS - 1) as f64;
+    let offset = HISTORY_SECONDS.saturating_sub(per_second.len());
+    let mut points = String::with_capacity(per_second.len() * 12);
+    for (i, value) in per_second.iter().enumerate() {
+        let x = (offset + i) as f64 * step;
+        let y = HISTORY_HEIGHT
+            - 2.0
+            - (HISTORY_HEIGHT - 4.0) * if peak > 0.0 { value / peak } else { 0.0 };
+        let _ = write!(points, "{x:.1},{y:.1} ");
+    }
+    format!(
+        "<div class=\"history\" title=\"requests per second, last two minutes\">\
+         <svg id=\"history\" viewBox=\"0 0 {HISTORY_WIDTH} {HISTORY_HEIGHT}\" width=\"{HISTORY_WIDTH}\" height=\"{HISTORY_HEIGHT}\">\
+         <polyline points=\"{}\"/></svg><span>req/s, last 2 min<br>peak <b id=\"history-peak\">{}</b></span></div>",
+        points.trim_end(),
+        rate(peak),
+    )
 }
 
 /// nginx's `stub_status`, word for word, with live numbers.
@@ -116,18 +144,19 @@ fn requests(h: &mut String, s: &Snapshot) {
         "<tr class=\"total\"><td>all</td><td>{}</td></tr></table>",
         int("requests.total", r.total)
     );
-    h.push_str("<table><tr><th>answered by</th><th>requests</th><th>per second</th></tr>\n");
+    h.push_str(
+        "<table><tr><th>answered by</th><th>requests</th><th>per second</th>\
+         <th title=\"request began → response written\">p50</th><th>p99</th></tr>\n",
+    );
     for (handler, count) in &r.handlers.0 {
-        let key = format!("requests.handlers.{handler}");
+        let key = |field: &str| format!("requests.handlers.{handler}.{field}");
         let _ = writeln!(
             h,
-            "<tr><td>{handler}</td><td>{}</td><td>{}</td></tr>",
-            int(&format!("{key}.requests"), count.requests),
-            live(
-                &format!("{key}.per_second"),
-                "rate",
-                &rate(count.per_second)
-            )
+            "<tr><td>{handler}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            int(&key("requests"), count.requests),
+            live(&key("per_second"), "rate", &rate(count.per_second)),
+            live(&key("p50_us"), "us", &micros(count.p50_us)),
+            live(&key("p99_us"), "us", &micros(count.p99_us)),
         );
     }
     h.push_str("</table></section>\n");

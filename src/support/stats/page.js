@@ -99,6 +99,23 @@
     }
   }
 
+  // The request-rate line, as html.rs draws it: newest at the right, scaled to the peak.
+  var HISTORY_SECONDS = 120, HISTORY_WIDTH = 240, HISTORY_HEIGHT = 36;
+  function updateHistory(values) {
+    var line = document.querySelector('#history polyline');
+    var peakLabel = document.getElementById('history-peak');
+    if (!line || !values) { return; }
+    var peak = values.reduce(function (a, b) { return Math.max(a, b); }, 0);
+    var step = HISTORY_WIDTH / (HISTORY_SECONDS - 1);
+    var offset = Math.max(0, HISTORY_SECONDS - values.length);
+    var points = values.map(function (v, i) {
+      var y = HISTORY_HEIGHT - 2 - (HISTORY_HEIGHT - 4) * (peak > 0 ? v / peak : 0);
+      return ((offset + i) * step).toFixed(1) + ',' + y.toFixed(1);
+    });
+    line.setAttribute('points', points.join(' '));
+    if (peakLabel) { peakLabel.textContent = rate(peak); }
+  }
+
   function update(data) {
     document.querySelectorAll('[data-k]').forEach(function (el) {
       var value = lookup(data, el.getAttribute('data-k'));
@@ -110,6 +127,7 @@
     updateQueues(data);
     updateBars(data);
     updateTables(data);
+    updateHistory(data.requests.per_second_history);
   }
 
   var badge = document.getElementById('live');

@@ -95,6 +95,8 @@ pub struct Connections {
 pub struct Requests {
     pub total: u64,
     pub per_second: f64,
+    /// Requests per second, one value per second over the last two minutes, oldest first.
+    pub per_second_history: Vec<f64>,
     /// By status class: `1xx` … `5xx`.
     pub status: Named<u64>,
     pub handlers: Named<HandlerCount>,
@@ -104,6 +106,9 @@ pub struct Requests {
 pub struct HandlerCount {
     pub requests: u64,
     pub per_second: f64,
+    /// Median and 99th percentile of the whole request (began → written), in microseconds.
+    pub p50_us: u64,
+    pub p99_us: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -219,6 +224,7 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
     let requests = Requests {
         total: tally.requests,
         per_second: rates.requests,
+        per_second_history: tally.history.iter().copied().collect(),
         status: Named(
             classes
                 .iter()
@@ -236,6 +242,8 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
                         HandlerCount {
                             requests: tally.by_handler[i],
                             per_second: rates.by_handler[i],
+                            p50_us: tally.handler_latency[i].percentiles().p50,
+                            p99_us: tally.handler_latency[i].percentiles().p99,
                         },
                     )
                 })

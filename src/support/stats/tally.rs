@@ -127,6 +127,9 @@ pub struct Rates {
 /// Samples older than this no longer count towards the rates.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 
+/// Seconds of request-rate history kept for the page's chart.
+pub const HISTORY_SECONDS: usize = 120;
+
 /// Everything the stats process counts.
 pub struct Tally {
     pub started: Instant,
@@ -138,7 +141,11 @@ pub struct Tally {
     pub bytes_out: u64,
     pub body_bytes: u64,
     pub stages: Vec<Stage>,
+    /// Total latency (`started` → `finished`) per handler, in `HANDLERS` order.
+    pub handler_latency: Vec<Stage>,
     samples: VecDeque<(Instant, Counters)>,
+    /// Requests per second between consecutive samples, oldest first.
+    pub history: VecDeque<f64>,
 }
 
 impl Default for Tally {
@@ -161,6 +168,11 @@ impl Tally {
                 .iter()
                 .map(|(name, what)| Stage::new(name, what))
                 .collect(),
+            handler_latency: HANDLERS
+                .iter()
+                .map(|name| Stage::new(name, "request began → response written"))
+                .collect(),
+            history: VecDeque::with_capacity(HISTORY_SECONDS),
             samples: VecDeque::new(),
         }
     }
@@ -177,6 +189,8 @@ impl Tally {
         self.stages[1].record(since(exchange.handler_started, exchange.parsed));
         self.stages[2].record(since(exchange.finished, exchange.handler_started));
         self.stages[3].record(since(exchange.finished, exchange.started));
+        self.handler_latency[handler_index(exchange.handler)]
+            .record(since(exchange.finished, exchange.started));
         if let Some(wait) = exchange.keep_alive_wait {
             self.stages[4].record(wait);
         }
@@ -195,6 +209,16 @@ impl Tally {
 
     /// Keeps a sample of the counters (called about once a second).
     pub fn sample(&mut self, now: Instant, counters: Counters) {
+        if let Some((then, last)) = self.samples.back() {
+            let secs = now.saturating_duration_since(*then).as_secs_f64();
+            if secs > 0.0 {
+                let per_second = counters.requests.saturating_sub(last.requests) as f64 / secs;
+                if self.history.len() == HISTORY_SECONDS {
+                    self.history.pop_front();
+                }
+                self.history.push_back((per_second * 10.0).round() / 10.0);
+            }
+        }
         self.samples.push_back((now, counters));
         while self.samples.len() > 2
             && now.saturating_duration_since(self.samples[0].0) > RATE_WINDOW
@@ -253,6 +277,21 @@ mod tests {
         assert_eq!(stage.count, 3);
         assert_eq!(stage.sum_micros, 50 + 51 + MAX_MICROS);
         assert_eq!(stage.percentiles().p50, 51);
+    }
+
+    #[test]
+    fn history_keeps_the_last_two_minutes() {
+        let mut tally = Tally::new();
+        let t0 = Instant::now();
+        for second in 0..=(HISTORY_SECONDS as u64 + 10) {
+            tally.requests = second * 3;
+            tally.sample(
+                t0 + Duration::from_secs(second),
+                tally.counters(0, Vec::new()),
+            );
+        }
+        assert_eq!(tally.history.len(), HISTORY_SECONDS);
+        assert!(tally.history.iter().all(|&r| r == 3.0));
     }
 
     #[test]
