@@ -214,6 +214,7 @@ pub fn start(
     let send_pool_out = SendPoolOut {
         to_recycler: to_recycler.clone(),
         live: live.clone(),
+        meters: meters.clone(),
     };
     net.process("send.pool", move || {
         send_pool::run(send_pool_inbox, send_pool_out)

@@ -23,6 +23,7 @@ use rustix::net::{send, SendFlags};
 use crate::conn::Conn;
 use crate::protocol::{CloseReason, Piece, ToRecycler, ToSendPool, Unsent};
 use crate::support::config::Live;
+use crate::support::meters::Meters;
 
 /// How far a non-blocking write got.
 #[derive(Debug, PartialEq, Eq)]
@@ -166,6 +167,7 @@ pub fn channel() -> io::Result<(SendPoolSender, SendPoolInbox)> {
 pub struct SendPoolOut {
     pub to_recycler: Sender<ToRecycler>,
     pub live: Live,
+    pub meters: Arc<Meters>,
 }
 
 /// Token of the eventfd in the epoll set (no socket has this fd number).
@@ -209,6 +211,7 @@ pub fn run(inbox: SendPoolInbox, out: SendPoolOut) {
                 }
             }
         }
+        out.meters.sending.store(held.len(), Ordering::Relaxed);
         inbox.waker.sleeping.store(true, Ordering::SeqCst);
         let ready = if inbox.rx.is_empty() {
             let until_sweep = next_sweep.saturating_duration_since(Instant::now());
@@ -392,7 +395,17 @@ mod tests {
             ..Config::default()
         };
         let live = Arc::new(ArcSwap::from_pointee(cfg));
-        let pool = std::thread::spawn(move || run(inbox, SendPoolOut { to_recycler, live }));
+        let meters = Arc::new(Meters::default());
+        let pool = std::thread::spawn(move || {
+            run(
+                inbox,
+                SendPoolOut {
+                    to_recycler,
+                    live,
+                    meters,
+                },
+            )
+        });
         (to_pool, recycler_inbox, pool)
     }
 

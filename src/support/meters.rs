@@ -14,6 +14,8 @@ pub struct Meters {
     pub active: AtomicUsize,
     /// Connections parked in idle.pool now.
     pub parked: AtomicUsize,
+    /// Connections whose answer send.pool is finishing now (slow readers).
+    pub sending: AtomicUsize,
     /// Requests being read or answered now (not parked).
     pub in_flight: AtomicUsize,
     /// Set on SIGTERM: stop accepting and close connections after their current response.

@@ -478,3 +478,31 @@ fn stats_pages_answer_head_and_refuse_other_methods() {
         assert_eq!(post.header("allow"), Some("GET, HEAD"));
     }
 }
+
+/// Polls `/stats.json` (bounded) until `path` holds `want`; returns the last value seen.
+fn wait_for_count(server: &Server, path: &str, want: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = count(&server.stats(), path);
+        if seen == want || Instant::now() > deadline {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_slow_reader_shows_as_sending_until_it_takes_its_answer() {
+    let server = uncached_server("");
+    let big = vec![b'x'; 8 << 20];
+    std::fs::write(server.root.join("big.bin"), &big).unwrap();
+    let mut reader = server.connect();
+    reader
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // The client reads nothing yet: the rest of the answer waits in send.pool.
+    assert_eq!(wait_for_count(&server, "/connections/sending", 1), 1);
+    let got = crate::support::read_to_close(&mut reader);
+    assert!(got.ends_with(&big[..1024]) && got.len() > big.len());
+    assert_eq!(wait_for_count(&server, "/connections/sending", 0), 0);
+}

@@ -110,7 +110,7 @@ fn connections(h: &mut String, s: &Snapshot) {
         h,
         "<section><h2>Connections</h2>\n<pre class=\"stub\">Active connections: {}\nserver accepts handled requests\n {} {} {}\n\
          Reading: {} Writing: {} Waiting: {}</pre>\n\
-         <table><tr><th>refused at the limit</th><td>{}</td></tr><tr><th>new connections</th><td>{} /s</td></tr>\
+         <table><tr><th>refused at the limit</th><td>{}</td></tr><tr><th>writing via send.pool</th><td>{}</td></tr><tr><th>new connections</th><td>{} /s</td></tr>\
          <tr><th>bytes received</th><td>{}</td></tr><tr><th>bytes sent</th><td>{}</td></tr>\
          <tr><th>body bytes sent</th><td>{}</td></tr><tr><th>sending</th><td>{} /s</td></tr></table></section>",
         int("connections.active", c.active),
@@ -121,6 +121,7 @@ fn connections(h: &mut String, s: &Snapshot) {
         int("connections.writing", c.writing),
         int("connections.waiting", c.waiting),
         int("connections.refused", c.refused),
+        int("connections.sending", c.sending),
         live("connections.per_second", "rate", &rate(c.per_second)),
         live("bytes.received", "bytes", &bytes(s.bytes.received)),
         live("bytes.sent", "bytes", &bytes(s.bytes.sent)),
@@ -145,7 +146,7 @@ fn requests(h: &mut String, s: &Snapshot) {
         int("requests.total", r.total)
     );
     h.push_str(
-        "<table><tr><th>answered by</th><th>requests</th><th>per second</th>\
+        "<table><tr><th>answered by</th><th>requests</th><th>/s</th>\
          <th title=\"request began → response written\">p50</th><th>p99</th></tr>\n",
     );
     for (handler, count) in &r.handlers.0 {

@@ -91,6 +91,13 @@ pub fn render(s: &Snapshot) -> String {
     ] {
         let _ = writeln!(p, "occwserv_connections{{state=\"{state}\"}} {n}");
     }
+    single(
+        &mut p,
+        "connections_sending",
+        "gauge",
+        "Writing connections held by send.pool until a slow reader takes the rest.",
+        c.sending,
+    );
 
     family(
         &mut p,

@@ -87,6 +87,8 @@ pub struct Connections {
     pub writing: usize,
     /// Parked in idle.pool between keep-alive requests.
     pub waiting: usize,
+    /// Writing, and held by send.pool until a slow reader takes the rest of its answer.
+    pub sending: usize,
     /// New connections per second, recently.
     pub per_second: f64,
 }
@@ -217,6 +219,10 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
         reading,
         writing: active - waiting - reading,
         waiting,
+        sending: m
+            .sending
+            .load(Ordering::Relaxed)
+            .min(active - waiting - reading),
         per_second: rates.accepted,
     };
 

@@ -192,7 +192,9 @@ pub fn render(s: &Snapshot) -> String {
     }
     p.line("M970,78 V370");
     p.arrow("M970,215 H998", "");
-    p.arrow("M1055,160 V90", "");
+    p.arrow("M940,50 H998", "");
+    p.arrow("M1055,88 V158", "");
+    p.arrow("M220,372 V423", "from-all");
     p.arrow("M1020,270 V398 H942", "");
     p.arrow("M1090,270 V465 H512", "keep-alive");
     p.arrow("M425,425 V142", "");
@@ -246,7 +248,9 @@ pub fn render(s: &Snapshot) -> String {
         ),
     );
     p.queue(970, 140, "recycler");
-    p.queue(1055, 124, "log");
+    p.queue(970, 50, "send.pool");
+    p.queue(220, 398, "log");
+    p.label(220, 364, "middle", "from every process");
     p.label(985, 392, "middle", "records");
     p.queue(1020, 335, "stats");
     p.label(700, 459, "middle", "keep-alive");
@@ -345,6 +349,15 @@ pub fn render(s: &Snapshot) -> String {
     );
     p.process(
         (1000, 24, 110, 64),
+        "send.pool",
+        "Finishes answers for clients that read slower than they are written, in one epoll set",
+        &[format!(
+            "holding {}",
+            live_int("connections.sending", c.sending)
+        )],
+    );
+    p.process(
+        (160, 425, 120, 70),
         "log",
         "The only writer of the access and error logs",
         &["access, errors".to_string()],
