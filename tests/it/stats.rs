@@ -506,3 +506,44 @@ fn a_slow_reader_shows_as_sending_until_it_takes_its_answer() {
     assert!(got.ends_with(&big[..1024]) && got.len() > big.len());
     assert_eq!(wait_for_count(&server, "/connections/sending", 0), 0);
 }
+
+#[test]
+fn sighup_switches_the_counting_off_and_on() {
+    let server = uncached_server("stats = true");
+    let mut client = Client::new(&server);
+    for _ in 0..3 {
+        client.get("/plain.txt", "");
+    }
+    assert_eq!(count(&client.stats(), "/requests/total"), 3);
+
+    let config = std::fs::read_to_string(&server.config_path).unwrap();
+    std::fs::write(
+        &server.config_path,
+        config.replace("stats = true", "stats = false"),
+    )
+    .unwrap();
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(
+        server.wait_for_log("config reloaded"),
+        "{}",
+        server.error_log()
+    );
+    for _ in 0..5 {
+        client.get("/plain.txt", "");
+    }
+    let stats = client.stats();
+    assert_eq!(stats["stats_enabled"], false);
+    // The three files and the first page; nothing since the reload.
+    assert_eq!(count(&stats, "/requests/total"), 4);
+
+    std::fs::write(&server.config_path, &config).unwrap();
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.stats()["stats_enabled"] != true && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    client.get("/plain.txt", "");
+    let stats = client.stats();
+    assert_eq!(stats["stats_enabled"], true);
+    assert_eq!(count(&stats, "/requests/handlers/static/requests"), 4);
+}
