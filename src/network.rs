@@ -3,8 +3,8 @@
 //! ```text
 //!  listener ─▶ acceptor ─▶ front-end ×N ─┬─▶ static ×N ──────┐
 //!                 ▲            ▲         ├─▶ cgi ×N ─────────┤  (cgi ─▶ static: local redirects)
-//!                 │            │         ├─▶ plugin ×N ──────┤  (static ─▶ send.pool ─▶ recycler:
-//!                 │            │         │                   │   the rest for slow readers)
+//!                 │            │         ├─▶ plugin ×N ──────┤  (static, stats ─▶ send.pool ─▶
+//!                 │            │         │                   │   recycler: the rest for slow readers)
 //!                 │            │         └─▶ stats ──────────┤
 //!                 │            │                             ▼
 //!                 │        idle.pool ◀──── keep-alive ──── recycler ─▶ stats, log
@@ -146,7 +146,7 @@ pub fn start(
 
     let static_out = StaticOut {
         to_recycler: to_recycler.clone(),
-        to_send_pool,
+        to_send_pool: to_send_pool.clone(),
         to_cache_control,
         live: live.clone(),
     };
@@ -240,6 +240,7 @@ pub fn start(
         board,
         queues,
         cache: cache_board,
+        to_send_pool,
     };
     net.process("stats", move || stats::run(stats_inbox, stats_out))?;
 

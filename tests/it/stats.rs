@@ -547,3 +547,25 @@ fn sighup_switches_the_counting_off_and_on() {
     assert_eq!(stats["stats_enabled"], true);
     assert_eq!(count(&stats, "/requests/handlers/static/requests"), 4);
 }
+
+#[test]
+fn a_client_that_does_not_read_its_pages_holds_up_nobody() {
+    let server = uncached_server("");
+    // Hundreds of pipelined pages, megabytes more than the socket buffers hold, and the
+    // client reads none of them yet.
+    const PAGES: usize = 400;
+    let mut request = "GET /stats.html HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(PAGES - 1);
+    request.push_str("GET /stats.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut reader = server.connect();
+    reader.write_all(request.as_bytes()).unwrap();
+    // The stats process still answers everyone else, and shows the page it could not finish
+    // waiting in send.pool.
+    assert_eq!(wait_for_count(&server, "/connections/sending", 1), 1);
+    assert_eq!(server.get("/stats.json").status, 200);
+    // Every page arrives once the client reads.
+    let got = crate::support::read_to_close(&mut reader);
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), PAGES);
+    assert!(text.ends_with("</html>\n"));
+    assert_eq!(wait_for_count(&server, "/connections/sending", 0), 0);
+}

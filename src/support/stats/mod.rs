@@ -2,8 +2,8 @@
 //! status pages — `/stats.html` (a live picture of the process network), `/stats.json` (the
 //! same numbers) and `/metrics` (Prometheus text).
 //! Instances: 1. In: ToStats (records batched by the recycler, page requests from the front
-//! end). Out: ToRecycler (a page's connection, and `Flush` before rendering). Stops: inbox
-//! disconnected.
+//! end). Out: ToRecycler (a page's connection, and `Flush` before rendering), ToSendPool (the
+//! rest of a page a slow client has not taken). Stops: inbox disconnected.
 //!
 //! Before it renders a page, the process asks the recycler to flush its batch and counts
 //! everything up to the answer, so a page counts every exchange that finished before it
@@ -16,18 +16,22 @@ mod svg;
 pub mod tally;
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendError, Sender};
 
 use crate::conn::Conn;
 use crate::farm::reply;
 use crate::http::response::{push_header, push_header_u64};
 use crate::http::{Body, Method, Request};
+use crate::net::send_pool::{self, SendPoolSender};
 use crate::par::Gauge;
 use crate::plugin_host::PluginBoard;
-use crate::protocol::{CloseReason, Handler, StatsFormat, ToRecycler, ToStats};
+use crate::protocol::{
+    CloseReason, Exchange, Handler, Piece, StatsFormat, ToRecycler, ToSendPool, ToStats, Unsent,
+};
 use crate::support::config::Live;
 use crate::support::meters::Meters;
 
@@ -67,6 +71,8 @@ pub struct StatsOut {
     pub queues: Vec<Probe>,
     /// The page cache's table, published by cache.control.
     pub cache: crate::cache::CacheBoard,
+    /// Where the rest of a page goes when the client does not take it at once.
+    pub to_send_pool: SendPoolSender,
 }
 
 /// A page asked for and not yet written.
@@ -80,9 +86,6 @@ struct PageJob {
 const TICK: Duration = Duration::from_secs(1);
 /// Longest wait for the recycler's flush before a page is rendered anyway.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
-/// Longest time a client may take to accept a page: the stats process is a single process,
-/// so a slow reader must not hold up the counting.
-const PAGE_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn run(inbox: Receiver<ToStats>, out: StatsOut) {
     let mut stats = Process {
@@ -93,12 +96,17 @@ pub fn run(inbox: Receiver<ToStats>, out: StatsOut) {
     stats.sample(&out);
     let mut next_tick = Instant::now() + TICK;
     loop {
+        if Instant::now() >= next_tick {
+            stats.sample(&out);
+            next_tick = Instant::now() + TICK;
+        }
         if let Some(job) = stats.backlog.pop_front() {
             stats.settle(&inbox, &out);
             crate::par::start_job();
-            let done = page(job, &mut stats.tally, &out);
-            if out.to_recycler.send(done).is_err() {
-                return;
+            if let Some(done) = page(job, &mut stats.tally, &out) {
+                if out.to_recycler.send(done).is_err() {
+                    return;
+                }
             }
             continue;
         }
@@ -106,10 +114,6 @@ pub fn run(inbox: Receiver<ToStats>, out: StatsOut) {
             Ok(msg) => stats.take(msg),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
-        }
-        if Instant::now() >= next_tick {
-            stats.sample(&out);
-            next_tick = Instant::now() + TICK;
         }
     }
 }
@@ -156,21 +160,21 @@ impl Process {
     }
 
     fn sample(&mut self, out: &StatsOut) {
-        let accepted = out
-            .meters
-            .accepted
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let accepted = out.meters.accepted.load(Ordering::Relaxed);
         let jobs = out
             .gauges
             .iter()
-            .map(|g| g.jobs.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|g| g.jobs.load(Ordering::Relaxed))
             .collect();
         let counters = self.tally.counters(accepted, jobs);
         self.tally.sample(Instant::now(), counters);
     }
 }
 
-fn page(job: PageJob, tally: &mut Tally, out: &StatsOut) -> ToRecycler {
+/// Renders and writes a page. The stats process is a single process, so it never waits on a
+/// client: what the socket does not take at once goes to send.pool, which hands the connection
+/// to the recycler when it is done (then there is nothing to return here).
+fn page(job: PageJob, tally: &mut Tally, out: &StatsOut) -> Option<ToRecycler> {
     let PageJob {
         mut conn,
         req,
@@ -178,14 +182,14 @@ fn page(job: PageJob, tally: &mut Tally, out: &StatsOut) -> ToRecycler {
     } = job;
     let cfg = out.live.load();
     if !matches!(req.method, Method::Get | Method::Head) {
-        return reply::error_with(
+        return Some(reply::error_with(
             conn,
             Some(&req),
             405,
             &cfg,
             Handler::Stats,
             &[("Allow", "GET, HEAD")],
-        );
+        ));
     }
     let snap = snapshot::take(tally, out, cfg.stats);
     let (content_type, body): (&[u8], Vec<u8>) = match format {
@@ -209,14 +213,41 @@ fn page(job: PageJob, tally: &mut Tally, out: &StatsOut) -> ToRecycler {
     push_header_u64(&mut response, "Content-Length", body.len() as u64);
     push_header(&mut response, "Cache-Control", b"no-store");
     response.extend_from_slice(b"\r\n");
+    let head_len = response.len() as u64;
     let body_bytes = if req.is_head() { 0 } else { body.len() as u64 };
     if !req.is_head() {
         response.extend_from_slice(&body);
     }
-    let deadline = Instant::now() + cfg.send_timeout().min(PAGE_SEND_TIMEOUT);
-    match conn.write_all_until(&response, deadline) {
-        Ok(()) => reply::finished(conn, &req, 200, body_bytes, Handler::Stats, keep_alive),
-        Err(_) => ToRecycler::Close(conn, CloseReason::WriteFailed, None),
+    let bytes_out_before = conn.bytes_out;
+    let written = send_pool::send_now(&mut conn, &response, false);
+    let exchange =
+        Exchange::for_request(&req, 200, body_bytes, Handler::Stats, conn.request_started);
+    match written {
+        Ok(n) if n == response.len() => Some(if keep_alive {
+            ToRecycler::KeepAlive(conn, exchange)
+        } else {
+            ToRecycler::Close(conn, CloseReason::Done, Some(exchange))
+        }),
+        Ok(n) => {
+            let unsent = Unsent {
+                conn,
+                pieces: VecDeque::from([Piece::Bytes {
+                    bytes: response,
+                    at: n,
+                }]),
+                exchange,
+                keep_alive,
+                head_len,
+                bytes_out_before,
+            };
+            match out.to_send_pool.send(ToSendPool::Finish(Box::new(unsent))) {
+                Ok(()) => None,
+                Err(SendError(ToSendPool::Finish(unsent))) => {
+                    Some(ToRecycler::Close(unsent.conn, CloseReason::Shutdown, None))
+                }
+            }
+        }
+        Err(_) => Some(ToRecycler::Close(conn, CloseReason::WriteFailed, None)),
     }
 }
 
@@ -323,6 +354,7 @@ mod tests {
     fn a_page_counts_what_the_recycler_flushes_first() {
         let (to_stats, inbox) = bounded(16);
         let (to_recycler, recycler_inbox) = unbounded();
+        let (to_send_pool, _send_pool_inbox) = send_pool::channel().unwrap();
         let out = StatsOut {
             to_recycler,
             live: Arc::new(ArcSwap::from_pointee(Config::default())),
@@ -331,6 +363,7 @@ mod tests {
             board: Arc::new(ArcSwap::from_pointee(Vec::new())),
             queues: vec![Probe::new("nothing", || 7)],
             cache: Arc::new(ArcSwap::from_pointee(crate::cache::CacheSnapshot::default())),
+            to_send_pool,
         };
         let stats = std::thread::spawn(move || run(inbox, out));
 
