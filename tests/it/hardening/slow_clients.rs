@@ -83,9 +83,14 @@ fn slow_clients_are_dropped_while_a_normal_client_is_served() {
     std::thread::scope(|scope| {
         let (stop, timed_out, closed, read_bytes) = (&stop, &timed_out, &closed, &read_bytes);
         scope.spawn(move || {
-            // Slowloris: one more header byte per connection every 250 ms.
+            // Slowloris: one more header byte per connection every 250 ms. After the server
+            // has dropped them all (stop), two more passes read the answers already sent.
             let mut open = SLOW;
-            while open > 0 && !stop.load(Ordering::Relaxed) {
+            let mut passes_after_stop = 0;
+            while open > 0 && passes_after_stop < 2 {
+                if stop.load(Ordering::Relaxed) {
+                    passes_after_stop += 1;
+                }
                 for slot in lorises.iter_mut() {
                     let Some(s) = slot else { continue };
                     let mut answer = [0u8; 64];
