@@ -2,11 +2,11 @@
 
 mod support;
 
-mod static_files;
+mod cache;
 mod cgi;
 mod cgi_apps;
 mod game;
-mod plugins;
-mod cache;
-mod stats;
 mod hardening;
+mod plugins;
+mod static_files;
+mod stats;
