@@ -195,7 +195,9 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<Request>, Ht
         }
         httparse::Status::Complete(n) => n,
     };
-    if head_len > limits.max_header_bytes + skipped {
+    // The empty lines skipped before the request line count too, as they do while the head is
+    // incomplete; otherwise a trickled head would be refused where a whole one is not.
+    if head_len > limits.max_header_bytes {
         return Err(HttpError::HeadersTooLarge);
     }
     let method_token = parsed.method.unwrap_or("");
@@ -587,6 +589,24 @@ mod tests {
         // The differential check: RFC 9110 section 10.1.1 names 417, not 400.
         let head = "GET / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n";
         assert_eq!(parse(head).unwrap_err().status(), 417);
+    }
+
+    #[test]
+    fn leading_empty_lines_count_toward_the_head_limit_either_way() {
+        // Found by the request_head fuzz target: 110 bytes of empty lines before a short
+        // request were refused (431) while the head was incomplete, and accepted once whole.
+        let limits = HeadLimits {
+            max_request_line_bytes: 48,
+            max_header_bytes: 96,
+            max_headers: 14,
+        };
+        let head = format!("{}OPTIONS * HTTP/1.0\r\n\r\n", "\r\n".repeat(55));
+        let whole = parse_head(head.as_bytes(), &limits);
+        let prefix = parse_head(&head.as_bytes()[..98], &limits);
+        assert_eq!(whole.unwrap_err().status(), 431);
+        assert_eq!(prefix.unwrap_err().status(), 431);
+        let few = format!("{}OPTIONS * HTTP/1.0\r\n\r\n", "\r\n".repeat(2));
+        assert!(parse_head(few.as_bytes(), &limits).unwrap().is_some());
     }
 
     #[test]
