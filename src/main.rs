@@ -34,6 +34,7 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
   front_end_idle = 2, front_end_max = 16   front-end farm: idle workers kept, maximum
   static_idle = 2, static_max = 64         static farm: idle workers kept, maximum
   shutdown_grace_secs = 10          SIGTERM waits this long for in-flight requests
+  batch_scheduling = false          SCHED_BATCH workers: less CPU per request, slower under contention
   stats = true                      collect per-request counts and latencies for /stats.html,
                                     /stats.json and /metrics (false: live gauges only)
   [cache]  enabled = true, max_bytes = 67108864, max_file_bytes = 1048576, revalidate_ms = 1000

@@ -68,6 +68,7 @@ pub fn start(
     let live: Live = Arc::new(ArcSwap::from_pointee(cfg.clone()));
     let meters = Arc::new(Meters::default());
     let board: PluginBoard = Arc::new(ArcSwap::from_pointee(Vec::new()));
+    crate::par::set_batch_scheduling(cfg.batch_scheduling);
     let mut net = Net::default();
 
     // One channel per arrow of the diagram.

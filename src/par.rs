@@ -303,11 +303,22 @@ impl<T: Send + 'static> FarmManager<T> {
     }
 }
 
+/// Whether processes started from now on run under SCHED_BATCH (config `batch_scheduling`).
+static BATCH_SCHEDULING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Chooses the scheduling policy of the processes started after this call.
+pub fn set_batch_scheduling(on: bool) {
+    BATCH_SCHEDULING.store(on, Ordering::Relaxed);
+}
+
 /// Puts the calling thread under SCHED_BATCH (same priority, no wake-up preemption). A process
 /// that sends a message then keeps running until it blocks, so the receiver wakes to a batch
 /// of messages instead of one, which halves the context switches of the pipeline under load.
 /// Best effort: if the system refuses, the thread keeps the default policy.
 pub fn batch_scheduling() {
+    if !BATCH_SCHEDULING.load(Ordering::Relaxed) {
+        return;
+    }
     use thread_priority::{
         set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
         ThreadPriority, ThreadSchedulePolicy,
