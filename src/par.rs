@@ -67,7 +67,11 @@ pub fn blocking<R>(wait: impl FnOnce() -> R) -> R {
 /// Read once: `available_parallelism` reads cgroup files on every call.
 fn cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
 }
 
 impl Gauge {
