@@ -18,6 +18,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use crate::cache::{Entry, Hit, Representation};
 use crate::conn::Conn;
 use crate::farm::reply;
+use crate::http::body::decode;
 use crate::http::path::{normalize, SafePath};
 use crate::http::range::{self, RangeAnswer};
 use crate::http::response::{none_match, not_modified_since, push_header, push_header_u64};
@@ -72,8 +73,16 @@ pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
     while let Some(job) = inbox.recv() {
         let cfg = out.live.load();
         let done = match job {
-            ToStatic::File { conn, req } => worker.serve(conn, &req, &cfg),
-            ToStatic::Cached { conn, req, entry } => {
+            ToStatic::File { mut conn, mut req } => {
+                skip_buffered_body(&mut conn, &mut req);
+                worker.serve(conn, &req, &cfg)
+            }
+            ToStatic::Cached {
+                mut conn,
+                mut req,
+                entry,
+            } => {
+                skip_buffered_body(&mut conn, &mut req);
                 worker.serve_cached(conn, &req, &cfg, &entry, &out)
             }
         };
@@ -474,6 +483,19 @@ impl Worker {
                 ))
             }
         }
+    }
+}
+
+/// A static answer never uses a request body. One already wholly buffered (a small POST, or
+/// a GET with a body, usually in the same segment as its head) is dropped without waiting, so
+/// the connection can carry the next request; one still arriving stays, and the answer closes.
+fn skip_buffered_body(conn: &mut Conn, req: &mut Request) {
+    if req.body == Body::None || conn.unread.is_empty() {
+        return;
+    }
+    if let Ok(Some(decoded)) = decode(req.body, u64::MAX, &conn.unread) {
+        conn.unread.drain(..decoded.consumed);
+        req.body = Body::None;
     }
 }
 

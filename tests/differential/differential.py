@@ -34,9 +34,6 @@ TIMEOUT = 1.0
 
 # Documented differences: rule -> why occwserv's answer is right (docs/RELIABILITY.md has the
 # same list with the figures of a run).
-BODY_NOT_READ = ("RFC 9110 10.1.1 and RFC 9112 9.6: a server that answers before reading the request "
-                 "content says whether it will close; occwserv answers with Connection: close and "
-                 "closes, where nginx reads and discards the body")
 KNOWN = {
     "options": "RFC 9110 9.3.7: OPTIONS asks which methods a resource allows; occwserv answers 200 "
     "with Allow, nginx 405",
@@ -62,12 +59,10 @@ KNOWN = {
     "(400), occwserv allows a 64 KiB head",
     "te-identity": "RFC 9112 6.3 (4): Transfer-Encoding whose last coding is not chunked MUST be "
     "400 and close; nginx answers 501",
+    "duplicate-length": "RFC 9110 8.6: Content-Length repeated with the same value MAY be taken as "
+    "one; occwserv does, nginx refuses the duplicate line (400)",
     "precondition-failed": "RFC 9112 9.3: HTTP/1.1 connections persist by default; after a 412 to a "
     "request read whole, occwserv keeps the connection, nginx closes it",
-    "body-on-get": BODY_NOT_READ,
-    "post-static": BODY_NOT_READ,
-    "chunked-post": BODY_NOT_READ,
-    "expect-continue": BODY_NOT_READ,
 }
 
 FILES = ["/", "/index.html", "/plain.txt", "/style.css", "/sub/", "/sub/index.html", "/noindex/file.txt",

@@ -45,6 +45,44 @@ fn an_unknown_expectation_is_417() {
 }
 
 #[test]
+fn a_wholly_buffered_body_is_skipped_and_the_connection_kept() {
+    // Found by the differential check: nginx kept these connections, occwserv closed them.
+    use crate::support::read_response;
+    use std::io::Write;
+    let server = Server::start(ServerOpts::default());
+    let plain = std::fs::read(server.root.join("plain.txt")).unwrap();
+    let mut s = server.connect();
+    let requests: [(&[u8], u16); 3] = [
+        (b"POST /plain.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nxx", 405),
+        (b"GET /plain.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd", 200),
+        (b"PUT /plain.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 405),
+    ];
+    for (raw, status) in requests {
+        s.write_all(raw).unwrap();
+        let resp = read_response(&mut s, false);
+        assert_eq!(resp.status, status, "{}", String::from_utf8_lossy(raw));
+        assert_eq!(
+            resp.header("connection"),
+            None,
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+        s.write_all(b"GET /plain.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_response(&mut s, false).body, plain);
+    }
+    // A body still arriving is not waited for: the answer closes the connection.
+    let mut s = server.connect();
+    s.write_all(b"POST /plain.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nxx")
+        .unwrap();
+    let resp = read_response(&mut s, false);
+    assert_eq!(
+        (resp.status, resp.header("connection")),
+        (405, Some("close"))
+    );
+}
+
+#[test]
 fn differential_check_against_nginx_finds_no_undocumented_difference() {
     // The same generated requests to occwserv and nginx; a difference must be fixed or
     // documented (KNOWN in the script, with its RFC section in docs/RELIABILITY.md).
