@@ -221,6 +221,9 @@ def main():
     ap.add_argument("--minutes", type=float, required=True)
     ap.add_argument("--repo", required=True)
     ap.add_argument("--clients", type=int, default=6)
+    ap.add_argument("--reload-every", type=float, default=15, help="seconds between SIGHUPs (0: none)")
+    ap.add_argument("--replace-every", type=float, default=20,
+                    help="seconds between replacements of the hello plug-in (0: none)")
     args = ap.parse_args()
     if not 0 < args.minutes <= 60:
         sys.exit("soak: MINUTES must be between 0 and 60")
@@ -274,7 +277,10 @@ def main():
         t.start()
     samples, reloads, replacements = [], 0, 0
     end = started + args.minutes * 60
-    next_sample, next_hup, next_swap = started, started + 15, started + 20
+    never = float("inf")
+    next_sample = started
+    next_hup = started + args.reload_every if args.reload_every > 0 else never
+    next_swap = started + args.replace_every if args.replace_every > 0 else never
     while time.monotonic() < end:
         now = time.monotonic()
         if now >= next_sample:
@@ -283,16 +289,18 @@ def main():
         if now >= next_hup:
             os.kill(server.pid, signal.SIGHUP)
             reloads += 1
-            next_hup += 15
+            next_hup += args.reload_every
         if now >= next_swap:
             install(os.path.join(debug, "libhello.so"), os.path.join(plugins, "libhello.so"))
             replacements += 1
-            next_swap += 20
+            next_swap += args.replace_every
         time.sleep(0.2)
     stop.set()
     for t in threads:
         t.join(timeout=120)
     samples.append((time.monotonic() - started, *sample(server.pid)))
+    with open(f"/proc/{server.pid}/maps") as f:
+        hello_maps = {line.split()[-1] for line in f if "hello" in line.split()[-1]}
     server.send_signal(signal.SIGTERM)
     try:
         code = server.wait(timeout=60)
@@ -305,7 +313,8 @@ def main():
     print(f"soak: {elapsed:.0f} s, {args.clients} clients, {total} exchanges verified "
           f"({total / elapsed:.0f}/s), {len(tally.failures)} failed")
     print("  by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.counts.items())))
-    print(f"  {reloads} SIGHUP reloads, {replacements} hello plug-in replacements; exit code after SIGTERM: {code}")
+    print(f"  {reloads} SIGHUP reloads, {replacements} hello plug-in replacements "
+          f"({len(hello_maps)} copies of the hello library mapped at the end); exit code after SIGTERM: {code}")
     warm = [s for s in samples if s[0] >= min(30, elapsed / 4)] or samples
     for label, index, unit in [("RSS", 1, "KiB"), ("descriptors", 2, ""), ("threads", 3, "")]:
         values = [s[index] for s in warm]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak test: tests/soak/soak.sh MINUTES (at most 60).
+# Soak test: tests/soak/soak.sh MINUTES [soak.py options] (at most 60 minutes).
 # Builds the server and the plug-ins, then runs tests/soak/soak.py: mixed static, cached, CGI,
 # plug-in and websocket traffic with every body verified, SIGHUP every 15 s, the hello
 # plug-in replaced every 20 s, and the server's memory, descriptors and threads sampled every
@@ -9,4 +9,5 @@ minutes=${1:?usage: tests/soak/soak.sh MINUTES}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 cargo build --workspace --quiet
-exec python3 tests/soak/soak.py --minutes "$minutes" --repo "$repo"
+shift
+exec python3 tests/soak/soak.py --minutes "$minutes" --repo "$repo" "$@"
