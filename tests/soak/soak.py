@@ -216,6 +216,43 @@ def install(source, target):
     os.rename(tmp, target)
 
 
+def declaration_offset(data):
+    """File offset of the `.occwserv_plugin` section of an ELF64 little-endian library."""
+    shoff = int.from_bytes(data[0x28:0x30], "little")
+    shentsize = int.from_bytes(data[0x3A:0x3C], "little")
+    shnum = int.from_bytes(data[0x3C:0x3E], "little")
+    shstrndx = int.from_bytes(data[0x3E:0x40], "little")
+
+    def header(i):
+        at = shoff + i * shentsize
+        name = int.from_bytes(data[at:at + 4], "little")
+        offset = int.from_bytes(data[at + 0x18:at + 0x20], "little")
+        return name, offset
+
+    strtab = header(shstrndx)[1]
+    for i in range(shnum):
+        name, offset = header(i)
+        end = data.index(b"\0", strtab + name)
+        if data[strtab + name:end] == b".occwserv_plugin":
+            return offset
+    raise ValueError("no declaration section")
+
+
+VERSION_AT = 8 + 4 + 4 + 8 + 4 + 4 + 96 + 64  # magic, ABI numbers, fingerprint, flags, rustc, name
+
+
+def install_version(source, target, version):
+    """Installs a copy of a plug-in whose declared version is `version`: different bytes, so
+    the server attaches it as a new generation (a byte-identical copy is not reloaded)."""
+    data = bytearray(open(source, "rb").read())
+    at = declaration_offset(data) + VERSION_AT
+    data[at:at + 32] = version.encode().ljust(32, b"\0")
+    tmp = target + ".new"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, target)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, required=True)
@@ -291,8 +328,9 @@ def main():
             reloads += 1
             next_hup += args.reload_every
         if now >= next_swap:
-            install(os.path.join(debug, "libhello.so"), os.path.join(plugins, "libhello.so"))
             replacements += 1
+            install_version(os.path.join(debug, "libhello.so"), os.path.join(plugins, "libhello.so"),
+                            f"0.1.{replacements}")
             next_swap += args.replace_every
         time.sleep(0.2)
     stop.set()
@@ -313,8 +351,11 @@ def main():
     print(f"soak: {elapsed:.0f} s, {args.clients} clients, {total} exchanges verified "
           f"({total / elapsed:.0f}/s), {len(tally.failures)} failed")
     print("  by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.counts.items())))
-    print(f"  {reloads} SIGHUP reloads, {replacements} hello plug-in replacements "
-          f"({len(hello_maps)} copies of the hello library mapped at the end); exit code after SIGTERM: {code}")
+    with open(os.path.join(base, "error.log")) as f:
+        generations = sum(1 for line in f if "plugin hello " in line
+                          and ("attached from" in line or "replaces generation" in line))
+    print(f"  {reloads} SIGHUP reloads, {replacements} hello plug-in replacements ({generations} generations "
+          f"attached, {len(hello_maps)} copies of the library mapped at the end); exit code after SIGTERM: {code}")
     warm = [s for s in samples if s[0] >= min(30, elapsed / 4)] or samples
     for label, index, unit in [("RSS", 1, "KiB"), ("descriptors", 2, ""), ("threads", 3, "")]:
         values = [s[index] for s in warm]
