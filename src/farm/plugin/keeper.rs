@@ -68,6 +68,10 @@ struct FileState {
     kind: FileKind,
 }
 
+/// How long a plug-in file must read as no plug-in, unchanged, before it is detached: a
+/// copy written in place in slow pieces passes through such states.
+const SETTLE: Duration = Duration::from_secs(1);
+
 pub struct Keeper {
     out: KeeperOut,
     private_dir: PathBuf,
@@ -79,11 +83,15 @@ pub struct Keeper {
     last_scan: Instant,
     directory_problem: Option<String>,
     /// Files that stopped reading as plug-ins, by the digest seen, awaiting a second look.
-    unsettled: HashMap<PathBuf, u64>,
-    /// Known files missing from the last scan, detached if still missing on the next.
-    missing: HashSet<PathBuf>,
+    unsettled: HashMap<PathBuf, (u64, Instant)>,
+    /// Known files missing from a scan, with when they were first missed; detached once
+    /// still missing `SETTLE` later.
+    missing: HashMap<PathBuf, Instant>,
     /// The server is draining: plug-ins are detached and the directory no longer scanned.
     stopping: bool,
+    /// "attached" and "replaces" lines, written once the new table is published, so a
+    /// request sent after the line appears finds the route.
+    announcements: Vec<String>,
 }
 
 impl Keeper {
@@ -113,8 +121,9 @@ impl Keeper {
             last_scan: Instant::now(),
             directory_problem: None,
             unsettled: HashMap::new(),
-            missing: HashSet::new(),
+            missing: HashMap::new(),
             stopping: false,
+            announcements: Vec::new(),
         };
         keeper.scan();
         keeper.publish_board();
@@ -260,6 +269,9 @@ impl Keeper {
         if changed {
             self.out.routes.publish(table);
         }
+        for line in std::mem::take(&mut self.announcements) {
+            log(&self.out.to_log, line);
+        }
     }
 
     /// Detaches what every file not in `present` provided.
@@ -284,12 +296,16 @@ impl Keeper {
             .filter(|p| !present.contains(*p))
             .cloned()
             .collect();
-        // A file must be missing on two scans in a row: `cargo build` replaces its output by
-        // removing it and linking the new one, and a scan may fall in between.
+        // A file must stay missing for `SETTLE`: `cargo build` replaces its output by
+        // removing it and linking the new one, and scans may fall in between.
         let missing_before = std::mem::take(&mut self.missing);
         for path in gone {
-            if !missing_before.contains(&path) {
-                self.missing.insert(path);
+            let since = missing_before
+                .get(&path)
+                .copied()
+                .unwrap_or_else(Instant::now);
+            if since.elapsed() < SETTLE {
+                self.missing.insert(path, since);
                 continue;
             }
             if let Some(FileState { kind, .. }) = self.files.remove(&path) {
@@ -319,13 +335,19 @@ impl Keeper {
             .map(|f| f.kind.clone())
             .unwrap_or(FileKind::NotPlugin);
         // A plug-in that suddenly reads as no plug-in may be half-written in place: it is
-        // detached only if it reads the same on the next scan.
-        if matches!(previous, FileKind::Attached(_))
-            && inspect(&bytes).is_err()
-            && self.unsettled.get(path) != Some(&digest)
-        {
-            self.unsettled.insert(path.to_path_buf(), digest);
-            return false;
+        // detached only if it still reads the same, unchanged, `SETTLE` later.
+        if matches!(previous, FileKind::Attached(_)) && inspect(&bytes).is_err() {
+            let settled = match self.unsettled.get(path) {
+                Some((seen, since)) if *seen == digest => since.elapsed() >= SETTLE,
+                _ => {
+                    self.unsettled
+                        .insert(path.to_path_buf(), (digest, Instant::now()));
+                    false
+                }
+            };
+            if !settled {
+                return false;
+            }
         }
         self.unsettled.remove(path);
         let (kind, mut changed) = self.classify(path, &bytes, table);
@@ -446,24 +468,18 @@ impl Keeper {
         let version = declaration.version();
         match table.insert(name.clone(), Route::Ready(Arc::new(fresh))) {
             Some(Route::Ready(old)) => {
-                log(
-                    &self.out.to_log,
-                    format!(
+                self.announcements.push(format!(
                         "plugin {name} {version}: generation {generation} from {shown} replaces generation {}, which drains",
-                        old.library.generation
-                    ),
-                );
+                    old.library.generation
+                ));
                 self.retired.push(Retired {
                     library: old.library.clone(),
                     state: old.state.clone(),
                 });
             }
-            _ => log(
-                &self.out.to_log,
-                format!(
-                    "plugin {name} {version}: attached from {shown} as generation {generation}"
-                ),
-            ),
+            _ => self.announcements.push(format!(
+                "plugin {name} {version}: attached from {shown} as generation {generation}"
+            )),
         }
         (FileKind::Attached(name), true)
     }
