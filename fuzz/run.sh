@@ -4,8 +4,8 @@
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a toolchain that accepts -Z flags: the
 # nightly toolchain when rustup has one, otherwise the stable one with RUSTC_BOOTSTRAP=1.
 # Each target starts from its committed seeds (fuzz/corpus/TARGET, never written to) and
-# keeps what it learns in fuzz/target/corpus/TARGET. A crash stops the script with a
-# non-zero status and leaves the input in fuzz/artifacts/TARGET/.
+# keeps what it learns in fuzz/target/corpus/TARGET. A crash leaves its input in
+# fuzz/artifacts/TARGET/; the other targets still run, and the script then exits non-zero.
 set -eu
 seconds=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
 shift
@@ -29,6 +29,7 @@ fi
 for target in "$@"; do
     $cargo fuzz build "$target"
 done
+crashed=""
 for target in "$@"; do
     mkdir -p "target/corpus/$target"
     case "$target" in
@@ -37,6 +38,12 @@ for target in "$@"; do
         *) max_len=4096 ;;
     esac
     echo "== $target: ${seconds}s"
-    $cargo fuzz run "$target" "target/corpus/$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=1024 -print_final_stats=1
+    if ! $cargo fuzz run "$target" "target/corpus/$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=1024 -print_final_stats=1; then
+        crashed="$crashed $target"
+    fi
 done
+if [ -n "$crashed" ]; then
+    echo "fuzz: failures in:$crashed (inputs in fuzz/artifacts/)" >&2
+    exit 1
+fi
