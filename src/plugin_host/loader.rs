@@ -173,6 +173,9 @@ impl Library {
         // SAFETY: loading runs the library's constructors. The file's declaration was read from
         // disk and checked first, so it is an occwserv plug-in built with this ABI and compiler.
         let opened = unsafe { DlLibrary::open(Some(copy), RTLD_NOW | RTLD_LOCAL) };
+        // The mapping outlives the name: unlinking now leaves nothing behind in the temporary
+        // directory, even if the server is killed.
+        let _ = std::fs::remove_file(copy);
         // Never unloaded, whatever happens next.
         let library = ManuallyDrop::new(opened.map_err(|e| LoadError::Open(e.to_string()))?);
         // SAFETY: the symbol is the address of a `Declaration` static, which `declare_plugin!`
