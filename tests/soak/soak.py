@@ -267,7 +267,7 @@ def main():
     if ws_connect is None:
         sys.exit("soak: needs the websockets package (pip install -r tests/requirements.txt)")
     repo = args.repo
-    debug = os.path.join(repo, "target", "debug")
+    debug = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(repo, "target"), "debug")
     base = tempfile.mkdtemp(prefix="occwserv-soak-")
     root = os.path.join(base, "docroot")
     shutil.copytree(os.path.join(repo, "tests/fixtures/docroot"), root, symlinks=True)
