@@ -338,7 +338,9 @@ def main():
         t.join(timeout=120)
     samples.append((time.monotonic() - started, *sample(server.pid)))
     with open(f"/proc/{server.pid}/maps") as f:
-        hello_maps = {line.split()[-1] for line in f if "hello" in line.split()[-1]}
+        # The path field; a loaded copy is unlinked at once, so it reads "... (deleted)".
+        paths = (line.split(maxsplit=5)[5].strip() for line in f if len(line.split(maxsplit=5)) > 5)
+        hello_maps = {p.removesuffix(" (deleted)") for p in paths if "hello" in p}
     server.send_signal(signal.SIGTERM)
     try:
         code = server.wait(timeout=60)
