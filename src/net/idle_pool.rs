@@ -8,79 +8,27 @@
 
 use std::collections::HashMap;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, SendError, Sender, TryRecvError};
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::eventfd::{EfdFlags, EventFd};
+use crossbeam_channel::{SendError, Sender, TryRecvError};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 
 use crate::conn::Conn;
+use crate::net::wake::{self, WakingInbox, WakingSender};
 use crate::protocol::{CloseReason, Handler, ToFrontEnd, ToIdlePool, ToRecycler};
 use crate::support::config::Live;
 use crate::support::meters::Meters;
 
-/// The pool's wake-up line: an eventfd in its epoll set, written only while it sleeps.
-pub struct Waker {
-    eventfd: EventFd,
-    sleeping: AtomicBool,
-}
-
 /// The sending end of idle.pool's inbox: sends, then wakes the pool if it is asleep.
-#[derive(Clone)]
-pub struct IdleSender {
-    tx: Sender<ToIdlePool>,
-    waker: Arc<Waker>,
-}
-
-impl IdleSender {
-    /// A failed send hands the `Conn` back, so it can be closed properly.
-    #[allow(clippy::result_large_err)]
-    pub fn send(&self, msg: ToIdlePool) -> Result<(), SendError<ToIdlePool>> {
-        self.tx.send(msg)?;
-        self.waker.wake();
-        Ok(())
-    }
-}
-
-impl Waker {
-    fn wake(&self) {
-        if self.sleeping.swap(false, Ordering::SeqCst) {
-            let _ = self.eventfd.write(1);
-        }
-    }
-}
-
-/// Creates the pool's inbox (unbounded: it only ever holds `Conn`s, which the acceptor bounds).
-pub fn channel() -> std::io::Result<(IdleSender, IdleInbox)> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let eventfd = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
-    let waker = Arc::new(Waker {
-        eventfd,
-        sleeping: AtomicBool::new(false),
-    });
-    Ok((
-        IdleSender {
-            tx,
-            waker: waker.clone(),
-        },
-        IdleInbox { rx, waker },
-    ))
-}
-
+pub type IdleSender = WakingSender<ToIdlePool>;
 /// idle.pool's end of its inbox.
-pub struct IdleInbox {
-    rx: Receiver<ToIdlePool>,
-    waker: Arc<Waker>,
-}
+pub type IdleInbox = WakingInbox<ToIdlePool>;
 
-impl IdleInbox {
-    /// Reads the inbox's queue length, for the stats page.
-    pub fn length_probe(&self) -> impl Fn() -> usize + Send + 'static {
-        let rx = self.rx.clone();
-        move || rx.len()
-    }
+/// Creates the pool's inbox.
+pub fn channel() -> std::io::Result<(IdleSender, IdleInbox)> {
+    wake::channel()
 }
 
 /// The pool's outputs.
@@ -91,8 +39,6 @@ pub struct IdleOut {
     pub meters: Arc<Meters>,
 }
 
-/// Token of the eventfd in the epoll set (no socket has this fd number).
-const WAKE_TOKEN: u64 = u64::MAX;
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 struct Parked {
@@ -108,13 +54,7 @@ pub fn run(inbox: IdleInbox, out: IdleOut) {
         Ok(epoll) => epoll,
         Err(_) => return,
     };
-    if epoll
-        .add(
-            &inbox.waker.eventfd,
-            EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN),
-        )
-        .is_err()
-    {
+    if inbox.register(&epoll).is_err() {
         return;
     }
     let mut parked: HashMap<RawFd, Parked> = HashMap::new();
@@ -123,7 +63,7 @@ pub fn run(inbox: IdleInbox, out: IdleOut) {
     loop {
         // Take every waiting connection into the set before sleeping.
         loop {
-            match inbox.rx.try_recv() {
+            match inbox.try_recv() {
                 Ok(ToIdlePool::Park(conn)) => park(&epoll, &mut parked, conn, &out),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
@@ -135,22 +75,8 @@ pub fn run(inbox: IdleInbox, out: IdleOut) {
         if out.meters.draining() && !parked.is_empty() {
             close_all(&mut parked, &out, CloseReason::Shutdown);
         }
-        inbox.waker.sleeping.store(true, Ordering::SeqCst);
-        let ready = if inbox.rx.is_empty() {
-            let until_sweep = next_sweep.saturating_duration_since(Instant::now());
-            let millis = until_sweep.as_millis().clamp(1, 1000) as u16;
-            epoll
-                .wait(&mut events, EpollTimeout::from(millis))
-                .unwrap_or(0)
-        } else {
-            0
-        };
-        inbox.waker.sleeping.store(false, Ordering::SeqCst);
+        let ready = inbox.wait(&epoll, &mut events, next_sweep);
         for event in &events[..ready] {
-            if event.data() == WAKE_TOKEN {
-                let _ = inbox.waker.eventfd.read();
-                continue;
-            }
             let Some(mut entry) = parked.remove(&(event.data() as RawFd)) else {
                 continue;
             };

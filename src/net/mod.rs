@@ -4,3 +4,4 @@
 pub mod acceptor;
 pub mod idle_pool;
 pub mod send_pool;
+pub mod wake;

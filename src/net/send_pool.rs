@@ -10,17 +10,17 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, SendError, Sender, TryRecvError};
+use crossbeam_channel::{Sender, TryRecvError};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use rustix::net::{send, SendFlags};
 
 use crate::conn::Conn;
+use crate::net::wake::{self, WakingInbox, WakingSender};
 use crate::protocol::{CloseReason, Piece, ToRecycler, ToSendPool, Unsent};
 use crate::support::config::Live;
 use crate::support::meters::Meters;
@@ -109,58 +109,14 @@ pub fn write_now(conn: &mut Conn, pieces: &mut VecDeque<Piece>) -> io::Result<Pr
     Ok(Progress::Done)
 }
 
-/// The pool's wake-up line: an eventfd in its epoll set, written only while it sleeps.
-struct Waker {
-    eventfd: EventFd,
-    sleeping: AtomicBool,
-}
-
 /// The sending end of send.pool's inbox: sends, then wakes the pool if it is asleep.
-#[derive(Clone)]
-pub struct SendPoolSender {
-    tx: Sender<ToSendPool>,
-    waker: Arc<Waker>,
-}
-
-impl SendPoolSender {
-    pub fn send(&self, msg: ToSendPool) -> Result<(), SendError<ToSendPool>> {
-        self.tx.send(msg)?;
-        if self.waker.sleeping.swap(false, Ordering::SeqCst) {
-            let _ = self.waker.eventfd.write(1);
-        }
-        Ok(())
-    }
-}
-
+pub type SendPoolSender = WakingSender<ToSendPool>;
 /// send.pool's end of its inbox.
-pub struct SendPoolInbox {
-    rx: Receiver<ToSendPool>,
-    waker: Arc<Waker>,
-}
+pub type SendPoolInbox = WakingInbox<ToSendPool>;
 
-impl SendPoolInbox {
-    /// Reads the inbox's queue length, for the stats page.
-    pub fn length_probe(&self) -> impl Fn() -> usize + Send + 'static {
-        let rx = self.rx.clone();
-        move || rx.len()
-    }
-}
-
-/// Creates the pool's inbox (unbounded: it only ever holds `Conn`s, which the acceptor bounds).
+/// Creates the pool's inbox.
 pub fn channel() -> io::Result<(SendPoolSender, SendPoolInbox)> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let eventfd = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
-    let waker = Arc::new(Waker {
-        eventfd,
-        sleeping: AtomicBool::new(false),
-    });
-    Ok((
-        SendPoolSender {
-            tx,
-            waker: waker.clone(),
-        },
-        SendPoolInbox { rx, waker },
-    ))
+    wake::channel()
 }
 
 /// The pool's outputs.
@@ -170,8 +126,6 @@ pub struct SendPoolOut {
     pub meters: Arc<Meters>,
 }
 
-/// Token of the eventfd in the epoll set (no socket has this fd number).
-const WAKE_TOKEN: u64 = u64::MAX;
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 /// A response being finished, and when its client last took any of it.
@@ -184,13 +138,7 @@ pub fn run(inbox: SendPoolInbox, out: SendPoolOut) {
     let Ok(epoll) = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) else {
         return;
     };
-    if epoll
-        .add(
-            &inbox.waker.eventfd,
-            EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN),
-        )
-        .is_err()
-    {
+    if inbox.register(&epoll).is_err() {
         return;
     }
     let mut held: HashMap<RawFd, Held> = HashMap::new();
@@ -198,7 +146,7 @@ pub fn run(inbox: SendPoolInbox, out: SendPoolOut) {
     let mut next_sweep = Instant::now() + SWEEP_EVERY;
     loop {
         loop {
-            match inbox.rx.try_recv() {
+            match inbox.try_recv() {
                 Ok(ToSendPool::Finish(unsent)) => take(&epoll, &mut held, unsent, &out),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
@@ -212,22 +160,8 @@ pub fn run(inbox: SendPoolInbox, out: SendPoolOut) {
             }
         }
         out.meters.sending.store(held.len(), Ordering::Relaxed);
-        inbox.waker.sleeping.store(true, Ordering::SeqCst);
-        let ready = if inbox.rx.is_empty() {
-            let until_sweep = next_sweep.saturating_duration_since(Instant::now());
-            let millis = until_sweep.as_millis().clamp(1, 1000) as u16;
-            epoll
-                .wait(&mut events, EpollTimeout::from(millis))
-                .unwrap_or(0)
-        } else {
-            0
-        };
-        inbox.waker.sleeping.store(false, Ordering::SeqCst);
+        let ready = inbox.wait(&epoll, &mut events, next_sweep);
         for event in &events[..ready] {
-            if event.data() == WAKE_TOKEN {
-                let _ = inbox.waker.eventfd.read();
-                continue;
-            }
             let Some(entry) = held.remove(&(event.data() as RawFd)) else {
                 continue;
             };
@@ -365,6 +299,7 @@ mod tests {
     use crate::protocol::Exchange;
     use crate::support::config::Config;
     use arc_swap::ArcSwap;
+    use crossbeam_channel::Receiver;
     use std::io::Read;
     use std::net::{TcpListener, TcpStream};
 
