@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,14 +39,14 @@ pub struct ControlOut {
 }
 
 struct Candidate {
-    file: PathBuf,
+    file: Arc<Path>,
     len: u64,
     score: f64,
 }
 
 /// The decision state, kept apart from the channels so it can be tested alone.
 pub struct Control {
-    table: LruCache<String, Candidate>,
+    table: LruCache<Arc<str>, Candidate>,
     cached: HashMap<String, Arc<Entry>>,
     admissions: u64,
     evictions: u64,
@@ -88,7 +88,7 @@ impl Control {
                         score: 1.0,
                     },
                 ) {
-                    if self.cached.remove(&gone).is_some() {
+                    if self.cached.remove(&*gone).is_some() {
                         self.evictions += 1;
                     }
                 }
@@ -124,14 +124,14 @@ impl Control {
             self.cached.clear();
             return changed;
         }
-        let mut ranked: Vec<(&String, &Candidate)> = self
+        let mut ranked: Vec<(&Arc<str>, &Candidate)> = self
             .table
             .iter()
             .filter(|(_, c)| c.len <= cfg.cache.max_file_bytes && c.score >= MIN_SCORE)
             .collect();
         ranked.sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
         let slots = self.table.cap().get() / 2;
-        let mut chosen: Vec<(String, PathBuf, u64)> = Vec::new();
+        let mut chosen: Vec<(Arc<str>, Arc<Path>, u64)> = Vec::new();
         let mut bytes = 0u64;
         for (key, c) in ranked {
             if chosen.len() >= slots {
@@ -142,13 +142,13 @@ impl Control {
                 chosen.push((key.clone(), c.file.clone(), c.len));
             }
         }
-        let keep: std::collections::HashSet<&String> = chosen.iter().map(|(k, _, _)| k).collect();
+        let keep: std::collections::HashSet<&str> = chosen.iter().map(|(k, _, _)| &**k).collect();
         let before = self.cached.len();
-        self.cached.retain(|k, _| keep.contains(k));
+        self.cached.retain(|k, _| keep.contains(k.as_str()));
         let mut changed = self.cached.len() != before;
         self.evictions += (before - self.cached.len()) as u64;
         for (key, file, len) in &chosen {
-            if self.cached.contains_key(key) {
+            if self.cached.contains_key(&**key) {
                 continue;
             }
             if let Some(entry) = load(key, file, *len) {
@@ -157,7 +157,7 @@ impl Control {
                 if used + entry.body.len() as u64 <= cfg.cache.max_bytes
                     && entry.body.len() as u64 <= cfg.cache.max_file_bytes
                 {
-                    self.cached.insert(key.clone(), Arc::new(entry));
+                    self.cached.insert(key.to_string(), Arc::new(entry));
                     self.admissions += 1;
                     changed = true;
                 }
@@ -179,10 +179,10 @@ impl Control {
             .table
             .iter()
             .map(|(key, c)| CacheRow {
-                path: key.clone(),
+                path: key.to_string(),
                 bytes: c.len,
                 score: (c.score * 100.0).round() / 100.0,
-                state: if self.cached.contains_key(key) {
+                state: if self.cached.contains_key(&**key) {
                     "cached"
                 } else {
                     "competing"
@@ -299,8 +299,8 @@ fn load(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     Some(Entry::new(
-        key.to_string(),
-        file.to_path_buf(),
+        Arc::from(key),
+        Arc::from(file),
         Representation::of(&meta, &name),
         body,
     ))
@@ -313,8 +313,8 @@ mod tests {
     fn fake(key: &str, file: &Path, len: u64) -> Option<Entry> {
         let meta = std::fs::metadata("Cargo.toml").ok()?;
         Some(Entry::new(
-            key.to_string(),
-            file.to_path_buf(),
+            Arc::from(key),
+            Arc::from(file),
             Representation::of(&meta, "x.html"),
             vec![0; len as usize],
         ))
@@ -323,8 +323,8 @@ mod tests {
     fn hits(control: &mut Control, key: &str, len: u64, n: usize) {
         for _ in 0..n {
             control.hit(Hit {
-                key: key.to_string(),
-                file: PathBuf::from(key.trim_start_matches('/')),
+                key: Arc::from(key),
+                file: Arc::from(Path::new(key.trim_start_matches('/'))),
                 len,
             });
         }

@@ -6,7 +6,7 @@ pub mod control;
 pub mod hash;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -55,9 +55,9 @@ impl Representation {
 #[derive(Debug)]
 pub struct Entry {
     /// The request path it answers (as sent, still percent-encoded).
-    pub key: String,
+    pub key: Arc<str>,
     /// The file, relative to the document root.
-    pub file: PathBuf,
+    pub file: Arc<Path>,
     pub rep: Representation,
     pub body: Vec<u8>,
     /// Milliseconds after `born` when the file was last checked on disk.
@@ -66,7 +66,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(key: String, file: PathBuf, rep: Representation, body: Vec<u8>) -> Entry {
+    pub fn new(key: Arc<str>, file: Arc<Path>, rep: Representation, body: Vec<u8>) -> Entry {
         Entry {
             key,
             file,
@@ -95,9 +95,10 @@ pub type Table = Arc<HashMap<String, Arc<Entry>>>;
 
 /// A served file, reported by static.farm to cache.control.
 #[derive(Debug, Clone)]
+/// Shared, so that reporting a cached hit copies nothing.
 pub struct Hit {
-    pub key: String,
-    pub file: PathBuf,
+    pub key: Arc<str>,
+    pub file: Arc<Path>,
     pub len: u64,
 }
 

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crossbeam_channel::{SendError, Sender};
@@ -169,8 +170,8 @@ impl Worker {
                 let rep = Representation::of(&meta, &name);
                 if req.method == Method::Get && rep.len > 0 {
                     self.hits.push(Hit {
-                        key: req.path.clone(),
-                        file: relative,
+                        key: Arc::from(req.path.as_str()),
+                        file: Arc::from(relative),
                         len: rep.len,
                     });
                 }
@@ -232,7 +233,7 @@ impl Worker {
         if entry.due_for_check(cfg.cache.revalidate_ms) && !self.still_fresh(entry, cfg) {
             let _ = out
                 .to_cache_control
-                .try_send(ToCacheControl::Stale(entry.key.clone()));
+                .try_send(ToCacheControl::Stale(entry.key.to_string()));
             return self.serve(conn, req, cfg);
         }
         self.hits.push(Hit {
@@ -257,7 +258,7 @@ impl Worker {
         let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
         let Ok(fd) = rustix::fs::openat2(
             root,
-            &entry.file,
+            &*entry.file,
             OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
             resolve,
