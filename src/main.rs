@@ -35,8 +35,12 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
   static_idle = 2, static_max = 64         static farm: idle workers kept, maximum
   shutdown_grace_secs = 10          SIGTERM waits this long for in-flight requests
   batch_scheduling = false          SCHED_BATCH workers: less CPU per request, slower under contention
-  stats = true                      collect per-request counts and latencies for /stats.html,
-                                    /stats.json and /metrics (false: live gauges only)
+  [stats]  enabled = true            per-request counts and latencies (false: live gauges only)
+           allow = [\"127.0.0.0/8\", \"::1\"]  who may read /stats.html, /stats.json, /metrics
+           path_prefix = \"/\"            where those pages are served
+  [[site]] names, root, default, autoindex, index, try_files, error_pages, cgi, plugins;
+           [[site.redirect]] from, to, status; [[site.headers]] path, set;
+           [[site.auth]] path, htpasswd, realm; [[site.access]] path, allow, deny (docs/SITES.md)
   [cache]  enabled = true, max_bytes = 67108864, max_file_bytes = 1048576, revalidate_ms = 1000
   [cgi]    max = 32, queue = 256, idle_timeout_secs = 30, total_timeout_secs = 300
   [ogi]    instances = 16, queue = 256, timeout_secs = 30, scan_interval_ms = 500
@@ -83,6 +87,9 @@ fn main() -> ExitCode {
         None => Config::default(),
     };
     overrides.apply(&mut cfg);
+    if cfg.stats.old_key {
+        eprintln!("occwserv: config: `stats = true|false` is deprecated; use `[stats] enabled`");
+    }
     match serve(cfg, args.config, overrides) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -97,7 +104,7 @@ fn serve(
     config_file: Option<PathBuf>,
     overrides: Overrides,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    if !cfg.root.is_dir() {
+    if cfg.sites.is_empty() && !cfg.root.is_dir() {
         return Err(format!("root {} is not a readable directory", cfg.root.display()).into());
     }
     occwserv::support::log::check_paths(&cfg.access_log, &cfg.error_log)?;

@@ -74,7 +74,7 @@ pub fn run(inbox: Receiver<ToRecycler>, out: RecyclerOut) {
         let cfg = out.live.load();
         let keeping = Keeping {
             access_log: !cfg.access_log.is_empty(),
-            stats: cfg.stats,
+            stats: cfg.stats.enabled,
         };
         match msg {
             ToRecycler::KeepAlive(conn, exchange) => {

@@ -258,7 +258,7 @@ fn load(
     to_log: &Sender<ToLog>,
 ) -> Option<Entry> {
     let root = rustix::fs::open(
-        &cfg.root,
+        cfg.site_table.root_for_key(key)?,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )

@@ -21,7 +21,11 @@ pub fn run(inbox: Receiver<ToCacheHash>, to_static: Sender<ToStatic>) {
             }
             ToCacheHash::Lookup { conn, req } => {
                 let cacheable = matches!(req.method, Method::Get | Method::Head);
-                match table.get(&req.path) {
+                let key = match &req.site {
+                    Some(site) => site.cache_key(&req.path),
+                    None => std::borrow::Cow::Borrowed(req.path.as_str()),
+                };
+                match table.get(&*key) {
                     Some(entry) if cacheable => ToStatic::Cached {
                         conn,
                         req,

@@ -160,7 +160,11 @@ fn dispatch(conn: Conn, req: Request, out: &FrontEndOut, cfg: &Config) -> bool {
             return out.to_recycler.send(msg).is_ok();
         }
     }
-    match route(&req.path) {
+    let (conn, req, route) = match crate::farm::gate::admit(conn, req, cfg) {
+        Ok(admitted) => admitted,
+        Err(answered) => return out.to_recycler.send(answered).is_ok(),
+    };
+    match route {
         Route::Static => match out.to_cache.send(ToCacheHash::Lookup { conn, req }) {
             Ok(()) => true,
             Err(SendError(orphan)) => {

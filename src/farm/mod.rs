@@ -2,6 +2,7 @@
 
 pub mod cgi;
 pub mod front_end;
+pub mod gate;
 pub mod plugin;
 pub mod reply;
 pub mod static_file;

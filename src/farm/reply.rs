@@ -44,7 +44,11 @@ pub fn error_with(
     extra: &[(&str, &str)],
 ) -> ToRecycler {
     let keep_alive = error_keeps_alive(req, status);
-    let body = error_page(cfg, status);
+    let site = req.and_then(|r| r.site.as_deref());
+    let body = match site {
+        Some(site) => page_from(&site.error_pages, status),
+        None => error_page(cfg, status),
+    };
     let mut out = Vec::with_capacity(256 + body.len());
     let minor = req.map_or(1, |r| r.minor_version);
     push_status(&mut out, minor, status, keep_alive);
@@ -52,6 +56,9 @@ pub fn error_with(
     push_header_u64(&mut out, "Content-Length", body.len() as u64);
     for (name, value) in extra {
         push_header(&mut out, name, value.as_bytes());
+    }
+    if let (Some(site), Some(req)) = (site, req) {
+        site.apply_headers(req, status, &mut out);
     }
     out.extend_from_slice(b"\r\n");
     let head_only = req.is_some_and(Request::is_head);
@@ -97,7 +104,12 @@ pub fn finished(
 
 /// The body of an error page: `errorNNN.html` from the error-page directory, or a built-in one.
 pub fn error_page(cfg: &Config, status: u16) -> Vec<u8> {
-    let path = cfg.error_pages_dir().join(format!("error{status}.html"));
+    page_from(cfg.error_pages_dir(), status)
+}
+
+/// `errorNNN.html` from a directory, or the built-in page.
+pub fn page_from(dir: &std::path::Path, status: u16) -> Vec<u8> {
+    let path = dir.join(format!("error{status}.html"));
     if let Ok(body) = std::fs::read(&path) {
         return body;
     }

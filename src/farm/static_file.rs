@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -29,6 +30,7 @@ use crate::par::Inbox;
 use crate::protocol::{
     CloseReason, Exchange, Handler, Piece, ToCacheControl, ToRecycler, ToSendPool, ToStatic, Unsent,
 };
+use crate::site::{autoindex, Site};
 use crate::support::config::{Config, Live};
 
 /// The static farm's outputs.
@@ -66,7 +68,7 @@ const ALLOW: &str = "GET, HEAD, OPTIONS";
 
 pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
     let mut worker = Worker {
-        root: None,
+        roots: Vec::new(),
         head: Vec::with_capacity(16 * 1024),
         hits: Vec::new(),
         pieces: VecDeque::new(),
@@ -110,7 +112,8 @@ pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
 /// One worker's reusable state: the opened root directory, a header buffer, unsent hits, and
 /// the queue of a body being written.
 struct Worker {
-    root: Option<(PathBuf, OwnedFd)>,
+    /// Opened site roots, most recently used first (a few sites at most).
+    roots: Vec<(PathBuf, OwnedFd)>,
     head: Vec<u8>,
     hits: Vec<Hit>,
     pieces: VecDeque<Piece>,
@@ -119,6 +122,10 @@ struct Worker {
 /// What opening a request path found.
 enum Found {
     File(File, Box<std::fs::Metadata>, PathBuf),
+    /// A directory without an index file, on a site with `autoindex`.
+    Listing(File, PathBuf),
+    /// `try_files` ended in `=NNN`.
+    Status(u16),
     /// A directory asked for without its trailing slash.
     Redirect,
     Missing,
@@ -130,17 +137,22 @@ enum Found {
 
 impl Worker {
     fn root_fd(&mut self, root: &Path) -> Result<&OwnedFd, rustix::io::Errno> {
-        let stale = self.root.as_ref().is_none_or(|(path, _)| path != root);
-        if stale {
-            let fd = rustix::fs::open(
-                root,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            self.root = Some((root.to_path_buf(), fd));
+        match self.roots.iter().position(|(path, _)| path == root) {
+            Some(0) => {}
+            Some(at) => self.roots.swap(0, at),
+            None => {
+                let fd = rustix::fs::open(
+                    root,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                // Roots dropped by a reload fall off the end.
+                self.roots.truncate(15);
+                self.roots.insert(0, (root.to_path_buf(), fd));
+            }
         }
-        self.root
-            .as_ref()
+        self.roots
+            .first()
             .map(|(_, fd)| fd)
             .ok_or(rustix::io::Errno::NOENT)
     }
@@ -161,7 +173,13 @@ impl Worker {
                 .into()
             }
         }
-        match self.open(&req.path, cfg) {
+        let site = crate::site::of(req, cfg);
+        let found = if site.try_files.is_empty() {
+            self.open(&req.path, site)
+        } else {
+            self.try_files(req, site)
+        };
+        match found {
             Found::File(file, meta, relative) => {
                 let name = relative
                     .file_name()
@@ -170,7 +188,7 @@ impl Worker {
                 let rep = Representation::of(&meta, &name);
                 if req.method == Method::Get && rep.len > 0 {
                     self.hits.push(Hit {
-                        key: Arc::from(req.path.as_str()),
+                        key: Arc::from(&*site.cache_key(&req.path)),
                         file: Arc::from(relative),
                         len: rep.len,
                     });
@@ -192,6 +210,10 @@ impl Worker {
                     &[("Location", &location)],
                 )
                 .into()
+            }
+            Found::Listing(dir, relative) => self.listing(conn, req, cfg, site, &dir, &relative),
+            Found::Status(status) => {
+                reply::error(conn, Some(req), status, cfg, Handler::Static).into()
             }
             Found::Missing => reply::error(conn, Some(req), 404, cfg, Handler::Static).into(),
             Found::Forbidden => reply::error(conn, Some(req), 403, cfg, Handler::Static).into(),
@@ -230,7 +252,8 @@ impl Worker {
         entry: &Entry,
         out: &StaticOut,
     ) -> Done {
-        if entry.due_for_check(cfg.cache.revalidate_ms) && !self.still_fresh(entry, cfg) {
+        let root = &crate::site::of(req, cfg).root;
+        if entry.due_for_check(cfg.cache.revalidate_ms) && !self.still_fresh(entry, root) {
             let _ = out
                 .to_cache_control
                 .try_send(ToCacheControl::Stale(entry.key.to_string()));
@@ -251,8 +274,8 @@ impl Worker {
         )
     }
 
-    fn still_fresh(&mut self, entry: &Entry, cfg: &Config) -> bool {
-        let Ok(root) = self.root_fd(&cfg.root) else {
+    fn still_fresh(&mut self, entry: &Entry, root: &Path) -> bool {
+        let Ok(root) = self.root_fd(root) else {
             return false;
         };
         let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
@@ -270,8 +293,25 @@ impl Worker {
             .is_ok_and(|meta| entry.rep.matches(&meta))
     }
 
+    /// `try_files`: the first candidate that is a file (or, for one ending in `/`, a
+    /// directory with an index or a listing); the last one is served or answered whatever it is.
+    fn try_files(&mut self, req: &Request, site: &Site) -> Found {
+        let last = site.try_files.len().saturating_sub(1);
+        for (i, candidate) in site.try_files.iter().enumerate() {
+            if let Some(code) = candidate.strip_prefix('=') {
+                return Found::Status(code.parse().unwrap_or(404));
+            }
+            let path = candidate.replace("$uri", &req.path);
+            let found = self.open(&path, site);
+            if i == last || matches!(found, Found::File(..) | Found::Listing(..) | Found::Unavailable) {
+                return found;
+            }
+        }
+        Found::Missing
+    }
+
     /// Opens the file a request path names, never leaving the root.
-    fn open(&mut self, raw_path: &str, cfg: &Config) -> Found {
+    fn open(&mut self, raw_path: &str, site: &Site) -> Found {
         let path = match normalize(raw_path) {
             Ok(path) => path,
             Err(_) => return Found::BadPath,
@@ -279,7 +319,7 @@ impl Worker {
         if hidden(&path) {
             return Found::Missing;
         }
-        let root = match self.root_fd(&cfg.root) {
+        let root = match self.root_fd(&site.root) {
             Ok(root) => root,
             Err(e) if out_of_resources(Some(e)) => return Found::Unavailable,
             Err(_) => return Found::Missing,
@@ -306,19 +346,102 @@ impl Worker {
         if !path.trailing_slash {
             return Found::Redirect;
         }
-        match rustix::fs::openat2(&file, "index.html", how, Mode::empty(), resolve) {
-            Ok(fd) => {
+        for name in &site.index {
+            if let Ok(fd) = rustix::fs::openat2(&file, name, how, Mode::empty(), resolve) {
                 let index = File::from(fd);
-                match index.metadata() {
-                    Ok(m) if m.is_file() => {
-                        Found::File(index, Box::new(m), relative.join("index.html"))
+                if let Ok(m) = index.metadata() {
+                    if m.is_file() {
+                        return Found::File(index, Box::new(m), relative.join(name));
                     }
-                    _ => Found::Forbidden,
                 }
             }
-            Err(rustix::io::Errno::NOENT) => Found::Forbidden,
-            Err(_) => Found::Forbidden,
         }
+        if site.autoindex {
+            return Found::Listing(file, relative);
+        }
+        Found::Forbidden
+    }
+
+    /// A directory listing (`autoindex`), HTML or `?format=json`.
+    fn listing(
+        &mut self,
+        conn: Conn,
+        req: &Request,
+        cfg: &Config,
+        site: &Site,
+        dir: &File,
+        relative: &Path,
+    ) -> Done {
+        let entries = match self.list(dir, relative, site) {
+            Ok(entries) => entries,
+            Err(_) => return reply::error(conn, Some(req), 403, cfg, Handler::Static).into(),
+        };
+        let (content_type, body): (&[u8], Vec<u8>) = if autoindex::wants_json(req.query.as_deref())
+        {
+            (b"application/json", autoindex::json(&entries))
+        } else {
+            let path = crate::site::rules::canonical(&req.path).unwrap_or_default();
+            (b"text/html; charset=utf-8", autoindex::html(&path, &entries))
+        };
+        let keep_alive = req.keep_alive && req.body == Body::None;
+        self.head.clear();
+        reply::head(200, req, keep_alive, &mut self.head);
+        push_header(&mut self.head, "Content-Type", content_type);
+        push_header_u64(&mut self.head, "Content-Length", body.len() as u64);
+        site.apply_headers(req, 200, &mut self.head);
+        self.head.extend_from_slice(b"\r\n");
+        let body_bytes = if req.is_head() { 0 } else { body.len() as u64 };
+        if !req.is_head() {
+            self.head.extend_from_slice(&body);
+        }
+        let exchange =
+            Exchange::for_request(req, 200, body_bytes, Handler::Static, conn.request_started);
+        self.write(conn, None, exchange, keep_alive)
+    }
+
+    /// The visible entries of a directory. A symbolic link is listed only when it resolves
+    /// below the root; what it points to gives its kind and size.
+    fn list(
+        &mut self,
+        dir: &File,
+        relative: &Path,
+        site: &Site,
+    ) -> Result<Vec<autoindex::Listed>, rustix::io::Errno> {
+        let mut names = Vec::new();
+        for entry in rustix::fs::Dir::read_from(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name.first() != Some(&b'.') {
+                names.push(name.to_vec());
+            }
+        }
+        let root = self.root_fd(&site.root)?;
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            let path = relative.join(std::ffi::OsStr::from_bytes(&name));
+            let Ok(fd) = rustix::fs::openat2(
+                root,
+                &path,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                resolve,
+            ) else {
+                continue;
+            };
+            let Ok(meta) = File::from(fd).metadata() else {
+                continue;
+            };
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            entries.extend(autoindex::Listed::new(
+                &name,
+                meta.is_dir(),
+                meta.len(),
+                modified,
+            ));
+        }
+        autoindex::sort(&mut entries);
+        Ok(entries)
     }
 
     /// Writes the answer for a representation: 412, 304, 206, 416 or 200, HEAD without body.
@@ -359,6 +482,7 @@ impl Worker {
                 "Last-Modified",
                 rep.last_modified.as_bytes(),
             );
+            crate::site::of(req, cfg).apply_headers(req, 304, &mut self.head);
             self.head.extend_from_slice(b"\r\n");
             let exchange = Exchange::for_request(req, 304, 0, handler, conn.request_started);
             return self.write(conn, None, exchange, keep_alive);
@@ -401,6 +525,7 @@ impl Worker {
             let content_range = format!("bytes {}-{}/{}", start, start + count - 1, len);
             push_header(&mut self.head, "Content-Range", content_range.as_bytes());
         }
+        crate::site::of(req, cfg).apply_headers(req, status, &mut self.head);
         self.head.extend_from_slice(b"\r\n");
         let body = !req.is_head() && count > 0;
         let body_bytes = if body { count } else { 0 };

@@ -85,6 +85,8 @@ pub struct Request {
     /// Length of the head in bytes, including the blank line.
     pub head_len: usize,
     pub received: Instant,
+    /// The site chosen by Host, set by the front end; it travels with the request.
+    pub site: Option<std::sync::Arc<crate::site::Site>>,
 }
 
 impl Request {
@@ -382,6 +384,7 @@ fn build(
         host,
         head_len,
         received: Instant::now(),
+        site: None,
     }))
 }
 

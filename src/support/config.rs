@@ -62,9 +62,17 @@ pub struct Config {
     /// but each hop may wait a scheduler slice when other programs keep the cores busy.
     /// Read at start.
     pub batch_scheduling: bool,
-    /// Collect per-request statistics (counts, latency histograms) for `/stats.html`,
-    /// `/stats.json` and `/metrics`. When off, the pages show only the live gauges.
-    pub stats: bool,
+    /// `[stats]`: per-request statistics and who may read the status pages. The old
+    /// top-level `stats = true|false` is still read, as `[stats] enabled`.
+    #[serde(deserialize_with = "stats_or_flag")]
+    pub stats: StatsConfig,
+    /// `[[site]]`: virtual hosts. None configured: one site serves `root` for every host.
+    #[serde(rename = "site")]
+    pub sites: Vec<SiteConfig>,
+    /// The sites, compiled and checked (names, CIDRs, htpasswd files read); built by `prepare`.
+    #[serde(skip)]
+    pub site_table: Arc<crate::site::Sites>,
+
     /// Page cache settings.
     pub cache: CacheConfig,
     /// CGI settings.
@@ -140,7 +148,12 @@ impl Default for Config {
             static_max: 64,
             shutdown_grace_secs: 10,
             batch_scheduling: false,
-            stats: true,
+            stats: StatsConfig::default(),
+            sites: Vec::new(),
+            site_table: Arc::new(crate::site::Sites::implicit(
+                PathBuf::from("html"),
+                None,
+            )),
             cache: CacheConfig::default(),
             cgi: CgiConfig::default(),
             ogi: OgiConfig::default(),
@@ -208,9 +221,18 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.message().to_string()))?;
+        let mut cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError(e.message().to_string()))?;
         cfg.validate()?;
+        cfg.prepare()?;
         Ok(cfg)
+    }
+
+    /// Compiles the sites and the stats allow-list (after the command line is applied).
+    pub fn prepare(&mut self) -> Result<(), ConfigError> {
+        self.stats.compile()?;
+        self.site_table = Arc::new(crate::site::Sites::compile(self)?);
+        Ok(())
     }
 
     /// Checks values that parse but make no sense.
@@ -253,6 +275,164 @@ impl Config {
     }
 }
 
+/// `[stats]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsConfig {
+    /// Collect per-request counts and latency histograms (off: live gauges only).
+    pub enabled: bool,
+    /// Client addresses (CIDR or single addresses) that may read the status pages; others 403.
+    pub allow: Vec<String>,
+    /// Where `stats.html`, `stats.json` and `metrics` are served (starts and ends with `/`).
+    pub path_prefix: String,
+    /// `allow`, parsed by `compile`.
+    #[serde(skip)]
+    pub allow_nets: Vec<ipnet::IpNet>,
+    /// Read from the old top-level `stats = true|false` (deprecated; logged).
+    #[serde(skip)]
+    pub old_key: bool,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        let allow = vec!["127.0.0.0/8".to_string(), "::1".to_string()];
+        StatsConfig {
+            allow_nets: crate::site::cidr::parse_list(&allow).unwrap_or_default(),
+            enabled: true,
+            old_key: false,
+            allow,
+            path_prefix: "/".to_string(),
+        }
+    }
+}
+
+impl StatsConfig {
+    fn compile(&mut self) -> Result<(), ConfigError> {
+        self.allow_nets = crate::site::cidr::parse_list(&self.allow)
+            .map_err(|e| ConfigError(format!("stats.allow: {e}")))?;
+        let prefix = &self.path_prefix;
+        if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix.contains(['?', '#', ' ']) {
+            return Err(ConfigError(format!(
+                "stats.path_prefix {prefix:?} must start and end with /"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reads `[stats]`, or the old top-level `stats = true|false`.
+fn stats_or_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StatsConfig, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Flag(bool),
+        Table(toml::Table),
+    }
+    match Either::deserialize(d)? {
+        Either::Flag(enabled) => Ok(StatsConfig {
+            enabled,
+            old_key: true,
+            ..StatsConfig::default()
+        }),
+        Either::Table(table) => StatsConfig::deserialize(toml::Value::Table(table))
+            .map_err(|e| serde::de::Error::custom(format!("stats: {}", e.message()))),
+    }
+}
+
+/// `[[site]]`: one virtual host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteConfig {
+    /// Host names: exact, or a leading `*.` wildcard.
+    pub names: Vec<String>,
+    pub root: PathBuf,
+    /// The site for a Host that matches no site (else the first site).
+    pub default: bool,
+    /// A directory listing when a directory has no index file.
+    pub autoindex: bool,
+    /// Index files tried in a directory, in order.
+    pub index: Vec<String>,
+    /// Candidates tried in order (`$uri`, `$uri/`, a path, or `=404` last), as nginx.
+    pub try_files: Vec<String>,
+    /// Where `errorNNN.html` pages live; default: the site's root.
+    pub error_pages: Option<PathBuf>,
+    /// `/cgi-bin/` runs programs for this site (else it is an ordinary path).
+    pub cgi: bool,
+    /// `/ogi/NAME` calls plug-ins for this site (else it is an ordinary path).
+    pub plugins: bool,
+    pub redirect: Vec<RedirectConfig>,
+    pub headers: Vec<HeadersConfig>,
+    pub auth: Vec<AuthConfig>,
+    pub access: Vec<AccessConfig>,
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        SiteConfig {
+            names: Vec::new(),
+            root: PathBuf::new(),
+            default: false,
+            autoindex: false,
+            index: vec!["index.html".to_string()],
+            try_files: Vec::new(),
+            error_pages: None,
+            cgi: true,
+            plugins: true,
+            redirect: Vec::new(),
+            headers: Vec::new(),
+            auth: Vec::new(),
+            access: Vec::new(),
+        }
+    }
+}
+
+/// `[[site.redirect]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectConfig {
+    pub from: String,
+    pub to: String,
+    #[serde(default = "default_redirect_status")]
+    pub status: u16,
+}
+
+fn default_redirect_status() -> u16 {
+    301
+}
+
+/// `[[site.headers]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersConfig {
+    pub path: String,
+    pub set: std::collections::BTreeMap<String, String>,
+}
+
+/// `[[site.auth]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub path: String,
+    pub htpasswd: PathBuf,
+    #[serde(default = "default_realm")]
+    pub realm: String,
+}
+
+fn default_realm() -> String {
+    "Restricted".to_string()
+}
+
+/// `[[site.access]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    pub path: String,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
 /// A configuration that cannot be used; the text names the key or file.
 #[derive(Debug, Clone)]
 pub struct ConfigError(pub String);
@@ -284,6 +464,12 @@ impl Overrides {
         }
         if let Some(v) = &self.root {
             cfg.root = v.clone();
+            if cfg.sites.is_empty() {
+                cfg.site_table = Arc::new(crate::site::Sites::implicit(
+                    v.clone(),
+                    cfg.error_pages.clone(),
+                ));
+            }
         }
         if let Some(v) = &self.cgi_bin {
             cfg.cgi_bin = v.clone();
@@ -320,6 +506,12 @@ pub fn run(
         match Config::load(path) {
             Ok(mut cfg) => {
                 overrides.apply(&mut cfg);
+                if cfg.stats.old_key {
+                    let _ = to_log.try_send(ToLog::Error(
+                        "config: `stats = true|false` is deprecated; use `[stats] enabled`"
+                            .to_string(),
+                    ));
+                }
                 let old = live.load();
                 if cfg.listen != old.listen {
                     let _ = to_log.try_send(ToLog::Error(format!(

@@ -191,7 +191,7 @@ fn page(job: PageJob, tally: &mut Tally, out: &StatsOut) -> Option<ToRecycler> {
             &[("Allow", "GET, HEAD")],
         ));
     }
-    let snap = snapshot::take(tally, out, cfg.stats);
+    let snap = snapshot::take(tally, out, cfg.stats.enabled);
     let (content_type, body): (&[u8], Vec<u8>) = match format {
         StatsFormat::Json => (
             b"application/json",
