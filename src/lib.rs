@@ -18,5 +18,5 @@ pub mod back;
 pub mod support;
 
 pub mod http;
-pub mod site;
 pub mod plugin_host;
+pub mod site;

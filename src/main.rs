@@ -87,9 +87,6 @@ fn main() -> ExitCode {
         None => Config::default(),
     };
     overrides.apply(&mut cfg);
-    if cfg.stats.old_key {
-        eprintln!("occwserv: config: `stats = true|false` is deprecated; use `[stats] enabled`");
-    }
     match serve(cfg, args.config, overrides) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -113,7 +110,13 @@ fn serve(
     let local = listener.local_addr()?;
     let control = listener.try_clone()?;
     let signals = Signals::new([SIGHUP, SIGINT, SIGTERM])?;
+    let old_stats_key = cfg.stats.old_key;
     let running = network::start(listener, cfg, config_file, overrides)?;
+    if old_stats_key {
+        let _ = running.to_log.try_send(ToLog::Error(
+            "config: `stats = true|false` is deprecated; use `[stats] enabled`".to_string(),
+        ));
+    }
     println!("listening on {local}");
     let _ = running.to_log.try_send(ToLog::Error(format!(
         "occwserv {} listening on {local}",

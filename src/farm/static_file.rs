@@ -303,7 +303,11 @@ impl Worker {
             }
             let path = candidate.replace("$uri", &req.path);
             let found = self.open(&path, site);
-            if i == last || matches!(found, Found::File(..) | Found::Listing(..) | Found::Unavailable) {
+            let done = matches!(
+                found,
+                Found::File(..) | Found::Listing(..) | Found::Unavailable | Found::BadPath
+            );
+            if i == last || done {
                 return found;
             }
         }
@@ -381,7 +385,10 @@ impl Worker {
             (b"application/json", autoindex::json(&entries))
         } else {
             let path = crate::site::rules::canonical(&req.path).unwrap_or_default();
-            (b"text/html; charset=utf-8", autoindex::html(&path, &entries))
+            (
+                b"text/html; charset=utf-8",
+                autoindex::html(&path, &entries),
+            )
         };
         let keep_alive = req.keep_alive && req.body == Body::None;
         self.head.clear();

@@ -38,7 +38,11 @@ impl Listed {
 
 /// Sorts: directories first, then by name.
 pub fn sort(entries: &mut [Listed]) {
-    entries.sort_by(|a, b| b.is_dir().cmp(&a.is_dir()).then_with(|| a.name.cmp(&b.name)));
+    entries.sort_by(|a, b| {
+        b.is_dir()
+            .cmp(&a.is_dir())
+            .then_with(|| a.name.cmp(&b.name))
+    });
 }
 
 /// Whether the query string asks for JSON (`format=json`).

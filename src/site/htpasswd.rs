@@ -39,31 +39,30 @@ impl Users {
             let (user, hash) = line
                 .split_once(':')
                 .ok_or(format!("line {number}: not user:hash"))?;
-            let hash = if hash.starts_with("$2y$")
-                || hash.starts_with("$2a$")
-                || hash.starts_with("$2b$")
-            {
-                Hash::Bcrypt(hash.to_string())
-            } else if hash.starts_with("$5$") {
-                Hash::Sha256Crypt(hash.to_string())
-            } else if hash.starts_with("$6$") {
-                Hash::Sha512Crypt(hash.to_string())
-            } else if hash.starts_with("$apr1$") {
-                return Err(format!(
-                    "line {number} ({user}): MD5-apr1 hashes are refused; \
+            let hash =
+                if hash.starts_with("$2y$") || hash.starts_with("$2a$") || hash.starts_with("$2b$")
+                {
+                    Hash::Bcrypt(hash.to_string())
+                } else if hash.starts_with("$5$") {
+                    Hash::Sha256Crypt(hash.to_string())
+                } else if hash.starts_with("$6$") {
+                    Hash::Sha512Crypt(hash.to_string())
+                } else if hash.starts_with("$apr1$") {
+                    return Err(format!(
+                        "line {number} ({user}): MD5-apr1 hashes are refused; \
                      make it again with `htpasswd -B` (bcrypt)"
-                ));
-            } else if hash.starts_with("{SHA}") {
-                return Err(format!(
-                    "line {number} ({user}): unsalted {{SHA}} hashes are refused; \
+                    ));
+                } else if hash.starts_with("{SHA}") {
+                    return Err(format!(
+                        "line {number} ({user}): unsalted {{SHA}} hashes are refused; \
                      make it again with `htpasswd -B` (bcrypt)"
-                ));
-            } else {
-                return Err(format!(
-                    "line {number} ({user}): unknown or insecure hash (crypt or plain text); \
+                    ));
+                } else {
+                    return Err(format!(
+                        "line {number} ({user}): unknown or insecure hash (crypt or plain text); \
                      make it again with `htpasswd -B` (bcrypt)"
-                ));
-            };
+                    ));
+                };
             hashes.insert(user.to_string(), hash);
         }
         Ok(Users { hashes })
@@ -101,9 +100,12 @@ mod tests {
     #[test]
     fn bcrypt_and_sha_crypt() {
         let bcrypt = bcrypt::hash_with_result("secret", 4).unwrap();
-        let line = format!("alice:{}\n", bcrypt.format_for_version(bcrypt::Version::TwoY));
-        let sha = sha_crypt::sha512_simple("pw", &sha_crypt::Sha512Params::new(5000).unwrap())
-            .unwrap();
+        let line = format!(
+            "alice:{}\n",
+            bcrypt.format_for_version(bcrypt::Version::TwoY)
+        );
+        let sha =
+            sha_crypt::sha512_simple("pw", &sha_crypt::Sha512Params::new(5000).unwrap()).unwrap();
         let users = Users::parse(&format!("{line}# comment\nbob:{sha}\n")).unwrap();
         assert!(users.verify("alice", "secret"));
         assert!(!users.verify("alice", "Secret"));
@@ -115,7 +117,10 @@ mod tests {
     #[test]
     fn weak_hashes_are_refused_by_line() {
         let apr1 = Users::parse("a:$apr1$abc$def\n").unwrap_err();
-        assert!(apr1.contains("line 1") && apr1.contains("MD5-apr1"), "{apr1}");
+        assert!(
+            apr1.contains("line 1") && apr1.contains("MD5-apr1"),
+            "{apr1}"
+        );
         assert!(Users::parse("a:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=").is_err());
         assert!(Users::parse("a:plaintext").is_err());
         assert!(Users::parse("no colon").is_err());

@@ -157,7 +157,10 @@ impl Site {
         for (i, a) in cfg.auth.iter().enumerate() {
             let path = Pattern::parse(&a.path).map_err(|e| format!("auth[{i}]: {e}"))?;
             if a.realm.contains(['"', '\\']) || !rules::valid_header("Realm", &a.realm) {
-                return Err(format!("auth[{i}]: realm {:?} has a quote or control", a.realm));
+                return Err(format!(
+                    "auth[{i}]: realm {:?} has a quote or control",
+                    a.realm
+                ));
             }
             let users =
                 htpasswd::Users::load(&a.htpasswd).map_err(|e| format!("auth[{i}]: {e}"))?;
@@ -206,7 +209,8 @@ impl Site {
             let credentials = req
                 .header("authorization")
                 .and_then(htpasswd::basic_credentials);
-            let good = credentials.is_some_and(|(user, password)| rule.users.verify(&user, &password));
+            let good =
+                credentials.is_some_and(|(user, password)| rule.users.verify(&user, &password));
             if !good {
                 return Gate::Unauthorized(format!(
                     "Basic realm=\"{}\", charset=\"UTF-8\"",
@@ -308,7 +312,11 @@ impl Sites {
                     return Err(named(format!("name {name:?} is not a host name or *.name")));
                 }
                 let taken = if wildcard {
-                    sites.wildcards.iter().find(|(w, _)| *w == key).map(|(_, i)| *i)
+                    sites
+                        .wildcards
+                        .iter()
+                        .find(|(w, _)| *w == key)
+                        .map(|(_, i)| *i)
                 } else {
                     sites.exact.get(&key).copied()
                 };
@@ -329,7 +337,7 @@ impl Sites {
             }
             sites.list.push(Arc::new(site));
         }
-        sites.wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        sites.wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         sites.default = default.unwrap_or(0);
         Ok(sites)
     }

@@ -114,7 +114,9 @@ pub fn valid_header(name: &str, value: &str) -> bool {
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     !name.is_empty()
         && name.bytes().all(token)
-        && value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+        && value
+            .bytes()
+            .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 /// Applies every matching rule, in order, to a response head built so far (status line and
@@ -161,7 +163,10 @@ fn remove_header(head: &mut Vec<u8>, name: &str) {
 
 /// Statuses whose responses get the `headers` rules (as nginx's `add_header`).
 pub fn gets_headers(status: u16) -> bool {
-    matches!(status, 200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308)
+    matches!(
+        status,
+        200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+    )
 }
 
 #[cfg(test)]

@@ -52,7 +52,9 @@ fn bad_site_configs_are_refused_by_name() {
         .unwrap_err()
         .0
     };
-    let twice = refused(&format!("[[site]]\nnames = [\"A.test\"]\nroot = \"{root}\""));
+    let twice = refused(&format!(
+        "[[site]]\nnames = [\"A.test\"]\nroot = \"{root}\""
+    ));
     assert!(twice.contains("already site[0]"), "{twice}");
     let unknown = refused("colour = \"red\"");
     assert!(unknown.contains("colour"), "{unknown}");
@@ -79,6 +81,12 @@ fn old_stats_key_still_reads() {
     let cfg = config("[stats]\nenabled = false\nallow = []").unwrap();
     assert!(!cfg.stats.enabled && !cfg.stats.old_key && cfg.stats.allow_nets.is_empty());
     let cfg = config("").unwrap();
-    assert!(cidr::contains(&cfg.stats.allow_nets, "127.0.0.1".parse().unwrap()));
-    assert!(!cidr::contains(&cfg.stats.allow_nets, "192.0.2.1".parse().unwrap()));
+    assert!(cidr::contains(
+        &cfg.stats.allow_nets,
+        "127.0.0.1".parse().unwrap()
+    ));
+    assert!(!cidr::contains(
+        &cfg.stats.allow_nets,
+        "192.0.2.1".parse().unwrap()
+    ));
 }

@@ -150,10 +150,7 @@ impl Default for Config {
             batch_scheduling: false,
             stats: StatsConfig::default(),
             sites: Vec::new(),
-            site_table: Arc::new(crate::site::Sites::implicit(
-                PathBuf::from("html"),
-                None,
-            )),
+            site_table: Arc::new(crate::site::Sites::implicit(PathBuf::from("html"), None)),
             cache: CacheConfig::default(),
             cgi: CgiConfig::default(),
             ogi: OgiConfig::default(),
