@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What collecting statistics costs: two release servers, one with `stats = true` and one with
-# `stats = false`, both running, measured in turn (the order flips every round) by
+# What collecting statistics costs: two release servers, one with `[stats] enabled = true` and one
+# with `enabled = false`, both running, measured in turn (the order flips every round) by
 # wrk -t1 -c100 on the 8 KiB page over keep-alive, so background load on a shared machine hits
 # both alike. Each run prints requests/s, server CPU per request (/proc/PID/stat) and the CPU
 # per request of the `stats` and `recycler` threads (/proc/PID/task/*/stat); then the medians
@@ -25,7 +25,7 @@ cp "$OCCWSERV" "$WORK/occwserv"   # a later build does not change this run
 TICK=$(getconf CLK_TCK)
 
 start() {   # MODE PORT: starts a server, prints its PID
-  printf 'access_log = ""\nerror_log = "%s/error-%s.log"\nmax_keep_alive_requests = 1000000\nstats = %s\n' \
+  printf 'access_log = ""\nerror_log = "%s/error-%s.log"\nmax_keep_alive_requests = 1000000\n[stats]\nenabled = %s\n' \
     "$WORK" "$1" "$1" > "$WORK/$1.toml"
   "$WORK/occwserv" --config "$WORK/$1.toml" --listen "127.0.0.1:$2" --root "$WORK/docroot" > /dev/null 2>&1 &
   echo $!

@@ -5,7 +5,7 @@
 //! Access-log lines are batched and flushed whenever the inbox runs dry, so nobody is woken
 //! per request under load, and nothing waits long when it is quiet. Stats records are sent
 //! in batches of `BATCH`, or `RECORDS_HOLD` after the oldest arrived, or at once when the
-//! stats process asks (`Flush`) before it renders a page. With `stats = false` no stats
+//! stats process asks (`Flush`) before it renders a page. With `[stats] enabled = false` no stats
 //! records are kept at all.
 
 use std::sync::atomic::Ordering;

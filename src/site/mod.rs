@@ -337,7 +337,9 @@ impl Sites {
             }
             sites.list.push(Arc::new(site));
         }
-        sites.wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
+        sites
+            .wildcards
+            .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         sites.default = default.unwrap_or(0);
         Ok(sites)
     }

@@ -1,5 +1,5 @@
 //! The status pages over real sockets: `/stats.json` counts a known sequence exactly,
-//! `/metrics` parses with Prometheus's own parser, `stats = false` stops the counting, and
+//! `/metrics` parses with Prometheus's own parser, `[stats] enabled = false` stops the counting, and
 //! `/stats.html` renders its process picture in a real browser (headless Chromium).
 
 use std::io::Write;
@@ -163,7 +163,7 @@ fn stats_json_counts_a_known_sequence_exactly() {
 
 #[test]
 fn statistics_off_counts_no_requests_but_keeps_the_gauges() {
-    let server = uncached_server("stats = false");
+    let server = uncached_server("[stats]\nenabled = false");
     let mut client = Client::new(&server);
     for _ in 0..4 {
         assert_eq!(client.get("/plain.txt", "").status, 200);
@@ -178,7 +178,7 @@ fn statistics_off_counts_no_requests_but_keeps_the_gauges() {
     assert!(count(&stats, "/farms/static/jobs") >= 4);
     let page = server.get("/stats.html");
     assert_eq!(page.status, 200);
-    assert!(page.text().contains("<code>stats = false</code>"));
+    assert!(page.text().contains("<code>[stats] enabled = false</code>"));
 }
 
 /// Parses Prometheus text with `prometheus_client`'s parser; returns, per family, its type
@@ -509,7 +509,7 @@ fn a_slow_reader_shows_as_sending_until_it_takes_its_answer() {
 
 #[test]
 fn sighup_switches_the_counting_off_and_on() {
-    let server = uncached_server("stats = true");
+    let server = uncached_server("[stats]\nenabled = true");
     let mut client = Client::new(&server);
     for _ in 0..3 {
         client.get("/plain.txt", "");
@@ -519,7 +519,7 @@ fn sighup_switches_the_counting_off_and_on() {
     let config = std::fs::read_to_string(&server.config_path).unwrap();
     std::fs::write(
         &server.config_path,
-        config.replace("stats = true", "stats = false"),
+        config.replace("[stats]\nenabled = true", "[stats]\nenabled = false"),
     )
     .unwrap();
     server.signal(nix::sys::signal::Signal::SIGHUP);

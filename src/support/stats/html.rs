@@ -56,7 +56,7 @@ pub fn render(s: &Snapshot) -> String {
     );
     if !s.stats_enabled {
         h.push_str(
-            "<p class=\"notice\">Per-request statistics are off (<code>stats = false</code> in the config): \
+            "<p class=\"notice\">Per-request statistics are off (<code>[stats] enabled = false</code> in the config): \
              request counts, rates and latencies stay at zero. Connections, workers and queues are live.</p>\n",
         );
     }
