@@ -111,6 +111,7 @@ fn serve(
     let control = listener.try_clone()?;
     let signals = Signals::new([SIGHUP, SIGINT, SIGTERM])?;
     let old_stats_key = cfg.stats.old_key;
+    occwserv::site::types::publish(&cfg.types);
     let running = network::start(listener, cfg, config_file, overrides)?;
     if old_stats_key {
         let _ = running.to_log.try_send(ToLog::Error(

@@ -35,9 +35,7 @@ impl Representation {
             modified,
             etag: crate::http::response::etag(meta.len(), modified),
             last_modified: httpdate::fmt_http_date(modified),
-            mime: mime_guess::from_path(name)
-                .first_raw()
-                .unwrap_or("application/octet-stream"),
+            mime: crate::site::types::content_type(name),
             inode: meta.ino(),
         }
     }

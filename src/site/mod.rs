@@ -10,6 +10,7 @@ pub mod cidr;
 pub mod host;
 pub mod htpasswd;
 pub mod rules;
+pub mod types;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -69,6 +69,8 @@ pub struct Config {
     /// `[[site]]`: virtual hosts. None configured: one site serves `root` for every host.
     #[serde(rename = "site")]
     pub sites: Vec<SiteConfig>,
+    /// `[types]`: extension = "type/subtype", adding to or overriding the built-in types.
+    pub types: std::collections::BTreeMap<String, String>,
     /// The sites, compiled and checked (names, CIDRs, htpasswd files read); built by `prepare`.
     #[serde(skip)]
     pub site_table: Arc<crate::site::Sites>,
@@ -150,6 +152,7 @@ impl Default for Config {
             batch_scheduling: false,
             stats: StatsConfig::default(),
             sites: Vec::new(),
+            types: std::collections::BTreeMap::new(),
             site_table: Arc::new(crate::site::Sites::implicit(PathBuf::from("html"), None)),
             cache: CacheConfig::default(),
             cgi: CgiConfig::default(),
@@ -228,6 +231,7 @@ impl Config {
     /// Compiles the sites and the stats allow-list (after the command line is applied).
     pub fn prepare(&mut self) -> Result<(), ConfigError> {
         self.stats.compile()?;
+        crate::site::types::check(&self.types).map_err(ConfigError)?;
         self.site_table = Arc::new(crate::site::Sites::compile(self)?);
         Ok(())
     }
@@ -517,6 +521,7 @@ pub fn run(
                     )));
                     cfg.listen = old.listen;
                 }
+                crate::site::types::publish(&cfg.types);
                 live.store(Arc::new(cfg));
                 let _ = to_log.try_send(ToLog::Reopen);
                 let _ = to_log.try_send(ToLog::Error(format!(

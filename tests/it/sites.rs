@@ -589,3 +589,39 @@ fn sighup_swaps_a_site_root_under_load_without_a_failed_request() {
     }
     assert!(total > 0);
 }
+
+#[test]
+fn text_types_carry_a_charset_and_types_can_be_added() {
+    let root = tempfile::tempdir().unwrap();
+    write(&root.path().join("app.js"), "go()\n");
+    write(&root.path().join("data.json"), "{}\n");
+    write(&root.path().join("module.wasm"), "\0asm");
+    write(&root.path().join("notes.TXT2"), "n\n");
+    write(&root.path().join("logo.png"), "png");
+    let server = Server::start(ServerOpts {
+        root: Some(root.path().to_path_buf()),
+        extra_config: "[types]\nwasm = \"application/wasm\"\ntxt2 = \"text/plain\"\n".into(),
+        ..ServerOpts::default()
+    });
+    let js = server.get("/app.js");
+    assert!(js
+        .header("content-type")
+        .unwrap()
+        .ends_with("javascript; charset=utf-8"));
+    assert_eq!(
+        server.get("/data.json").header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(
+        server.get("/module.wasm").header("content-type"),
+        Some("application/wasm")
+    );
+    assert_eq!(
+        server.get("/notes.TXT2").header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(
+        server.get("/logo.png").header("content-type"),
+        Some("image/png")
+    );
+}

@@ -17,7 +17,10 @@ fn get_serves_exact_bytes_and_headers() {
     let resp = server.get("/plain.txt");
     assert_eq!(resp.status_line, "HTTP/1.1 200 OK");
     assert_eq!(resp.body, file(&server, "plain.txt"));
-    assert_eq!(resp.header("content-type"), Some("text/plain"));
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     assert_eq!(resp.header("content-length"), Some("19"));
     assert_eq!(resp.header("accept-ranges"), Some("bytes"));
     assert_eq!(resp.header("server"), Some("occwserv"));
@@ -37,7 +40,7 @@ fn get_serves_exact_bytes_and_headers() {
     assert!(httpdate::parse_http_date(resp.header("date").unwrap()).is_ok());
     assert_eq!(
         server.get("/style.css").header("content-type"),
-        Some("text/css")
+        Some("text/css; charset=utf-8")
     );
 }
 
@@ -47,7 +50,10 @@ fn index_spaces_and_non_ascii_names() {
     let root = server.get("/");
     assert_eq!(root.status, 200);
     assert_eq!(root.body, file(&server, "index.html"));
-    assert_eq!(root.header("content-type"), Some("text/html"));
+    assert_eq!(
+        root.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     assert_eq!(server.get("/sub/").body, file(&server, "sub/index.html"));
     assert_eq!(server.get("/with%20space.txt").body, b"spaced out\n");
     assert_eq!(

@@ -199,7 +199,7 @@ fn run_once(mut conn: Conn, req: Request, cfg: &Arc<Config>, worker: &mut Worker
             }
         },
     };
-    let document_root = absolute(&cfg.root);
+    let document_root = absolute(&crate::site::of(&req, cfg).root);
     let script_filename = absolute(&script.program);
     let server_path = std::env::var_os("PATH");
     let env = environment(&EnvInput {
