@@ -162,6 +162,8 @@ pub struct Exchange {
     /// Bytes read from and written to the socket for this exchange (set by the recycler).
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// The site that answered (its first name), for the access log and per-site stats.
+    pub site: Option<Arc<str>>,
 }
 
 impl Exchange {
@@ -193,6 +195,7 @@ impl Exchange {
             keep_alive_wait: None,
             bytes_in: 0,
             bytes_out: 0,
+            site: req.site.as_ref().map(|site| site.label.clone()),
         }
     }
 
@@ -213,6 +216,7 @@ impl Exchange {
             keep_alive_wait: None,
             bytes_in: 0,
             bytes_out: 0,
+            site: None,
         }
     }
 }

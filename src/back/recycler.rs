@@ -18,7 +18,7 @@ use crate::conn::Conn;
 use crate::net::idle_pool::IdleSender;
 use crate::protocol::{Exchange, Handler, ToFrontEnd, ToIdlePool, ToLog, ToRecycler, ToStats};
 use crate::support::config::Live;
-use crate::support::log::access_line;
+use crate::support::log::{access_line, AccessFormat};
 use crate::support::meters::Meters;
 
 /// The recycler's outputs.
@@ -75,6 +75,8 @@ pub fn run(inbox: Receiver<ToRecycler>, out: RecyclerOut) {
         let keeping = Keeping {
             access_log: !cfg.access_log.is_empty(),
             stats: cfg.stats.enabled,
+            access_format: cfg.access_log_format,
+            with_site: !cfg.sites.is_empty(),
         };
         match msg {
             ToRecycler::KeepAlive(conn, exchange) => {
@@ -109,6 +111,8 @@ pub fn run(inbox: Receiver<ToRecycler>, out: RecyclerOut) {
 struct Keeping {
     access_log: bool,
     stats: bool,
+    access_format: AccessFormat,
+    with_site: bool,
 }
 
 fn record(
@@ -120,7 +124,13 @@ fn record(
 ) -> Conn {
     conn.requests += 1;
     if keeping.access_log {
-        access_line(access, &conn, &exchange);
+        access_line(
+            access,
+            &conn,
+            &exchange,
+            keeping.access_format,
+            keeping.with_site,
+        );
     }
     exchange.bytes_in = std::mem::take(&mut conn.bytes_in);
     exchange.bytes_out = std::mem::take(&mut conn.bytes_out);

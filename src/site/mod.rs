@@ -30,7 +30,7 @@ pub struct Site {
     /// Position in the table; site 0 keys the cache by bare path.
     pub id: usize,
     /// The first name, or `site-N`: in cache keys, logs and stats.
-    pub label: String,
+    pub label: Arc<str>,
     pub root: PathBuf,
     pub error_pages: PathBuf,
     pub autoindex: bool,
@@ -78,7 +78,11 @@ impl Site {
     fn plain(id: usize, root: PathBuf, error_pages: Option<PathBuf>) -> Site {
         Site {
             id,
-            label: format!("site-{id}"),
+            label: Arc::from(if id == 0 {
+                "default".to_string()
+            } else {
+                format!("site-{id}")
+            }),
             error_pages: error_pages.unwrap_or_else(|| root.clone()),
             root,
             autoindex: false,
@@ -102,7 +106,7 @@ impl Site {
         }
         let mut site = Site::plain(id, cfg.root.clone(), cfg.error_pages.clone());
         if let Some(first) = cfg.names.first() {
-            site.label = first.to_ascii_lowercase();
+            site.label = Arc::from(first.to_ascii_lowercase());
         }
         site.autoindex = cfg.autoindex;
         site.cgi = cfg.cgi;
@@ -379,7 +383,7 @@ impl Sites {
             return self.list.first();
         }
         let label = &key[..key.find('/').unwrap_or(key.len())];
-        self.list.iter().skip(1).find(|s| s.label == label)
+        self.list.iter().skip(1).find(|s| &*s.label == label)
     }
 
     /// The root a cache key's file is under.

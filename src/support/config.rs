@@ -31,6 +31,9 @@ pub struct Config {
     pub error_pages: Option<PathBuf>,
     /// Access log path (`-` for standard output, empty to disable).
     pub access_log: String,
+    /// `combined` (Combined Log Format, the site first when `[[site]]`s are configured) or
+    /// `json` (one object per line).
+    pub access_log_format: crate::support::log::AccessFormat,
     /// Error log path (`-` for standard error).
     pub error_log: String,
     /// Most simultaneous client connections; excess clients get 503.
@@ -135,6 +138,7 @@ impl Default for Config {
             plugins: PathBuf::from("target/release"),
             error_pages: None,
             access_log: "logs/access.log".to_string(),
+            access_log_format: crate::support::log::AccessFormat::Combined,
             error_log: "-".to_string(),
             max_connections: 16_000,
             keep_alive_timeout_secs: 65,

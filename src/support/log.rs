@@ -97,8 +97,34 @@ pub fn run(inbox: Receiver<ToLog>, live: Live) {
     }
 }
 
-/// Appends one Combined Log Format line for an exchange.
-pub fn access_line(out: &mut String, conn: &Conn, exchange: &Exchange) {
+/// How access-log lines are written (`access_log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessFormat {
+    /// Combined Log Format; with `[[site]]`s configured, the site first (Apache's
+    /// `vhost_combined`).
+    #[default]
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Appends one access-log line for an exchange; `with_site` puts the site first in the
+/// combined format (JSON lines always carry it).
+pub fn access_line(
+    out: &mut String,
+    conn: &Conn,
+    exchange: &Exchange,
+    format: AccessFormat,
+    with_site: bool,
+) {
+    if format == AccessFormat::Json {
+        return json_line(out, conn, exchange);
+    }
+    if with_site {
+        push_escaped(out, exchange.site.as_deref().unwrap_or("-"));
+        out.push(' ');
+    }
     let _ = write!(out, "{} - - [", conn.peer.ip());
     push_clf_time(out, SystemTime::now());
     out.push_str("] \"");
@@ -114,6 +140,24 @@ pub fn access_line(out: &mut String, conn: &Conn, exchange: &Exchange) {
     out.push_str("\" \"");
     push_escaped(out, exchange.user_agent.as_deref().unwrap_or("-"));
     out.push_str("\"\n");
+}
+
+/// One JSON object: time, site, client, request line, status, body bytes, referer, agent.
+fn json_line(out: &mut String, conn: &Conn, exchange: &Exchange) {
+    let mut time = String::with_capacity(26);
+    push_clf_time(&mut time, SystemTime::now());
+    let line = serde_json::json!({
+        "time": time,
+        "site": exchange.site.as_deref(),
+        "remote_addr": conn.peer.ip().to_string(),
+        "request": exchange.request_line,
+        "status": exchange.status,
+        "body_bytes": exchange.body_bytes,
+        "referer": exchange.referer,
+        "user_agent": exchange.user_agent,
+    });
+    out.push_str(&line.to_string());
+    out.push('\n');
 }
 
 /// Quotes and control characters are escaped, so a client cannot forge log lines.

@@ -625,3 +625,88 @@ fn text_types_carry_a_charset_and_types_can_be_added() {
         Some("image/png")
     );
 }
+
+/// Waits (bounded) until `check` holds for `/stats.json`; returns the last one read.
+fn wait_for_stats(
+    server: &Server,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = server.stats();
+        if check(&stats) || Instant::now() > deadline {
+            return stats;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_cache_log_and_stats_know_the_site() {
+    let (server, _sites) = start_sites();
+    for _ in 0..4 {
+        assert_eq!(with_host(&server, "example.test", "/").text(), "site a\n");
+        assert_eq!(with_host(&server, "b.test", "/").text(), "site b\n");
+    }
+    // Both sites' `/` are cached, under different keys, and each still answers its own.
+    let cached = |s: &serde_json::Value| {
+        let rows = s["cache"]["rows"].as_array().cloned().unwrap_or_default();
+        let has = |p: &str| {
+            rows.iter()
+                .any(|r| r["path"] == p && r["state"] == "cached")
+        };
+        has("/") && has("*.wild.test/")
+    };
+    let stats = wait_for_stats(&server, cached);
+    assert!(cached(&stats), "{}", stats["cache"]);
+    assert_eq!(with_host(&server, "example.test", "/").text(), "site a\n");
+    assert_eq!(with_host(&server, "b.test", "/").text(), "site b\n");
+    let counted = |s: &serde_json::Value| {
+        let rows = s["sites"].as_array().cloned().unwrap_or_default();
+        let row = |name: &str| rows.iter().find(|r| r["name"] == name).cloned();
+        row("example.test").is_some_and(|r| r["requests"].as_u64() >= Some(5))
+            && row("*.wild.test").is_some_and(|r| r["status"]["2xx"].as_u64() >= Some(5))
+    };
+    // The stats process flushes the recycler's records before it answers: exact at once.
+    let stats = server.stats();
+    assert!(counted(&stats), "{}", stats["sites"]);
+    let page = server.get("/stats.html").text();
+    assert!(page.contains("<h2>Sites</h2>") && page.contains("<td>example.test</td>"));
+    // The access log names the site first, as Apache's vhost_combined.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.access_log().contains("*.wild.test 127.0.0.1 - - [") {
+        assert!(Instant::now() < deadline, "{}", server.access_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server
+        .access_log()
+        .lines()
+        .any(|l| l.starts_with("example.test 127.0.0.1 - - [")
+            && l.contains("\"GET / HTTP/1.1\" 200 7")));
+}
+
+#[test]
+fn access_log_as_json_lines() {
+    let server = Server::start(ServerOpts {
+        extra_config: "access_log_format = \"json\"\n".into(),
+        ..ServerOpts::default()
+    });
+    assert_eq!(
+        server
+            .request("GET /plain.txt HTTP/1.1\r\nHost: localhost\r\nUser-Agent: t \"q\"\r\nConnection: close\r\n\r\n")
+            .status,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.access_log().contains("plain.txt") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = server.access_log();
+    let line: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(line["request"], "GET /plain.txt HTTP/1.1");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["site"], "default");
+    assert_eq!(line["user_agent"], "t \"q\"");
+    assert_eq!(line["remote_addr"], "127.0.0.1");
+}

@@ -68,6 +68,7 @@ pub fn render(s: &Snapshot) -> String {
     queues(&mut h, s);
     workers(&mut h, s);
     latency(&mut h, s);
+    sites(&mut h, s);
     cache(&mut h, &s.cache);
     plugins(&mut h, &s.plugins);
     h.push_str("</div>\n<footer>The same numbers: <a href=\"/stats.json\">/stats.json</a> · \
@@ -260,6 +261,37 @@ fn queues(h: &mut String, s: &Snapshot) {
             "<tr><td>{process}</td><td>{}</td></tr>",
             int(&format!("queues.{process}"), n)
         );
+    }
+    h.push_str("</table></section>\n");
+}
+
+/// Requests per site: answered, body bytes, status classes.
+fn sites(h: &mut String, s: &Snapshot) {
+    h.push_str("<section class=\"wide\"><h2>Sites</h2>\n");
+    if s.sites.is_empty() {
+        h.push_str(
+            "<p class=\"empty\">No request has been answered for a site yet.</p></section>\n",
+        );
+        return;
+    }
+    h.push_str(
+        "<table id=\"sites\"><tr><th>site</th><th>requests</th><th>body bytes</th>\
+         <th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th></tr>\n",
+    );
+    for (i, site) in s.sites.iter().enumerate() {
+        let key = |field: &str| format!("sites.{i}.{field}");
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td>",
+            escape(&site.name),
+            int(&key("requests"), site.requests),
+            int(&key("body_bytes"), site.body_bytes),
+        );
+        for class in ["2xx", "3xx", "4xx", "5xx"] {
+            let n = site.status.get(class).copied().unwrap_or(0);
+            let _ = write!(h, "<td>{}</td>", int(&key(&format!("status.{class}")), n));
+        }
+        h.push_str("</tr>\n");
     }
     h.push_str("</table></section>\n");
 }

@@ -54,6 +54,17 @@ pub struct Snapshot {
     /// The page cache: budget, use, hits, and its table of cached and competing files.
     pub cache: Cache,
     pub plugins: Vec<PluginRow>,
+    /// Requests, body bytes and status classes per site.
+    pub sites: Vec<SiteRow>,
+}
+
+/// One site's counts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SiteRow {
+    pub name: String,
+    pub requests: u64,
+    pub body_bytes: u64,
+    pub status: Named<u64>,
 }
 
 /// The page cache as cache.control publishes it, with the hits counted here.
@@ -312,6 +323,22 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
         latency_bounds_us: BUCKET_BOUNDS_MICROS.to_vec(),
         cache,
         plugins: out.board.load().as_ref().clone(),
+        sites: tally
+            .by_site
+            .iter()
+            .map(|(name, count)| SiteRow {
+                name: name.to_string(),
+                requests: count.requests,
+                body_bytes: count.body_bytes,
+                status: Named(
+                    classes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (*c, count.by_class[i + 1]))
+                        .collect(),
+                ),
+            })
+            .collect(),
     }
 }
 

@@ -2,7 +2,8 @@
 //! per-stage latency histograms, and samples of the counters for recent rates.
 //! Pure bookkeeping owned by the stats process; no channels here.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -146,6 +147,17 @@ pub struct Tally {
     samples: VecDeque<(Instant, Counters)>,
     /// Requests per second between consecutive samples, oldest first.
     pub history: VecDeque<f64>,
+    /// Counts per site (by its first name).
+    pub by_site: BTreeMap<Arc<str>, SiteCount>,
+}
+
+/// What one site answered.
+#[derive(Debug, Clone, Default)]
+pub struct SiteCount {
+    pub requests: u64,
+    pub body_bytes: u64,
+    /// By status class, as `Tally::by_class`.
+    pub by_class: [u64; 6],
 }
 
 impl Default for Tally {
@@ -174,6 +186,7 @@ impl Tally {
                 .collect(),
             history: VecDeque::with_capacity(HISTORY_SECONDS),
             samples: VecDeque::new(),
+            by_site: BTreeMap::new(),
         }
     }
 
@@ -193,6 +206,16 @@ impl Tally {
             .record(since(exchange.finished, exchange.started));
         if let Some(wait) = exchange.keep_alive_wait {
             self.stages[4].record(wait);
+        }
+        if let Some(site) = &exchange.site {
+            if !self.by_site.contains_key(&**site) {
+                self.by_site.insert(site.clone(), SiteCount::default());
+            }
+            if let Some(count) = self.by_site.get_mut(&**site) {
+                count.requests += 1;
+                count.body_bytes += exchange.body_bytes;
+                count.by_class[(exchange.status / 100).clamp(1, 5) as usize] += 1;
+            }
         }
     }
 
