@@ -296,6 +296,9 @@ impl Worker {
     /// `try_files`: the first candidate that is a file (or, for one ending in `/`, a
     /// directory with an index or a listing); the last one is served or answered whatever it is.
     fn try_files(&mut self, req: &Request, site: &Site) -> Found {
+        if normalize(&req.path).is_err() {
+            return Found::BadPath;
+        }
         let last = site.try_files.len().saturating_sub(1);
         for (i, candidate) in site.try_files.iter().enumerate() {
             if let Some(code) = candidate.strip_prefix('=') {
