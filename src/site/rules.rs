@@ -41,7 +41,11 @@ impl Pattern {
 /// The decoded, normalised form of a request path (`/a/../%62` is `/b`), which rules match
 /// against, so that no spelling of a path slips past an access or auth rule. `None` when the
 /// path is not a safe path below the root.
-pub fn canonical(raw: &str) -> Option<String> {
+pub fn canonical(raw: &str) -> Option<Cow<'_, str>> {
+    if plain(raw) {
+        // Nothing to decode or fold: the common case costs no allocation.
+        return Some(Cow::Borrowed(raw));
+    }
     let safe = normalize(raw).ok()?;
     let mut out = String::with_capacity(raw.len());
     for segment in &safe.segments {
@@ -51,7 +55,25 @@ pub fn canonical(raw: &str) -> Option<String> {
     if safe.trailing_slash || out.is_empty() {
         out.push('/');
     }
-    Some(out)
+    Some(Cow::Owned(out))
+}
+
+/// A path that `normalize` would give back unchanged: no escapes, backslashes, empty or dot
+/// segments.
+fn plain(raw: &str) -> bool {
+    let Some(rest) = raw.strip_prefix('/') else {
+        return false;
+    };
+    let bytes_ok = !raw.bytes().any(|b| b == b'%' || b == b'\\' || b == 0);
+    bytes_ok
+        && rest
+            .split('/')
+            .enumerate()
+            .all(|(i, segment)| match segment {
+                "" => i == rest.split('/').count() - 1,
+                "." | ".." => false,
+                _ => true,
+            })
 }
 
 /// Characters escaped when a decoded path goes back into a URL.
@@ -196,6 +218,14 @@ mod tests {
         assert_eq!(canonical("/").as_deref(), Some("/"));
         assert_eq!(canonical("/../x"), None);
         assert_eq!(canonical("*"), None);
+        assert_eq!(canonical("/a/b/").as_deref(), Some("/a/b/"));
+        assert_eq!(canonical("/a/.").as_deref(), Some("/a/"));
+        assert_eq!(canonical("/a/b%2Fc"), None);
+        assert!(matches!(
+            canonical("/plain/path.html"),
+            Some(Cow::Borrowed(_))
+        ));
+        assert!(matches!(canonical("/"), Some(Cow::Borrowed(_))));
     }
 
     #[test]
