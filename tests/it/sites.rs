@@ -35,6 +35,9 @@ fn make_sites(base: &Path) {
     write(&base.join("files/b & c.txt"), "12345\n");
     write(&base.join("files/.hidden"), "h\n");
     write(&base.join("files/sub/inner.txt"), "i\n");
+    write(&base.join("files/cgi-bin/run.sh"), "just a file\n");
+    write(&base.join("files/ogi/hello"), "not a plug-in\n");
+    write(&base.join("a/cgi-bin/run.sh"), "never served\n");
     write(&base.join("outside/secret.txt"), "outside\n");
     std::os::unix::fs::symlink(base.join("outside"), base.join("files/escape")).unwrap();
 }
@@ -103,6 +106,8 @@ try_files = ["$uri", "$uri/", "/index.html"]
 names = ["files.test"]
 root = "{b}/files"
 autoindex = true
+cgi = false
+plugins = false
 "#
     )
 }
@@ -332,8 +337,11 @@ fn autoindex_lists_escaped_names_and_stays_below_the_root() {
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["sub", "<script>.html", "b & c.txt"]);
-    assert_eq!(list[2]["size"], 6);
+    assert_eq!(
+        names,
+        ["cgi-bin", "ogi", "sub", "<script>.html", "b & c.txt"]
+    );
+    assert_eq!(list[4]["size"], 6);
     assert_eq!(list[0]["type"], "directory");
     let inner = curl(&server, "files.test", "/sub/", &[]).text();
     assert!(inner.contains("inner.txt</a>") && inner.contains("href=\"../\""));
@@ -709,4 +717,17 @@ fn access_log_as_json_lines() {
     assert_eq!(line["site"], "default");
     assert_eq!(line["user_agent"], "t \"q\"");
     assert_eq!(line["remote_addr"], "127.0.0.1");
+}
+
+#[test]
+fn a_site_can_turn_cgi_and_plugins_off_for_itself() {
+    let (server, _sites) = start_sites();
+    let file = curl(&server, "files.test", "/cgi-bin/run.sh", &[]);
+    assert_eq!((file.status, file.text().as_str()), (200, "just a file\n"));
+    let ogi = curl(&server, "files.test", "/ogi/hello", &[]);
+    assert_eq!((ogi.status, ogi.text().as_str()), (200, "not a plug-in\n"));
+    // Elsewhere /cgi-bin/ is still the CGI directory, never the site's file.
+    let cgi = curl(&server, "example.test", "/cgi-bin/run.sh", &[]);
+    assert_ne!(cgi.text(), "never served\n");
+    assert_eq!(cgi.status, 404);
 }
