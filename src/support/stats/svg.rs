@@ -176,7 +176,6 @@ pub fn render(s: &Snapshot) -> String {
     );
     let c = &s.connections;
     let r = &s.requests;
-    let handler_rate = |name: &str| r.handlers.get(name).map_or(0.0, |h| h.per_second);
 
     // Arrows first, so boxes and pills sit on top of them.
     p.arrow("M110,85 H148", "");
