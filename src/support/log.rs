@@ -97,6 +97,18 @@ pub fn run(inbox: Receiver<ToLog>, live: Live) {
     }
 }
 
+/// Whether an access log is being written (set from the live config): request lines,
+/// Referer and User-Agent are copied into an `Exchange` only then.
+static ACCESS_LOG_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+pub fn set_access_log_on(on: bool) {
+    ACCESS_LOG_ON.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn access_log_on() -> bool {
+    ACCESS_LOG_ON.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// How access-log lines are written (`access_log_format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

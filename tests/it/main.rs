@@ -8,6 +8,7 @@ mod cgi_apps;
 mod game;
 mod hardening;
 mod plugins;
+mod replicas;
 mod sites;
 mod static_files;
 mod stats;
