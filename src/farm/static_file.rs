@@ -204,8 +204,10 @@ impl Worker {
                     .unwrap_or_default();
                 let rep = Representation::of(&meta, &name);
                 if req.method == Method::Get && rep.len > 0 {
-                    self.hits
-                        .count(&site.cache_key(&req.path), rep.len, || Arc::from(relative));
+                    let hits = &mut self.hits;
+                    site.with_cache_key(&req.path, |key| {
+                        hits.count(key, rep.len, || Arc::from(relative))
+                    });
                 }
                 self.respond(conn, req, cfg, &rep, Source::File(file), Handler::Static)
             }

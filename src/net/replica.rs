@@ -318,11 +318,11 @@ impl Replica {
                 static_file::skip_buffered_body(&mut conn, &mut req);
                 let table = self.out.cache.load();
                 let cacheable = matches!(req.method, Method::Get | Method::Head);
-                let key = match &req.site {
-                    Some(site) => site.cache_key(&req.path),
-                    None => std::borrow::Cow::Borrowed(req.path.as_str()),
+                let entry = match &req.site {
+                    Some(site) => site.with_cache_key(&req.path, |key| table.get(key)),
+                    None => table.get(&req.path),
                 };
-                match table.get(&*key) {
+                match entry {
                     Some(entry) if cacheable => {
                         self.worker
                             .serve_cached(conn, &req, cfg, entry, &self.out.to_cache_control)

@@ -254,6 +254,27 @@ impl Site {
             Cow::Owned(format!("{}{path}", self.label))
         }
     }
+
+    /// Calls `f` with the cache key of a request path, built in a per-thread buffer, so a
+    /// lookup on the hot path allocates nothing.
+    pub fn with_cache_key<R>(&self, path: &str, f: impl FnOnce(&str) -> R) -> R {
+        if self.id == 0 {
+            return f(path);
+        }
+        thread_local! {
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        KEY.with(|key| match key.try_borrow_mut() {
+            Ok(mut key) => {
+                key.clear();
+                key.push_str(&self.label);
+                key.push_str(path);
+                f(&key)
+            }
+            // Only a call from inside `f` could find it taken.
+            Err(_) => f(&self.cache_key(path)),
+        })
+    }
 }
 
 /// Every site, and how host names find them.
