@@ -7,6 +7,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+/// Longest password checked against a hash.
+pub const MAX_PASSWORD_BYTES: usize = 256;
+
 /// The users of one htpasswd file.
 #[derive(Debug, Default)]
 pub struct Users {
@@ -68,8 +71,12 @@ impl Users {
         Ok(Users { hashes })
     }
 
-    /// Whether the password is right for the user.
+    /// Whether the password is right for the user. A password longer than
+    /// `MAX_PASSWORD_BYTES` is wrong without hashing: SHA-crypt's work grows with its length.
     pub fn verify(&self, user: &str, password: &str) -> bool {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return false;
+        }
         match self.hashes.get(user) {
             Some(Hash::Bcrypt(hash)) => bcrypt::verify(password, hash).unwrap_or(false),
             Some(Hash::Sha256Crypt(hash)) => sha_crypt::sha256_check(password, hash).is_ok(),
@@ -112,6 +119,7 @@ mod tests {
         assert!(users.verify("bob", "pw"));
         assert!(!users.verify("bob", "secret"));
         assert!(!users.verify("carol", "secret"));
+        assert!(!users.verify("bob", &"p".repeat(MAX_PASSWORD_BYTES + 1)));
     }
 
     #[test]
