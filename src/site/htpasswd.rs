@@ -4,8 +4,12 @@
 //! (`$5$`, `$6$`: `htpasswd -2`, `-5`). MD5-apr1 (`htpasswd`'s old default), `{SHA}`,
 //! DES crypt and plain text are refused when the file is read, naming the line.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
 
 /// Longest password checked against a hash.
 pub const MAX_PASSWORD_BYTES: usize = 256;
@@ -13,8 +17,23 @@ pub const MAX_PASSWORD_BYTES: usize = 256;
 /// The users of one htpasswd file.
 #[derive(Debug, Default)]
 pub struct Users {
+    /// Distinguishes this reading of the file from every other, in the checked-credentials
+    /// memory: after a reload, nothing checked against the old file counts.
+    id: u64,
     hashes: HashMap<String, Hash>,
 }
+
+/// Credentials recently found right, per thread, as SHA-256 digests of (file reading, user,
+/// password): a browser sends the same `Authorization` with every request, and bcrypt's cost
+/// (milliseconds on the thread that serves a whole core's connections) is then paid once.
+/// Wrong credentials are never remembered. Cleared when it holds `REMEMBERED` entries.
+const REMEMBERED: usize = 1024;
+
+thread_local! {
+    static CHECKED: RefCell<HashSet<[u8; 32]>> = RefCell::new(HashSet::new());
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug)]
 enum Hash {
@@ -68,7 +87,10 @@ impl Users {
                 };
             hashes.insert(user.to_string(), hash);
         }
-        Ok(Users { hashes })
+        Ok(Users {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            hashes,
+        })
     }
 
     /// Whether the password is right for the user. A password longer than
@@ -77,12 +99,33 @@ impl Users {
         if password.len() > MAX_PASSWORD_BYTES {
             return false;
         }
-        match self.hashes.get(user) {
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(self.id.to_le_bytes())
+            .chain_update(user.as_bytes())
+            .chain_update([0])
+            .chain_update(password.as_bytes())
+            .finalize()
+            .into();
+        let known = CHECKED.with(|checked| checked.borrow().contains(&digest));
+        if known {
+            return true;
+        }
+        let right = match self.hashes.get(user) {
             Some(Hash::Bcrypt(hash)) => bcrypt::verify(password, hash).unwrap_or(false),
             Some(Hash::Sha256Crypt(hash)) => sha_crypt::sha256_check(password, hash).is_ok(),
             Some(Hash::Sha512Crypt(hash)) => sha_crypt::sha512_check(password, hash).is_ok(),
             None => false,
+        };
+        if right {
+            CHECKED.with(|checked| {
+                let mut checked = checked.borrow_mut();
+                if checked.len() >= REMEMBERED {
+                    checked.clear();
+                }
+                checked.insert(digest);
+            });
         }
+        right
     }
 }
 
@@ -120,6 +163,10 @@ mod tests {
         assert!(!users.verify("bob", "secret"));
         assert!(!users.verify("carol", "secret"));
         assert!(!users.verify("bob", &"p".repeat(MAX_PASSWORD_BYTES + 1)));
+        // Remembered, still right; a new reading of the file remembers nothing of the old.
+        assert!(users.verify("alice", "secret") && users.verify("alice", "secret"));
+        let without_alice = Users::parse(&format!("bob:{sha}\n")).unwrap();
+        assert!(!without_alice.verify("alice", "secret"));
     }
 
     #[test]
