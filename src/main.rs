@@ -22,6 +22,7 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
   plugins = \"target/release\"       directory scanned for gateway plug-ins (*.so), under /ogi/
   error_pages = \"html\"             where errorNNN.html pages live (default: the root)
   access_log = \"logs/access.log\"   Combined Log Format; \"-\" stderr, \"stdout\", \"\" off
+  access_log_format = \"combined\"  or \"json\" (one object per line, with the site)
   error_log = \"-\"                  error log path; \"-\" is stderr
   max_connections = 16000           open connections before new ones get 503
   keep_alive_timeout_secs = 65      idle time allowed between requests
@@ -38,6 +39,7 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
   [stats]  enabled = true            per-request counts and latencies (false: live gauges only)
            allow = [\"127.0.0.0/8\", \"::1\"]  who may read /stats.html, /stats.json, /metrics
            path_prefix = \"/\"            where those pages are served
+  [types]  ext = \"type/subtype\"    add or override MIME types (text gets charset=utf-8)
   [[site]] names, root, default, autoindex, index, try_files, error_pages, cgi, plugins;
            [[site.redirect]] from, to, status; [[site.headers]] path, set;
            [[site.auth]] path, htpasswd, realm; [[site.access]] path, allow, deny (docs/SITES.md)
