@@ -678,6 +678,12 @@ fn the_cache_log_and_stats_know_the_site() {
     // The stats process flushes the recycler's records before it answers: exact at once.
     let stats = server.stats();
     assert!(counted(&stats), "{}", stats["sites"]);
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics.contains("occwserv_site_requests_total{site=\"example.test\",class=\"2xx\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("occwserv_site_body_bytes_total{site=\"*.wild.test\"}"));
     let page = server.get("/stats.html").text();
     assert!(page.contains("<h2>Sites</h2>") && page.contains("<td>example.test</td>"));
     // The access log names the site first, as Apache's vhost_combined.

@@ -349,6 +349,37 @@ pub fn render(s: &Snapshot) -> String {
             );
         }
     }
+    if !s.sites.is_empty() {
+        family(
+            &mut p,
+            "site_requests_total",
+            "counter",
+            "Requests answered for each site (by its first name), by status class.",
+        );
+        for site in &s.sites {
+            for (class, n) in &site.status.0 {
+                let _ = writeln!(
+                    p,
+                    "occwserv_site_requests_total{{site=\"{}\",class=\"{class}\"}} {n}",
+                    label(&site.name)
+                );
+            }
+        }
+        family(
+            &mut p,
+            "site_body_bytes_total",
+            "counter",
+            "Response body bytes sent for each site.",
+        );
+        for site in &s.sites {
+            let _ = writeln!(
+                p,
+                "occwserv_site_body_bytes_total{{site=\"{}\"}} {}",
+                label(&site.name),
+                site.body_bytes
+            );
+        }
+    }
     p
 }
 
