@@ -90,3 +90,68 @@ fn old_stats_key_still_reads() {
         "192.0.2.1".parse().unwrap()
     ));
 }
+
+fn request(raw: &str) -> Request {
+    crate::http::request::parse_head(raw.as_bytes(), &crate::http::request::HeadLimits::default())
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn gate_checks_access_then_auth_then_redirects() {
+    let d = dir();
+    let root = d.path().display();
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    std::fs::write(d.path().join("pw"), format!("u:{hash}\n")).unwrap();
+    let cfg = config(&format!(
+        r#"
+        [[site]]
+        names = ["a.test"]
+        root = "{root}"
+        [[site.access]]
+        path = "/p/*"
+        allow = ["127.0.0.1"]
+        deny = ["127.0.0.1/32"]
+        [[site.access]]
+        path = "/q/*"
+        allow = ["127.0.0.0/8"]
+        deny = ["127.0.0.9"]
+        [[site.auth]]
+        path = "/q/*"
+        htpasswd = "{root}/pw"
+        realm = "Q"
+        [[site.redirect]]
+        from = "/q/*"
+        to = "/r/$1"
+        "#
+    ))
+    .unwrap();
+    let site = &cfg.site_table.list[0];
+    let local: IpAddr = "127.0.0.1".parse().unwrap();
+    let get = |path: &str, extra: &str| {
+        request(&format!(
+            "GET {path} HTTP/1.1\r\nHost: a.test\r\n{extra}\r\n"
+        ))
+    };
+    // Deny wins over allow.
+    assert_eq!(site.gate(&get("/p/x", ""), local), Gate::Forbidden);
+    assert_eq!(
+        site.gate(&get("/q/x", ""), "127.0.0.9".parse().unwrap()),
+        Gate::Forbidden
+    );
+    assert_eq!(
+        site.gate(&get("/q/x", ""), "10.0.0.1".parse().unwrap()),
+        Gate::Forbidden
+    );
+    assert_eq!(
+        site.gate(&get("/q/x", ""), local),
+        Gate::Unauthorized("Basic realm=\"Q\", charset=\"UTF-8\"".to_string())
+    );
+    let auth = "Authorization: Basic dTpwdw==\r\n";
+    assert_eq!(
+        site.gate(&get("/q/x?y=1", auth), local),
+        Gate::Redirect(301, "/r/x?y=1".to_string())
+    );
+    assert_eq!(site.gate(&get("/elsewhere", ""), local), Gate::Pass);
+    assert_eq!(site.gate(&get("/%2e%2e/q/x", ""), local), Gate::BadPath);
+}
