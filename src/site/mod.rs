@@ -223,12 +223,15 @@ impl Site {
                 ));
             }
         }
-        let host = req
-            .host
-            .as_deref()
-            .and_then(|h| host::name(h).ok())
-            .unwrap_or("");
         for rule in &self.redirects {
+            if rule.from.matches(&path).is_none() {
+                continue;
+            }
+            let host = req
+                .host
+                .as_deref()
+                .and_then(|h| host::name(h).ok())
+                .unwrap_or("");
             if let Some(location) = rule.location(&path, host, req.query.as_deref()) {
                 return Gate::Redirect(rule.status, location);
             }
@@ -380,18 +383,30 @@ impl Sites {
         if self.list.len() == 1 || name.is_empty() || name.len() > host::MAX_NAME_BYTES {
             return Ok(default);
         }
-        let mut lower = [0u8; host::MAX_NAME_BYTES];
-        let lower = &mut lower[..name.len()];
-        lower.copy_from_slice(name.as_bytes());
-        lower.make_ascii_lowercase();
-        let Ok(lower) = std::str::from_utf8(lower) else {
-            return Ok(default);
+        let exact = if self.exact.len() <= 16 {
+            // A few names: comparing beats hashing a lower-cased copy.
+            self.exact
+                .iter()
+                .find(|(known, _)| known.eq_ignore_ascii_case(name))
+                .map(|(_, id)| *id)
+        } else {
+            let mut lower = [0u8; host::MAX_NAME_BYTES];
+            let lower = &mut lower[..name.len()];
+            lower.copy_from_slice(name.as_bytes());
+            lower.make_ascii_lowercase();
+            std::str::from_utf8(lower)
+                .ok()
+                .and_then(|lower| self.exact.get(lower).copied())
         };
-        if let Some(&id) = self.exact.get(lower) {
+        if let Some(id) = exact {
             return Ok(&self.list[id]);
         }
+        let name = name.as_bytes();
         for (suffix, id) in &self.wildcards {
-            if lower.len() > suffix.len() && lower.ends_with(suffix.as_str()) {
+            let suffix = suffix.as_bytes();
+            if name.len() > suffix.len()
+                && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            {
                 return Ok(&self.list[*id]);
             }
         }

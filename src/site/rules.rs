@@ -61,19 +61,30 @@ pub fn canonical(raw: &str) -> Option<Cow<'_, str>> {
 /// A path that `normalize` would give back unchanged: no escapes, backslashes, empty or dot
 /// segments.
 fn plain(raw: &str) -> bool {
-    let Some(rest) = raw.strip_prefix('/') else {
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'/') {
         return false;
-    };
-    let bytes_ok = !raw.bytes().any(|b| b == b'%' || b == b'\\' || b == 0);
-    bytes_ok
-        && rest
-            .split('/')
-            .enumerate()
-            .all(|(i, segment)| match segment {
-                "" => i == rest.split('/').count() - 1,
-                "." | ".." => false,
-                _ => true,
-            })
+    }
+    // `dots` counts the dots since the last slash, or is None once the segment has more.
+    let mut dots = Some(0u8);
+    let mut previous_slash = true;
+    for &b in &bytes[1..] {
+        match b {
+            b'%' | b'\\' | 0 => return false,
+            b'/' => {
+                if previous_slash || matches!(dots, Some(1 | 2)) {
+                    return false;
+                }
+                dots = Some(0);
+                previous_slash = true;
+                continue;
+            }
+            b'.' => dots = dots.map(|d| d.saturating_add(1)),
+            _ => dots = None,
+        }
+        previous_slash = false;
+    }
+    !matches!(dots, Some(1 | 2)) || previous_slash
 }
 
 /// Characters escaped when a decoded path goes back into a URL.
