@@ -240,6 +240,48 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_path_agrees_with_normalize() {
+        let parts = [
+            "",
+            ".",
+            "..",
+            "...",
+            "a",
+            ".a",
+            "a.",
+            "%41",
+            "b\\c",
+            ".well-known",
+        ];
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    for raw in [
+                        format!("/{a}/{b}/{c}"),
+                        format!("/{a}/{b}{c}"),
+                        format!("/{a}"),
+                    ] {
+                        if plain(&raw) {
+                            let slow = normalize(&raw).ok().map(|safe| {
+                                let mut out = String::new();
+                                for segment in &safe.segments {
+                                    out.push('/');
+                                    out.push_str(&String::from_utf8_lossy(segment));
+                                }
+                                if safe.trailing_slash || out.is_empty() {
+                                    out.push('/');
+                                }
+                                out
+                            });
+                            assert_eq!(slow.as_deref(), Some(raw.as_str()), "{raw}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn redirect_locations() {
         let rule = Redirect {
             from: Pattern::parse("/old/*").unwrap(),
