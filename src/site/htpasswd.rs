@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 pub const MAX_PASSWORD_BYTES: usize = 256;
 
 /// The users of one htpasswd file.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Users {
     /// Distinguishes this reading of the file from every other, in the checked-credentials
     /// memory: after a reload, nothing checked against the old file counts.
@@ -40,6 +40,15 @@ enum Hash {
     Bcrypt(String),
     Sha256Crypt(String),
     Sha512Crypt(String),
+}
+
+/// Names the users, never their hashes (a `Request` carries its site, and may be printed).
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.hashes.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Users").field("names", &names).finish()
+    }
 }
 
 impl Users {
@@ -161,6 +170,11 @@ mod tests {
         assert!(!users.verify("alice", "Secret"));
         assert!(users.verify("bob", "pw"));
         assert!(!users.verify("bob", "secret"));
+        let shown = format!("{users:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("$2y$"),
+            "{shown}"
+        );
         assert!(!users.verify("carol", "secret"));
         assert!(!users.verify("bob", &"p".repeat(MAX_PASSWORD_BYTES + 1)));
         // Remembered, still right; a new reading of the file remembers nothing of the old.
