@@ -161,7 +161,7 @@ pub struct Exchange {
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// The site that answered (its first name), for the access log and per-site stats.
-    pub site: Option<Arc<str>>,
+    pub site: Option<&'static str>,
 }
 
 impl Exchange {
@@ -205,7 +205,7 @@ impl Exchange {
             keep_alive_wait: None,
             bytes_in: 0,
             bytes_out: 0,
-            site: req.site.as_ref().map(|site| site.label.clone()),
+            site: req.site.map(|site| site.label),
         }
     }
 

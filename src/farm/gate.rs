@@ -20,7 +20,7 @@ pub fn admit(
     cfg: &Config,
 ) -> Result<(Conn, Request, Route), ToRecycler> {
     let site = match cfg.site_table.pick(req.host.as_deref()) {
-        Ok(site) => site.clone(),
+        Ok(site) => site,
         Err(_) => return Err(reply::error(conn, Some(&req), 400, cfg, Handler::FrontEnd)),
     };
     let route = match stats_route(&req.path, &cfg.stats.path_prefix) {
@@ -39,7 +39,7 @@ pub fn admit(
         Route::Stats(_) => Gate::Pass,
         _ => site.gate(&req, conn.peer.ip()),
     };
-    req.site = Some(site);
+    req.site = Some(cfg.site_table.reference(site));
     match gate {
         Gate::Pass => Ok((conn, req, route)),
         Gate::Forbidden => Err(reply::error(conn, Some(&req), 403, cfg, Handler::FrontEnd)),

@@ -44,7 +44,9 @@ pub fn error_with(
     extra: &[(&str, &str)],
 ) -> ToRecycler {
     let keep_alive = error_keeps_alive(req, status);
-    let site = req.and_then(|r| r.site.as_deref());
+    let site = req
+        .filter(|r| r.site.is_some())
+        .map(|r| crate::site::of(r, cfg));
     let body = match site {
         Some(site) => page_from(&site.error_pages, status),
         None => error_page(cfg, status),

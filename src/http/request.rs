@@ -86,7 +86,7 @@ pub struct Request {
     pub head_len: usize,
     pub received: Instant,
     /// The site chosen by Host, set by the front end; it travels with the request.
-    pub site: Option<std::sync::Arc<crate::site::Site>>,
+    pub site: Option<crate::site::SiteRef>,
 }
 
 impl Request {

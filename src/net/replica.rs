@@ -318,10 +318,8 @@ impl Replica {
                 static_file::skip_buffered_body(&mut conn, &mut req);
                 let table = self.out.cache.load();
                 let cacheable = matches!(req.method, Method::Get | Method::Head);
-                let entry = match &req.site {
-                    Some(site) => site.with_cache_key(&req.path, |key| table.get(key)),
-                    None => table.get(&req.path),
-                };
+                let entry =
+                    crate::site::of(&req, cfg).with_cache_key(&req.path, |key| table.get(key));
                 match entry {
                     Some(entry) if cacheable => {
                         self.worker

@@ -29,8 +29,9 @@ use rules::{HeaderRule, Pattern, Redirect};
 pub struct Site {
     /// Position in the table; site 0 keys the cache by bare path.
     pub id: usize,
-    /// The first name, or `site-N`: in cache keys, logs and stats.
-    pub label: Arc<str>,
+    /// The first name, or `site-N`: in cache keys, logs and stats. Interned, so a request
+    /// carries it without touching a shared reference count.
+    pub label: &'static str,
     pub root: PathBuf,
     pub error_pages: PathBuf,
     pub autoindex: bool,
@@ -78,11 +79,11 @@ impl Site {
     fn plain(id: usize, root: PathBuf, error_pages: Option<PathBuf>) -> Site {
         Site {
             id,
-            label: Arc::from(if id == 0 {
-                "default".to_string()
+            label: if id == 0 {
+                "default"
             } else {
-                format!("site-{id}")
-            }),
+                intern(format!("site-{id}"))
+            },
             error_pages: error_pages.unwrap_or_else(|| root.clone()),
             root,
             autoindex: false,
@@ -106,7 +107,7 @@ impl Site {
         }
         let mut site = Site::plain(id, cfg.root.clone(), cfg.error_pages.clone());
         if let Some(first) = cfg.names.first() {
-            site.label = Arc::from(first.to_ascii_lowercase());
+            site.label = intern(first.to_ascii_lowercase());
         }
         site.autoindex = cfg.autoindex;
         site.cgi = cfg.cgi;
@@ -270,7 +271,7 @@ impl Site {
         KEY.with(|key| match key.try_borrow_mut() {
             Ok(mut key) => {
                 key.clear();
-                key.push_str(&self.label);
+                key.push_str(self.label);
                 key.push_str(path);
                 f(&key)
             }
@@ -283,6 +284,8 @@ impl Site {
 /// Every site, and how host names find them.
 #[derive(Debug)]
 pub struct Sites {
+    /// Distinguishes this table from every other one compiled (see `SiteRef`).
+    generation: u64,
     pub list: Vec<Arc<Site>>,
     /// Lower-case exact names.
     exact: HashMap<String, usize>,
@@ -304,6 +307,7 @@ impl Sites {
     /// One site serving `root` for every host (no `[[site]]` configured).
     pub fn implicit(root: PathBuf, error_pages: Option<PathBuf>) -> Sites {
         Sites {
+            generation: next_generation(),
             list: vec![Arc::new(Site::plain(0, root, error_pages))],
             exact: HashMap::new(),
             wildcards: Vec::new(),
@@ -317,6 +321,7 @@ impl Sites {
             return Ok(Sites::implicit(cfg.root.clone(), cfg.error_pages.clone()));
         }
         let mut sites = Sites {
+            generation: next_generation(),
             list: Vec::new(),
             exact: HashMap::new(),
             wildcards: Vec::new(),
@@ -419,7 +424,7 @@ impl Sites {
             return self.list.first();
         }
         let label = &key[..key.find('/').unwrap_or(key.len())];
-        self.list.iter().skip(1).find(|s| &*s.label == label)
+        self.list.iter().skip(1).find(|s| s.label == label)
     }
 
     /// The root a cache key's file is under.
@@ -428,12 +433,69 @@ impl Sites {
     }
 }
 
-/// The site a request was given by the front end, or the default one.
-pub fn of<'a>(req: &'a Request, cfg: &'a Config) -> &'a Site {
-    match &req.site {
-        Some(site) => site,
-        None => &cfg.site_table.list[cfg.site_table.default],
+/// Which site a request is for, as the front end chose it: its place in the table it was
+/// chosen from, and its name. Copied with the request, so no stage touches a shared reference
+/// count for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteRef {
+    generation: u64,
+    index: u32,
+    /// The site's label (first name), for the access log and the stats.
+    pub label: &'static str,
+}
+
+impl Sites {
+    /// The reference a request carries to one of these sites.
+    pub fn reference(&self, site: &Site) -> SiteRef {
+        SiteRef {
+            generation: self.generation,
+            index: site.id as u32,
+            label: site.label,
+        }
     }
+
+    /// The site a reference names, if it was made from this table.
+    pub fn get(&self, site: SiteRef) -> Option<&Site> {
+        if site.generation != self.generation {
+            return None;
+        }
+        self.list.get(site.index as usize).map(|s| &**s)
+    }
+}
+
+/// The site a request was given by the front end. Should the config have been reloaded since,
+/// the Host picks again from the new table; failing that, the default site.
+pub fn of<'a>(req: &Request, cfg: &'a Config) -> &'a Site {
+    let table = &cfg.site_table;
+    if let Some(site) = req.site.and_then(|site| table.get(site)) {
+        return site;
+    }
+    match table.pick(req.host.as_deref()) {
+        Ok(site) => site,
+        Err(_) => &table.list[table.default],
+    }
+}
+
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// One leaked copy per distinct string, for the few names and types a config holds; a reload
+/// that names them again reuses them.
+pub fn intern(text: String) -> &'static str {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    let Ok(mut seen) = seen.lock() else {
+        return "-";
+    };
+    if let Some(known) = seen.get(text.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(text.into_boxed_str());
+    seen.insert(leaked);
+    leaked
 }
 
 #[cfg(test)]

@@ -155,3 +155,22 @@ fn gate_checks_access_then_auth_then_redirects() {
     assert_eq!(site.gate(&get("/elsewhere", ""), local), Gate::Pass);
     assert_eq!(site.gate(&get("/%2e%2e/q/x", ""), local), Gate::BadPath);
 }
+
+#[test]
+fn a_request_from_before_a_reload_finds_its_site_again_by_host() {
+    let d = dir();
+    let root = d.path().display();
+    let text = format!(
+        "[[site]]\nnames = [\"a.test\"]\nroot = \"{root}\"\n[[site]]\nnames = [\"b.test\"]\nroot = \"{root}\"\n"
+    );
+    let before = config(&text).unwrap();
+    let after = config(&text.replace("a.test", "c.test")).unwrap();
+    let mut req = request("GET / HTTP/1.1\r\nHost: b.test\r\n\r\n");
+    let picked = before.site_table.pick(req.host.as_deref()).unwrap();
+    req.site = Some(before.site_table.reference(picked));
+    assert_eq!(req.site.map(|s| s.label), Some("b.test"));
+    assert_eq!(of(&req, &before).label, "b.test");
+    // The old reference does not fit the new table: the Host picks again.
+    assert!(after.site_table.get(req.site.unwrap()).is_none());
+    assert_eq!(of(&req, &after).label, "b.test");
+}

@@ -2,10 +2,10 @@
 //! `; charset=utf-8` added to text, JavaScript and JSON (our files are served as UTF-8).
 //!
 //! The overrides are published by the config process when a config is put in force and read
-//! per response; they are few, and their strings live for the rest of the process.
+//! per response; they are few, and their strings are interned (`site::intern`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
@@ -79,32 +79,17 @@ pub fn with_charset(mime: &'static str) -> &'static str {
         "text/markdown" => "text/markdown; charset=utf-8",
         "text/csv" => "text/csv; charset=utf-8",
         "text/xml" => "text/xml; charset=utf-8",
-        other if wants_charset(other) => interned(format!("{other}; charset=utf-8")),
+        other if wants_charset(other) => super::intern(format!("{other}; charset=utf-8")),
         other => other,
     }
 }
 
 fn with_charset_owned(mime: &str) -> &'static str {
     if wants_charset(mime) {
-        interned(format!("{mime}; charset=utf-8"))
+        super::intern(format!("{mime}; charset=utf-8"))
     } else {
-        interned(mime.to_string())
+        super::intern(mime.to_string())
     }
-}
-
-/// One leaked copy per distinct string: the set of types is small and fixed by the config.
-fn interned(text: String) -> &'static str {
-    static SEEN: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
-    let seen = SEEN.get_or_init(|| Mutex::new(HashMap::new()));
-    let Ok(mut seen) = seen.lock() else {
-        return "application/octet-stream";
-    };
-    if let Some(s) = seen.get(&text) {
-        return s;
-    }
-    let leaked: &'static str = Box::leak(text.clone().into_boxed_str());
-    seen.insert(text, leaked);
-    leaked
 }
 
 #[cfg(test)]

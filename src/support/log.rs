@@ -134,7 +134,7 @@ pub fn access_line(
         return json_line(out, conn, exchange);
     }
     if with_site {
-        push_escaped(out, exchange.site.as_deref().unwrap_or("-"));
+        push_escaped(out, exchange.site.unwrap_or("-"));
         out.push(' ');
     }
     let _ = write!(out, "{} - - [", conn.peer.ip());
@@ -160,7 +160,7 @@ fn json_line(out: &mut String, conn: &Conn, exchange: &Exchange) {
     push_clf_time(&mut time, SystemTime::now());
     let line = serde_json::json!({
         "time": time,
-        "site": exchange.site.as_deref(),
+        "site": exchange.site,
         "remote_addr": conn.peer.ip().to_string(),
         "request": exchange.request_line,
         "status": exchange.status,

@@ -3,7 +3,6 @@
 //! Pure bookkeeping owned by the stats process; no channels here.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -148,7 +147,7 @@ pub struct Tally {
     /// Requests per second between consecutive samples, oldest first.
     pub history: VecDeque<f64>,
     /// Counts per site (by its first name).
-    pub by_site: BTreeMap<Arc<str>, SiteCount>,
+    pub by_site: BTreeMap<&'static str, SiteCount>,
 }
 
 /// What one site answered.
@@ -207,15 +206,11 @@ impl Tally {
         if let Some(wait) = exchange.keep_alive_wait {
             self.stages[4].record(wait);
         }
-        if let Some(site) = &exchange.site {
-            if !self.by_site.contains_key(&**site) {
-                self.by_site.insert(site.clone(), SiteCount::default());
-            }
-            if let Some(count) = self.by_site.get_mut(&**site) {
-                count.requests += 1;
-                count.body_bytes += exchange.body_bytes;
-                count.by_class[(exchange.status / 100).clamp(1, 5) as usize] += 1;
-            }
+        if let Some(site) = exchange.site {
+            let count = self.by_site.entry(site).or_default();
+            count.requests += 1;
+            count.body_bytes += exchange.body_bytes;
+            count.by_class[(exchange.status / 100).clamp(1, 5) as usize] += 1;
         }
     }
 
