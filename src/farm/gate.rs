@@ -13,6 +13,7 @@ use crate::site::{cidr, Gate};
 use crate::support::config::Config;
 
 /// The request with its site attached and its route, or the answer already sent.
+// Both sides move a `Conn` by value, as every hand-on does: boxing would allocate per request.
 #[allow(clippy::result_large_err)]
 pub fn admit(
     conn: Conn,
