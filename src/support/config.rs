@@ -19,8 +19,13 @@ use crate::protocol::ToLog;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address to listen on.
-    pub listen: SocketAddr,
+    /// Addresses to listen on: one, or a list of addresses and `{ addr, proxy_protocol }` tables.
+    pub listen: Listen,
+    /// The user and group to run as once the sockets are bound and the logs open (as root).
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// `[proxy]`: who may send a PROXY protocol header.
+    pub proxy: ProxyConfig,
     /// Document root.
     pub root: PathBuf,
     /// Directory of CGI programs, served under `/cgi-bin/`.
@@ -82,6 +87,79 @@ pub struct Config {
     pub game: Option<toml::Table>,
 }
 
+/// Where to listen: `listen = "ADDR:PORT"`, or a list whose entries are addresses or tables
+/// `{ addr = "ADDR:PORT", proxy_protocol = true }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen(pub Vec<ListenAt>);
+
+/// One listening address.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenAt {
+    pub addr: SocketAddr,
+    /// Every connection on it starts with a PROXY protocol header (v1 or v2) from a trusted peer.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+}
+
+impl Listen {
+    pub fn one(addr: SocketAddr) -> Listen {
+        Listen(vec![ListenAt {
+            addr,
+            proxy_protocol: false,
+        }])
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let addrs: Vec<String> = self.0.iter().map(|l| l.addr.to_string()).collect();
+        f.write_str(&addrs.join(", "))
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Listen, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Entry {
+            Addr(SocketAddr),
+            Table(ListenAt),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(Entry),
+            Many(Vec<Entry>),
+        }
+        let entries = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(entry) => vec![entry],
+            OneOrMany::Many(entries) => entries,
+        };
+        Ok(Listen(
+            entries
+                .into_iter()
+                .map(|entry| match entry {
+                    Entry::Addr(addr) => ListenAt {
+                        addr,
+                        proxy_protocol: false,
+                    },
+                    Entry::Table(at) => at,
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// `[proxy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Networks (CIDR) whose PROXY protocol headers are believed; a header from anyone else
+    /// is refused.
+    pub trusted: Vec<String>,
+}
+
 /// `[cache]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -126,7 +204,10 @@ pub struct OgiConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: Listen::one(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            user: None,
+            group: None,
+            proxy: ProxyConfig::default(),
             root: PathBuf::from("html"),
             cgi_bin: PathBuf::from("cgi-bin"),
             plugins: PathBuf::from("target/release"),
@@ -280,7 +361,7 @@ pub type Live = Arc<ArcSwap<Config>>;
 /// Settings given on the command line; they win over the file on every reload.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<Listen>,
     pub root: Option<PathBuf>,
     pub cgi_bin: Option<PathBuf>,
     pub plugins: Option<PathBuf>,
@@ -288,8 +369,8 @@ pub struct Overrides {
 
 impl Overrides {
     pub fn apply(&self, cfg: &mut Config) {
-        if let Some(v) = self.listen {
-            cfg.listen = v;
+        if let Some(v) = &self.listen {
+            cfg.listen = v.clone();
         }
         if let Some(v) = &self.root {
             cfg.root = v.clone();
@@ -335,7 +416,7 @@ pub fn run(
                         "config reload: listen {} kept; a new address needs a restart",
                         old.listen
                     )));
-                    cfg.listen = old.listen;
+                    cfg.listen = old.listen.clone();
                 }
                 crate::support::log::set_access_log_on(!cfg.access_log.is_empty());
                 live.store(Arc::new(cfg));

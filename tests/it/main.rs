@@ -7,6 +7,7 @@ mod cgi;
 mod cgi_apps;
 mod game;
 mod hardening;
+mod operations;
 mod plugins;
 mod replicas;
 mod static_files;
