@@ -2,17 +2,21 @@
 //! static.farm; `cache.control` scores files by hits, caches the top half of its table within a
 //! memory budget and lets the bottom half compete for a place.
 
+pub mod compress;
+pub mod compressor;
 pub mod control;
 pub mod hash;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
+
+use crate::http::encoding::{variant_etag, Coding};
 
 /// What a response says about a file: the same for a cached and an uncached answer.
 #[derive(Debug, Clone)]
@@ -24,6 +28,8 @@ pub struct Representation {
     pub mime: &'static str,
     /// Identity of the file on disk, to notice replacement.
     pub inode: u64,
+    /// The content coding of these bytes (`None`: the file as it is).
+    pub encoding: Option<Coding>,
 }
 
 impl Representation {
@@ -39,6 +45,17 @@ impl Representation {
                 .first_raw()
                 .unwrap_or("application/octet-stream"),
             inode: meta.ino(),
+            encoding: None,
+        }
+    }
+
+    /// The same resource coded: its own length and entity tag.
+    pub fn coded(&self, coding: Coding, len: u64) -> Representation {
+        Representation {
+            len,
+            etag: variant_etag(&self.etag, coding),
+            encoding: Some(coding),
+            ..self.clone()
         }
     }
 
@@ -60,6 +77,11 @@ pub struct Entry {
     pub file: Arc<Path>,
     pub rep: Representation,
     pub body: Vec<u8>,
+    /// Coded variants by `Coding::index`, made off the request path by cache.compress:
+    /// unset while pending, `None` when not worth keeping (or not wanted).
+    variants: [OnceLock<Option<Variant>>; 3],
+    /// The codings asked of cache.compress when the entry was admitted.
+    wanted: [bool; 3],
     /// Milliseconds after `born` when the file was last checked on disk.
     checked_ms: AtomicU64,
     born: Instant,
@@ -72,9 +94,53 @@ impl Entry {
             file,
             rep,
             body,
+            variants: Default::default(),
+            wanted: [false; 3],
             checked_ms: AtomicU64::new(0),
             born: Instant::now(),
         }
+    }
+
+    /// Asks for these codings; until each is made (`set_variant`) its memory is reserved at
+    /// the size of the body.
+    pub fn want(&mut self, codings: &[Coding]) {
+        for c in codings {
+            self.wanted[c.index()] = true;
+        }
+    }
+
+    pub fn wanted(&self) -> impl Iterator<Item = Coding> + '_ {
+        Coding::ALL.into_iter().filter(|c| self.wanted[c.index()])
+    }
+
+    /// Stores a variant (or `None`: none worth keeping); the first answer stands.
+    pub fn set_variant(&self, coding: Coding, variant: Option<Variant>) {
+        let _ = self.variants[coding.index()].set(variant);
+    }
+
+    /// A variant that is ready.
+    pub fn variant(&self, coding: Coding) -> Option<&Variant> {
+        self.variants[coding.index()].get().and_then(Option::as_ref)
+    }
+
+    /// Whether some wanted coding is still being made.
+    pub fn pending(&self) -> bool {
+        self.wanted()
+            .any(|c| self.variants[c.index()].get().is_none())
+    }
+
+    /// Memory this entry holds or has reserved: the body, each variant made, and the size
+    /// of the body for each variant still pending (a kept variant is never larger).
+    pub fn charged_bytes(&self) -> u64 {
+        let variants: u64 = self
+            .wanted()
+            .map(|c| match self.variants[c.index()].get() {
+                None => self.body.len() as u64,
+                Some(Some(v)) => v.body.len() as u64,
+                Some(None) => 0,
+            })
+            .sum();
+        self.body.len() as u64 + variants
     }
 
     /// True when the entry was last checked against the disk more than `interval_ms` ago.
@@ -90,6 +156,15 @@ impl Entry {
     }
 }
 
+/// A coded copy of a cached body.
+#[derive(Debug)]
+pub struct Variant {
+    pub rep: Representation,
+    pub body: Vec<u8>,
+    /// Made from a precompressed sibling file rather than by compressing.
+    pub from_sibling: bool,
+}
+
 /// What is cached now: request path → entry. Published whole by cache.control.
 pub type Table = Arc<HashMap<String, Arc<Entry>>>;
 
@@ -100,6 +175,8 @@ pub struct Hit {
     pub key: Arc<str>,
     pub file: Arc<Path>,
     pub len: u64,
+    /// Bytes a coded variant saved against the file (0 for an identity answer).
+    pub saved_bytes: u64,
 }
 
 /// One row of the cache table on `/stats.html`.
@@ -122,6 +199,12 @@ pub struct CacheSnapshot {
     pub admissions: u64,
     pub evictions: u64,
     pub stale_drops: u64,
+    /// Coded variants held, their bytes, and bytes not sent thanks to them.
+    pub variants_cached: usize,
+    pub variant_bytes: u64,
+    pub bytes_saved: u64,
+    /// What cache.compress has made: per coding (with a time histogram) and per type.
+    pub compression: compressor::CompressionTally,
     pub rows: Vec<CacheRow>,
 }
 

@@ -16,10 +16,12 @@ use std::time::{Instant, SystemTime};
 use crossbeam_channel::{SendError, Sender};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
+use crate::cache::compressor::{open_sibling, sibling_rep};
 use crate::cache::{Entry, Hit, Representation};
 use crate::conn::Conn;
 use crate::farm::reply;
 use crate::http::body::decode;
+use crate::http::encoding::{AcceptEncoding, Choice, Coding};
 use crate::http::path::{normalize, SafePath};
 use crate::http::range::{self, RangeAnswer};
 use crate::http::response::{none_match, not_modified_since, push_header, push_header_u64};
@@ -168,14 +170,41 @@ impl Worker {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let rep = Representation::of(&meta, &name);
+                // A precompressed sibling, when the client takes its coding (COMPRESSION.md).
+                let vary = cfg.compression.may_vary(rep.mime, rep.len);
+                let mut coded = None;
+                if vary {
+                    let choice = self.negotiate(req, cfg, |worker, coding| {
+                        let root = worker.root_fd(&cfg.root).ok()?;
+                        open_sibling(root, &relative, coding, rep.modified)
+                    });
+                    match choice {
+                        Ok(found) => coded = found,
+                        Err(()) => return not_acceptable(conn, req, cfg, Handler::Static),
+                    }
+                }
+                let saved_bytes = coded
+                    .as_ref()
+                    .map_or(0, |((_, m), _)| rep.len.saturating_sub(m.len()));
                 if req.method == Method::Get && rep.len > 0 {
                     self.hits.push(Hit {
                         key: Arc::from(req.path.as_str()),
                         file: Arc::from(relative),
                         len: rep.len,
+                        saved_bytes,
                     });
                 }
-                self.respond(conn, req, cfg, &rep, Source::File(file), Handler::Static)
+                match coded {
+                    Some(((sibling, sibling_meta), coding)) => {
+                        let rep = sibling_rep(&rep, &sibling_meta, coding);
+                        let source = Source::File(sibling);
+                        self.respond(conn, req, cfg, &rep, source, Handler::Static, vary)
+                    }
+                    None => {
+                        let source = Source::File(file);
+                        self.respond(conn, req, cfg, &rep, source, Handler::Static, vary)
+                    }
+                }
             }
             Found::Redirect => {
                 let mut location = format!("{}/", req.path);
@@ -236,19 +265,53 @@ impl Worker {
                 .try_send(ToCacheControl::Stale(entry.key.to_string()));
             return self.serve(conn, req, cfg);
         }
+        let vary = cfg.compression.may_vary(entry.rep.mime, entry.rep.len);
+        let variant = if vary {
+            match self.negotiate(req, cfg, |_, coding| entry.variant(coding)) {
+                Ok(variant) => variant.map(|(v, _)| v),
+                Err(()) => return not_acceptable(conn, req, cfg, Handler::Cache),
+            }
+        } else {
+            None
+        };
+        let (rep, body) = match variant {
+            Some(v) => (&v.rep, &v.body[..]),
+            None => (&entry.rep, &entry.body[..]),
+        };
         self.hits.push(Hit {
             key: entry.key.clone(),
             file: entry.file.clone(),
             len: entry.rep.len,
+            saved_bytes: entry.rep.len.saturating_sub(rep.len),
         });
-        self.respond(
-            conn,
-            req,
-            cfg,
-            &entry.rep,
-            Source::Bytes(&entry.body),
-            Handler::Cache,
-        )
+        let source = Source::Bytes(body);
+        self.respond(conn, req, cfg, rep, source, Handler::Cache, vary)
+    }
+
+    /// Chooses the coding of the answer from `Accept-Encoding` among what `available` finds
+    /// (asked best first): `Ok(None)` is identity, `Err` means nothing acceptable (406). A
+    /// range request is always answered from the file as it is (COMPRESSION.md).
+    fn negotiate<T>(
+        &mut self,
+        req: &Request,
+        cfg: &Config,
+        mut available: impl FnMut(&mut Worker, Coding) -> Option<T>,
+    ) -> Result<Option<(T, Coding)>, ()> {
+        let accept = AcceptEncoding::parse(req.header_str("accept-encoding"));
+        let ranged = req.method == Method::Get && req.header_str("range").is_some();
+        let mut found = None;
+        let choice = accept.choose(cfg.compression.codings().as_slice(), |coding| {
+            if ranged {
+                return false;
+            }
+            found = available(self, coding).map(|f| (coding, f));
+            found.is_some()
+        });
+        match choice {
+            Choice::NotAcceptable => Err(()),
+            Choice::Identity => Ok(None),
+            Choice::Coded(_) => Ok(found.map(|(coding, f)| (f, coding))),
+        }
     }
 
     fn still_fresh(&mut self, entry: &Entry, cfg: &Config) -> bool {
@@ -330,6 +393,7 @@ impl Worker {
         rep: &Representation,
         source: Source,
         handler: Handler,
+        vary: bool,
     ) -> Done {
         let len = rep.len;
         let keep_alive = req.keep_alive && req.body == Body::None;
@@ -354,6 +418,7 @@ impl Worker {
         if not_modified {
             reply::head(304, req, keep_alive, &mut self.head);
             push_header(&mut self.head, "ETag", rep.etag.as_bytes());
+            push_coding(&mut self.head, rep, vary);
             push_header(
                 &mut self.head,
                 "Last-Modified",
@@ -396,6 +461,7 @@ impl Worker {
             rep.last_modified.as_bytes(),
         );
         push_header(&mut self.head, "ETag", rep.etag.as_bytes());
+        push_coding(&mut self.head, rep, vary);
         push_header(&mut self.head, "Accept-Ranges", b"bytes");
         if status == 206 {
             let content_range = format!("bytes {}-{}/{}", start, start + count - 1, len);
@@ -485,6 +551,29 @@ impl Worker {
             }
         }
     }
+}
+
+/// `Content-Encoding` of a coded answer, and `Vary` when the coding depends on the request.
+fn push_coding(head: &mut Vec<u8>, rep: &Representation, vary: bool) {
+    if let Some(coding) = rep.encoding {
+        push_header(head, "Content-Encoding", coding.token().as_bytes());
+    }
+    if vary {
+        push_header(head, "Vary", b"Accept-Encoding");
+    }
+}
+
+/// 406: the client refused identity and takes no coding that is available.
+fn not_acceptable(conn: Conn, req: &Request, cfg: &Config, handler: Handler) -> Done {
+    reply::error_with(
+        conn,
+        Some(req),
+        406,
+        cfg,
+        handler,
+        &[("Vary", "Accept-Encoding")],
+    )
+    .into()
 }
 
 /// A static answer never uses a request body. One already wholly buffered (a small POST, or

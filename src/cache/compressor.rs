@@ -1,0 +1,223 @@
+//! cache.compress: makes the coded variants of newly cached files, off the request path.
+//! Instances: 1, started and owned by cache.control. In: `Job` (an admitted entry and the
+//! config it was admitted under). Out: the variants, stored into the entry itself (each a
+//! `OnceLock` the static workers read), and the tally cache.control puts on the stats board.
+//! Stops: inbox disconnected (cache.control gone).
+//!
+//! For each coding the entry wants, in the configured order: a precompressed sibling
+//! (`FILE.br`, not older than `FILE`) is read as it is; otherwise, when `on_the_fly` allows,
+//! the body is compressed, and kept only if smaller.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use serde::Serialize;
+
+use super::compress::compress;
+use super::{Entry, Representation, Variant};
+use crate::http::encoding::{variant_etag, Coding};
+use crate::support::config::Config;
+
+/// One entry to make variants for.
+pub struct Job {
+    pub entry: Arc<Entry>,
+    pub cfg: Arc<Config>,
+}
+
+/// Upper bounds (microseconds) of the compression-time histogram's buckets; the last is open.
+pub const TIME_BUCKETS_MICROS: [u64; 6] = [100, 1_000, 10_000, 100_000, 1_000_000, u64::MAX];
+
+/// What cache.compress has done, per coding and per media type.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CompressionTally {
+    pub codings: Vec<CodingTally>,
+    pub types: Vec<TypeTally>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CodingTally {
+    pub coding: &'static str,
+    /// Variants made by compressing, and read from precompressed siblings.
+    pub compressed: u64,
+    pub from_siblings: u64,
+    /// Bodies that did not shrink (no variant kept).
+    pub not_smaller: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    /// Compression times: counts per bucket of `TIME_BUCKETS_MICROS`.
+    pub time_histogram: [u64; 6],
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TypeTally {
+    pub mime: String,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+}
+
+impl CompressionTally {
+    fn coding(&mut self, coding: Coding) -> &mut CodingTally {
+        let at = match self.codings.iter().position(|c| c.coding == coding.token()) {
+            Some(at) => at,
+            None => {
+                self.codings.push(CodingTally {
+                    coding: coding.token(),
+                    ..CodingTally::default()
+                });
+                self.codings.len() - 1
+            }
+        };
+        &mut self.codings[at]
+    }
+
+    fn count_type(&mut self, mime: &str, in_bytes: u64, out_bytes: u64) {
+        let at = match self.types.iter().position(|t| t.mime == mime) {
+            Some(at) => at,
+            None => {
+                self.types.push(TypeTally {
+                    mime: mime.to_string(),
+                    ..TypeTally::default()
+                });
+                self.types.len() - 1
+            }
+        };
+        self.types[at].in_bytes += in_bytes;
+        self.types[at].out_bytes += out_bytes;
+    }
+}
+
+pub type SharedTally = Arc<Mutex<CompressionTally>>;
+
+pub fn run(inbox: Receiver<Job>, tally: SharedTally) {
+    for Job { entry, cfg } in inbox {
+        // An entry no longer held by the cache (only this job has it) is not worth the work.
+        let evicted = Arc::strong_count(&entry) == 1;
+        for &coding in cfg.compression.codings().as_slice() {
+            if !entry.wanted().any(|c| c == coding) {
+                continue;
+            }
+            let variant = if evicted {
+                None
+            } else {
+                make(&entry, coding, &cfg, &tally)
+            };
+            entry.set_variant(coding, variant);
+        }
+        // Codings wanted but no longer configured release their reservation.
+        for coding in entry.wanted().collect::<Vec<_>>() {
+            entry.set_variant(coding, None);
+        }
+    }
+}
+
+fn make(entry: &Entry, coding: Coding, cfg: &Config, tally: &SharedTally) -> Option<Variant> {
+    let settings = &cfg.compression;
+    if settings.precompressed {
+        if let Some(variant) = sibling(entry, coding, cfg) {
+            if let Ok(mut t) = tally.lock() {
+                t.coding(coding).from_siblings += 1;
+            }
+            return Some(variant);
+        }
+    }
+    if !settings.on_the_fly || (entry.body.len() as u64) < settings.min_bytes {
+        return None;
+    }
+    let started = Instant::now();
+    let body = compress(coding, settings.level_of(coding), &entry.body).ok()?;
+    let micros = started.elapsed().as_micros() as u64;
+    let smaller = body.len() < entry.body.len();
+    if let Ok(mut t) = tally.lock() {
+        let c = t.coding(coding);
+        let bucket = TIME_BUCKETS_MICROS
+            .iter()
+            .position(|&limit| micros < limit)
+            .unwrap_or(TIME_BUCKETS_MICROS.len() - 1);
+        c.time_histogram[bucket] += 1;
+        if smaller {
+            c.compressed += 1;
+            c.in_bytes += entry.body.len() as u64;
+            c.out_bytes += body.len() as u64;
+            t.count_type(entry.rep.mime, entry.body.len() as u64, body.len() as u64);
+        } else {
+            c.not_smaller += 1;
+        }
+    }
+    smaller.then(|| Variant {
+        rep: entry.rep.coded(coding, body.len() as u64),
+        body,
+        from_sibling: false,
+    })
+}
+
+/// Reads `FILE.br` (or `.zst`, `.gz`) beside the cached file, when it is a regular file
+/// not older than it and within the cache's file limit.
+fn sibling(entry: &Entry, coding: Coding, cfg: &Config) -> Option<Variant> {
+    let root = rustix::fs::open(
+        &cfg.root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let (file, meta) = open_sibling(&root, &entry.file, coding, entry.rep.modified)?;
+    if meta.len() > cfg.cache.max_file_bytes {
+        return None;
+    }
+    let mut body = Vec::with_capacity(meta.len() as usize);
+    file.take(cfg.cache.max_file_bytes + 1)
+        .read_to_end(&mut body)
+        .ok()?;
+    if body.len() as u64 != meta.len() {
+        return None;
+    }
+    Some(Variant {
+        rep: sibling_rep(&entry.rep, &meta, coding),
+        body,
+        from_sibling: true,
+    })
+}
+
+/// Opens the precompressed sibling of `relative` below `root`: a regular file not older than
+/// the original (`modified`), never leaving the root.
+pub fn open_sibling(
+    root: &impl rustix::fd::AsFd,
+    relative: &Path,
+    coding: Coding,
+    modified: std::time::SystemTime,
+) -> Option<(File, std::fs::Metadata)> {
+    let mut name = relative.as_os_str().to_os_string();
+    name.push(coding.file_suffix());
+    let fd = rustix::fs::openat2(
+        root,
+        Path::new(&name),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
+    let file = File::from(fd);
+    let meta = file.metadata().ok()?;
+    let fresh = meta.modified().is_ok_and(|m| m >= modified);
+    (meta.is_file() && fresh).then_some((file, meta))
+}
+
+/// The representation a sibling file carries: the original's type, the sibling's own length,
+/// date and (coded) entity tag.
+pub fn sibling_rep(
+    original: &Representation,
+    meta: &std::fs::Metadata,
+    coding: Coding,
+) -> Representation {
+    let own = Representation::of(meta, "");
+    Representation {
+        etag: variant_etag(&own.etag, coding),
+        mime: original.mime,
+        encoding: Some(coding),
+        ..own
+    }
+}
