@@ -9,7 +9,7 @@ pub mod hash;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
@@ -84,6 +84,9 @@ pub struct Entry {
     wanted: [bool; 3],
     /// Milliseconds after `born` when the file was last checked on disk.
     checked_ms: AtomicU64,
+    /// Found changed on disk: no worker serves it again, in any coding, even before
+    /// cache.control publishes a table without it.
+    stale: AtomicBool,
     born: Instant,
 }
 
@@ -97,6 +100,7 @@ impl Entry {
             variants: Default::default(),
             wanted: [false; 3],
             checked_ms: AtomicU64::new(0),
+            stale: AtomicBool::new(false),
             born: Instant::now(),
         }
     }
@@ -141,6 +145,14 @@ impl Entry {
             })
             .sum();
         self.body.len() as u64 + variants
+    }
+
+    pub fn mark_stale(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
     }
 
     /// True when the entry was last checked against the disk more than `interval_ms` ago.

@@ -259,7 +259,11 @@ impl Worker {
         entry: &Entry,
         out: &StaticOut,
     ) -> Done {
+        if entry.is_stale() {
+            return self.serve(conn, req, cfg);
+        }
         if entry.due_for_check(cfg.cache.revalidate_ms) && !self.still_fresh(entry, cfg) {
+            entry.mark_stale();
             let _ = out
                 .to_cache_control
                 .try_send(ToCacheControl::Stale(entry.key.to_string()));
