@@ -202,7 +202,13 @@ pub fn open_sibling(
     .ok()?;
     let file = File::from(fd);
     let meta = file.metadata().ok()?;
-    let fresh = meta.modified().is_ok_and(|m| m >= modified);
+    // Whole seconds: tools that copy the original's time onto the sibling (brotli, zstd)
+    // may keep only the seconds.
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let fresh = meta.modified().is_ok_and(|m| secs(m) >= secs(modified));
     (meta.is_file() && fresh).then_some((file, meta))
 }
 

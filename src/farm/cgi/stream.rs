@@ -10,9 +10,9 @@ use nix::sys::socket::{recv, MsgFlags};
 
 use super::program::{millis, Program};
 use super::Worker;
+use crate::cache::compress::Encoder;
 use crate::conn::Conn;
 use crate::http::body::{BodyError, BodyReader};
-use crate::cache::compress::Encoder;
 use crate::http::cgi::{nph_status, parse_response, Head, Response};
 use crate::http::encoding::Coding;
 use crate::http::response::{push_date, push_header, push_header_u64, push_u64, SERVER};
@@ -451,9 +451,7 @@ impl<'a> Stream<'a> {
                     self.worker.held.clear();
                     let mut head = head;
                     let coded = self.req.is_head() && self.code_head(&mut head, None).is_some();
-                    let length = head
-                        .content_length
-                        .filter(|_| head.status != 204 && !coded);
+                    let length = head.content_length.filter(|_| head.status != 204 && !coded);
                     self.send_head(&head, length.map_or(HeadFraming::None, HeadFraming::Length))?;
                     self.phase = Phase::Discard;
                     return Ok(());
@@ -552,8 +550,10 @@ impl<'a> Stream<'a> {
         if !ok_status || len.is_some_and(|n| n < cfg.min_bytes) {
             return None;
         }
-        head.headers
-            .push(("Content-Encoding".to_string(), coding.token().as_bytes().to_vec()));
+        head.headers.push((
+            "Content-Encoding".to_string(),
+            coding.token().as_bytes().to_vec(),
+        ));
         Some(coding)
     }
 
@@ -573,7 +573,9 @@ impl<'a> Stream<'a> {
             input_left: head.content_length,
         };
         let held = std::mem::take(&mut self.worker.held);
-        let take = coder.input_left.map_or(held.len(), |n| held.len().min(n as usize));
+        let take = coder
+            .input_left
+            .map_or(held.len(), |n| held.len().min(n as usize));
         let mut packed = Vec::new();
         let pushed = coder.encoder.push(&held[..take], !complete, &mut packed);
         coder.input_left = coder.input_left.map(|n| n - take as u64);
