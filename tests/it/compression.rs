@@ -19,6 +19,18 @@ fn script() -> Vec<u8> {
         .into_bytes()
 }
 
+/// Asserts two bodies are equal without printing them whole.
+fn same(got: &[u8], want: &[u8], what: impl std::fmt::Display) {
+    if got != want {
+        let at = got.iter().zip(want).take_while(|(a, b)| a == b).count();
+        panic!(
+            "{what}: {} bytes where {} were expected, first difference at {at}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
 fn request(server: &Server, method: &str, path: &str, headers: &str) -> Response {
     let raw = server.raw(
         format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n")
@@ -121,7 +133,7 @@ fn each_coding_decodes_to_the_file_with_its_own_tag() {
     assert_eq!(identity.status, 200);
     assert_eq!(identity.header("content-encoding"), None);
     assert_eq!(identity.header("vary"), Some("Accept-Encoding"));
-    assert_eq!(identity.body, file);
+    same(&identity.body, &file, "body");
     let mut tags = vec![identity.header("etag").unwrap().to_string()];
     for coding in CODINGS {
         let resp = warm(&server, "/app.js", coding);
@@ -136,14 +148,18 @@ fn each_coding_decodes_to_the_file_with_its_own_tag() {
             "{coding}: {}",
             resp.body.len()
         );
-        assert_eq!(python_decode(coding, &resp.body), file, "{coding}");
+        same(
+            &python_decode(coding, &resp.body),
+            &file,
+            format!("{coding}"),
+        );
         let (head, decoded) = curl(&server, "/app.js", coding);
         assert!(
             head.to_ascii_lowercase()
                 .contains(&format!("content-encoding: {coding}\r\n")),
             "{head}"
         );
-        assert_eq!(decoded, file, "curl --compressed, {coding}");
+        same(&decoded, &file, format!("curl --compressed, {coding}"));
         tags.push(resp.header("etag").unwrap().to_string());
     }
     let mut distinct = tags.clone();
@@ -191,12 +207,12 @@ fn q_values_identity_and_star_are_honoured() {
             Some(coding) => python_decode(coding, &resp.body),
             None => resp.body.clone(),
         };
-        assert_eq!(body, file, "{accept}");
+        same(&body, &file, format!("{accept}"));
     }
     // No Accept-Encoding at all: the file as it is.
     let plain = request(&server, "GET", "/app.js", "");
     assert_eq!(plain.header("content-encoding"), None);
-    assert_eq!(plain.body, file);
+    same(&plain.body, &file, "body");
     // Identity refused and nothing else acceptable: 406, still saying Vary.
     for accept in ["identity;q=0", "*;q=0", "deflate, identity;q=0"] {
         let resp = get_coded(&server, "/app.js", accept);
@@ -237,7 +253,7 @@ fn conditional_head_and_range_requests_on_variants() {
     );
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("etag"), Some(gzip_tag.as_str()));
-    assert_eq!(python_decode("gzip", &resp.body), file);
+    same(&python_decode("gzip", &resp.body), &file, "body");
     // Nor the identity answer.
     let resp = request(
         &server,
@@ -246,7 +262,7 @@ fn conditional_head_and_range_requests_on_variants() {
         &format!("If-None-Match: {br_tag}\r\n"),
     );
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.body, file);
+    same(&resp.body, &file, "body");
     // HEAD reports the variant's length.
     let head = request(&server, "HEAD", "/app.js", "Accept-Encoding: br\r\n");
     assert_eq!(head.status, 200);
@@ -271,7 +287,7 @@ fn conditional_head_and_range_requests_on_variants() {
         Some(format!("bytes 100-199/{}", file.len()).as_str())
     );
     assert_eq!(resp.header("content-length"), Some("100"));
-    assert_eq!(resp.body, &file[100..200]);
+    same(&resp.body, &&file[100..200], "body");
 }
 
 #[test]
@@ -308,7 +324,7 @@ fn precompressed_siblings_are_sent_and_older_ones_ignored() {
                 resp.body.len(),
                 resp.headers
             );
-            assert_eq!(python_decode(coding, &resp.body), file);
+            same(&python_decode(coding, &resp.body), &file, "body");
         };
         if cache == "true" {
             // Served as it is before the cache takes the file, and from the cache after.
@@ -337,14 +353,14 @@ fn precompressed_siblings_are_sent_and_older_ones_ignored() {
             // Without the cache nothing is compressed on the fly: no sibling, identity.
             let resp = get_coded(&server, "/site.css", "zstd");
             assert_eq!(resp.header("content-encoding"), None);
-            assert_eq!(resp.body, file);
+            same(&resp.body, &file, "body");
             // A sibling older than the file is stale: ignored.
             let now = SystemTime::now();
             set_mtime(&root.join("site.css"), now);
             set_mtime(&root.join("site.css.gz"), now - Duration::from_secs(3600));
             let resp = get_coded(&server, "/site.css", "gzip");
             assert_eq!(resp.header("content-encoding"), None);
-            assert_eq!(resp.body, file);
+            same(&resp.body, &file, "body");
         }
     }
 }
@@ -364,7 +380,7 @@ fn an_older_sibling_is_not_cached_either() {
     loop {
         let resp = get_coded(&server, "/old.css", "gzip");
         assert_eq!(resp.header("content-encoding"), None);
-        assert_eq!(resp.body, file);
+        same(&resp.body, &file, "body");
         let cached = server.stats()["cache"]["rows"]
             .as_array()
             .cloned()
@@ -379,7 +395,7 @@ fn an_older_sibling_is_not_cached_either() {
     }
     let resp = get_coded(&server, "/old.css", "gzip");
     assert_eq!(resp.header("content-encoding"), None);
-    assert_eq!(resp.body, file);
+    same(&resp.body, &file, "body");
 }
 
 #[test]
@@ -395,11 +411,11 @@ fn types_and_min_bytes_decide_what_is_coded() {
         let resp = get_coded(&server, "/small.txt", "gzip");
         assert_eq!(resp.header("content-encoding"), None);
         assert_eq!(resp.header("vary"), None, "never coded, so no Vary");
-        assert_eq!(resp.body, small);
+        same(&resp.body, &small, "body");
         let resp = get_coded(&server, "/picture.png", "gzip");
         assert_eq!(resp.header("content-encoding"), None);
         assert_eq!(resp.header("vary"), None);
-        assert_eq!(resp.body, png);
+        same(&resp.body, &png, "body");
     }
     // Only the listed types.
     let server = start("[compression]\ntypes = [\"text/css\"]");
@@ -416,7 +432,7 @@ fn types_and_min_bytes_decide_what_is_coded() {
         let resp = get_coded(&server, "/app.js", "gzip");
         assert_eq!(resp.header("content-encoding"), None);
         assert_eq!(resp.header("vary"), None);
-        assert_eq!(resp.body, script());
+        same(&resp.body, &script(), "body");
     }
 }
 
@@ -443,14 +459,19 @@ fn a_changed_file_is_never_served_stale_in_any_coding() {
     }
     for _ in 0..5 {
         for coding in ["identity", "br", "zstd", "gzip"] {
-            assert_eq!(decoded(coding), new, "{coding} served the old file");
+            same(
+                &decoded(coding),
+                &new,
+                format!("{coding} served the old file"),
+            );
         }
     }
     // And the new file's variants are made in turn.
     for coding in CODINGS {
-        assert_eq!(
-            python_decode(coding, &warm(&server, "/app.js", coding).body),
-            new
+        same(
+            &python_decode(coding, &warm(&server, "/app.js", coding).body),
+            &new,
+            "body",
         );
     }
 }
@@ -539,20 +560,24 @@ fn cgi_output_is_compressed_as_it_streams() {
         assert_eq!(resp.status, 200);
         assert_eq!(resp.header("content-encoding"), Some(coding));
         assert_eq!(resp.header("vary"), Some("Accept-Encoding"));
-        assert_eq!(python_decode(coding, &resp.body), big_output(), "{coding}");
+        same(
+            &python_decode(coding, &resp.body),
+            &big_output(),
+            format!("{coding}"),
+        );
         let (_, decoded) = curl(&server, "/cgi-bin/big.py", coding);
-        assert_eq!(decoded, big_output(), "curl, {coding}");
+        same(&decoded, &big_output(), format!("curl, {coding}"));
     }
     // Identity for a client that takes no coding; Vary all the same.
     let resp = request(&server, "GET", "/cgi-bin/big.py", "");
     assert_eq!(resp.header("content-encoding"), None);
     assert_eq!(resp.header("vary"), Some("Accept-Encoding"));
-    assert_eq!(resp.body, big_output());
+    same(&resp.body, &big_output(), "body");
     // A whole answer shorter than min_bytes goes as it is, with its length.
     let resp = get_coded(&server, "/cgi-bin/small.sh", "gzip");
     assert_eq!(resp.header("content-encoding"), None);
     assert_eq!(resp.header("content-length"), Some("6"));
-    assert_eq!(resp.body, b"short\n");
+    same(&resp.body, b"short\n", "body");
     // A program's own Content-Length gives way to the coded length.
     let resp = get_coded(&server, "/cgi-bin/sized.sh", "gzip");
     assert_eq!(resp.header("content-encoding"), Some("gzip"));
@@ -580,7 +605,7 @@ fn cgi_output_is_compressed_as_it_streams() {
     let resp = Response::parse(&raw);
     assert_eq!(resp.header("content-encoding"), Some("gzip"));
     assert_eq!(resp.header("transfer-encoding"), None);
-    assert_eq!(python_decode("gzip", &resp.body), big_output());
+    same(&python_decode("gzip", &resp.body), &big_output(), "body");
 }
 
 #[test]
@@ -619,7 +644,11 @@ fn a_slow_programs_coded_output_is_not_held_back() {
     std::fs::write(&gate, b"").unwrap();
     s.read_to_end(&mut raw).unwrap();
     let resp = Response::parse(&raw);
-    assert_eq!(python_decode("gzip", &resp.body), b"first\nsecond\n");
+    same(
+        &python_decode("gzip", &resp.body),
+        b"first\nsecond\n",
+        "body",
+    );
 }
 
 /// The data of the complete chunks at the start of a chunked body.
@@ -640,4 +669,51 @@ fn partial_dechunk(mut raw: &[u8]) -> Vec<u8> {
         raw = &raw[line_end + 2 + size + 2..];
     }
     out
+}
+
+#[test]
+fn chromium_runs_a_page_whose_script_and_style_arrive_brotli_coded() {
+    let dir = crate::support::repo().join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `npm install` in tests/browser (.ci/run does)"
+    );
+    let server = start("");
+    let mut js = script();
+    js.extend_from_slice(b"window.appResult = f2499(1, 2);\n");
+    std::fs::write(server.root.join("app.js"), &js).unwrap();
+    let css: String = (0..2000)
+        .map(|i| format!(".rule-{i} {{ margin: {i}px; padding: 0 {i}px; }}\n"))
+        .chain(std::iter::once(
+            "body { background-color: rgb(1, 2, 3); }\n".to_string(),
+        ))
+        .collect();
+    std::fs::write(server.root.join("site.css"), css).unwrap();
+    std::fs::write(
+        server.root.join("page.html"),
+        "<!doctype html><html><head><title>coded</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/site.css\">\
+         <script src=\"/app.js\"></script></head><body><p>page</p></body></html>\n",
+    )
+    .unwrap();
+    warm(&server, "/app.js", "br");
+    warm(&server, "/site.css", "br");
+    let out = Command::new("node")
+        .current_dir(&dir)
+        .arg("compressed.mjs")
+        .arg(format!("http://{}/page.html", server.addr()))
+        .output()
+        .expect("node is installed");
+    assert!(
+        out.status.success(),
+        "browser check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let seen: serde_json::Value =
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(seen["encodings"]["/app.js"], "br", "{seen}");
+    assert_eq!(seen["encodings"]["/site.css"], "br", "{seen}");
+    assert_eq!(seen["appResult"], 2499 + 2, "{seen}");
+    assert_eq!(seen["background"], "rgb(1, 2, 3)", "{seen}");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
 }
