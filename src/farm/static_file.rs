@@ -198,11 +198,11 @@ impl Worker {
                     Some(((sibling, sibling_meta), coding)) => {
                         let rep = sibling_rep(&rep, &sibling_meta, coding);
                         let source = Source::File(sibling);
-                        self.respond(conn, req, cfg, &rep, source, Handler::Static, vary)
+                        self.respond(conn, req, cfg, &rep, source, Handler::Static)
                     }
                     None => {
                         let source = Source::File(file);
-                        self.respond(conn, req, cfg, &rep, source, Handler::Static, vary)
+                        self.respond(conn, req, cfg, &rep, source, Handler::Static)
                     }
                 }
             }
@@ -289,7 +289,7 @@ impl Worker {
             saved_bytes: entry.rep.len.saturating_sub(rep.len),
         });
         let source = Source::Bytes(body);
-        self.respond(conn, req, cfg, rep, source, Handler::Cache, vary)
+        self.respond(conn, req, cfg, rep, source, Handler::Cache)
     }
 
     /// Chooses the coding of the answer from `Accept-Encoding` among what `available` finds
@@ -397,8 +397,9 @@ impl Worker {
         rep: &Representation,
         source: Source,
         handler: Handler,
-        vary: bool,
     ) -> Done {
+        // The coding of the answer could have been another (COMPRESSION.md).
+        let vary = rep.encoding.is_some() || cfg.compression.may_vary(rep.mime, rep.len);
         let len = rep.len;
         let keep_alive = req.keep_alive && req.body == Body::None;
         if let Some(if_match) = req.header_str("if-match") {

@@ -148,11 +148,7 @@ fn each_coding_decodes_to_the_file_with_its_own_tag() {
             "{coding}: {}",
             resp.body.len()
         );
-        same(
-            &python_decode(coding, &resp.body),
-            &file,
-            format!("{coding}"),
-        );
+        same(&python_decode(coding, &resp.body), &file, coding);
         let (head, decoded) = curl(&server, "/app.js", coding);
         assert!(
             head.to_ascii_lowercase()
@@ -207,7 +203,7 @@ fn q_values_identity_and_star_are_honoured() {
             Some(coding) => python_decode(coding, &resp.body),
             None => resp.body.clone(),
         };
-        same(&body, &file, format!("{accept}"));
+        same(&body, &file, accept);
     }
     // No Accept-Encoding at all: the file as it is.
     let plain = request(&server, "GET", "/app.js", "");
@@ -287,7 +283,7 @@ fn conditional_head_and_range_requests_on_variants() {
         Some(format!("bytes 100-199/{}", file.len()).as_str())
     );
     assert_eq!(resp.header("content-length"), Some("100"));
-    same(&resp.body, &&file[100..200], "body");
+    same(&resp.body, &file[100..200], "body");
 }
 
 #[test]
@@ -560,11 +556,7 @@ fn cgi_output_is_compressed_as_it_streams() {
         assert_eq!(resp.status, 200);
         assert_eq!(resp.header("content-encoding"), Some(coding));
         assert_eq!(resp.header("vary"), Some("Accept-Encoding"));
-        same(
-            &python_decode(coding, &resp.body),
-            &big_output(),
-            format!("{coding}"),
-        );
+        same(&python_decode(coding, &resp.body), &big_output(), coding);
         let (_, decoded) = curl(&server, "/cgi-bin/big.py", coding);
         same(&decoded, &big_output(), format!("curl, {coding}"));
     }

@@ -248,7 +248,7 @@ fn run_once(mut conn: Conn, req: Request, cfg: &Arc<Config>, worker: &mut Worker
         total_timeout: Duration::from_secs(cfg.cgi.total_timeout_secs),
         body_timeout: cfg.body_timeout(),
         send_timeout: cfg.send_timeout(),
-        compression: stream_coding(&req, &cfg),
+        compression: stream_coding(&req, cfg),
     };
     let ending = Stream::new(
         &mut conn,
