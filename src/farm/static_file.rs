@@ -19,7 +19,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use crate::cache::compressor::{open_sibling, sibling_rep};
 use crate::cache::{Entry, Hit, Representation};
 use crate::conn::Conn;
-use crate::farm::reply;
+use crate::farm::{coded_stream, reply};
 use crate::http::body::decode;
 use crate::http::encoding::{AcceptEncoding, Choice, Coding};
 use crate::http::path::{normalize, SafePath};
@@ -194,6 +194,28 @@ impl Worker {
                         saved_bytes,
                     });
                 }
+                if coded.is_none() && vary && self.streams_coded(req, cfg, rep.len) {
+                    let accept = AcceptEncoding::parse(req.header_str("accept-encoding"));
+                    let codings = cfg.compression.codings();
+                    if let Choice::Coded(coding) = accept.choose(codings.as_slice(), |_| true) {
+                        let coded_rep = coded_stream::representation(&rep, coding);
+                        let fresh = req
+                            .header_str("if-none-match")
+                            .is_some_and(|inm| none_match(inm, &coded_rep.etag));
+                        if fresh {
+                            let source = Source::File(file);
+                            return self.respond(
+                                conn,
+                                req,
+                                cfg,
+                                &coded_rep,
+                                source,
+                                Handler::Static,
+                            );
+                        }
+                        return coded_stream::send(conn, req, cfg, &coded_rep, file, coding).into();
+                    }
+                }
                 match coded {
                     Some(((sibling, sibling_meta), coding)) => {
                         let rep = sibling_rep(&rep, &sibling_meta, coding);
@@ -290,6 +312,24 @@ impl Worker {
         });
         let source = Source::Bytes(body);
         self.respond(conn, req, cfg, rep, source, Handler::Cache)
+    }
+
+    /// Whether a file is sent compressed on the fly rather than as it is: it will never be
+    /// cached (too large, or the cache is off), and no range or precondition asks for the
+    /// file's own bytes.
+    fn streams_coded(&self, req: &Request, cfg: &Config, len: u64) -> bool {
+        let c = &cfg.compression;
+        c.on_the_fly
+            && len >= c.min_bytes
+            && (!cfg.cache.enabled || len > cfg.cache.max_file_bytes)
+            && [
+                "range",
+                "if-match",
+                "if-unmodified-since",
+                "if-modified-since",
+            ]
+            .iter()
+            .all(|h| req.header_str(h).is_none())
     }
 
     /// Chooses the coding of the answer from `Accept-Encoding` among what `available` finds

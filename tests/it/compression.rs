@@ -346,17 +346,22 @@ fn precompressed_siblings_are_sent_and_older_ones_ignored() {
         );
         assert_eq!(resp.status, 304);
         if cache == "false" {
-            // Without the cache nothing is compressed on the fly: no sibling, identity.
+            // Without the cache, a coding with no sibling is compressed as it streams.
             let resp = get_coded(&server, "/site.css", "zstd");
-            assert_eq!(resp.header("content-encoding"), None);
-            same(&resp.body, &file, "body");
-            // A sibling older than the file is stale: ignored.
+            assert_eq!(resp.header("content-encoding"), Some("zstd"));
+            assert_eq!(resp.header("transfer-encoding"), Some("chunked"));
+            same(&python_decode("zstd", &resp.body), &file, "zstd stream");
+            // A sibling older than the file is stale: ignored, the file compressed instead.
             let now = SystemTime::now();
             set_mtime(&root.join("site.css"), now);
             set_mtime(&root.join("site.css.gz"), now - Duration::from_secs(3600));
             let resp = get_coded(&server, "/site.css", "gzip");
+            assert_eq!(resp.header("content-encoding"), Some("gzip"));
+            assert!(resp.body != gz.stdout, "the stale sibling was sent");
+            same(&python_decode("gzip", &resp.body), &file, "gzip stream");
+            let resp = get_coded(&server, "/site.css", "identity");
             assert_eq!(resp.header("content-encoding"), None);
-            same(&resp.body, &file, "body");
+            same(&resp.body, &file, "identity");
         }
     }
 }
@@ -392,6 +397,69 @@ fn an_older_sibling_is_not_cached_either() {
     let resp = get_coded(&server, "/old.css", "gzip");
     assert_eq!(resp.header("content-encoding"), None);
     same(&resp.body, &file, "body");
+}
+
+#[test]
+fn files_too_large_for_the_cache_are_compressed_as_they_stream() {
+    let server = start("[cache]\nmax_file_bytes = 10000");
+    let file = script();
+    for coding in CODINGS {
+        let resp = get_coded(&server, "/app.js", coding);
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("content-encoding"), Some(coding));
+        assert_eq!(resp.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(resp.header("transfer-encoding"), Some("chunked"));
+        assert_eq!(resp.header("content-length"), None);
+        let tag = resp.header("etag").unwrap().to_string();
+        assert!(
+            tag.starts_with("W/\"") && tag.ends_with(&format!("-{coding}\"")),
+            "{tag}"
+        );
+        same(&python_decode(coding, &resp.body), &file, coding);
+        let (_, decoded) = curl(&server, "/app.js", coding);
+        same(&decoded, &file, format!("curl, {coding}"));
+        // The weak tag validates: 304.
+        let resp = request(
+            &server,
+            "GET",
+            "/app.js",
+            &format!("Accept-Encoding: {coding}\r\nIf-None-Match: {tag}\r\n"),
+        );
+        assert_eq!(resp.status, 304);
+        assert_eq!(resp.header("etag"), Some(tag.as_str()));
+    }
+    // HEAD: the same head, no length, no body.
+    let raw = server.raw(
+        b"HEAD /app.js HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    );
+    let resp = Response::parse_one(&raw, true).unwrap();
+    assert_eq!(resp.header("content-encoding"), Some("gzip"));
+    assert_eq!(resp.header("content-length"), None);
+    assert_eq!(raw.len(), resp.head_len, "no body after a HEAD");
+    // A range is the file's own bytes.
+    let resp = request(
+        &server,
+        "GET",
+        "/app.js",
+        "Accept-Encoding: gzip\r\nRange: bytes=0-9\r\n",
+    );
+    assert_eq!(resp.status, 206);
+    assert_eq!(resp.header("content-encoding"), None);
+    same(&resp.body, &file[..10], "range");
+    // HTTP/1.0: the coded body ends with the connection.
+    let raw = server.raw(b"GET /app.js HTTP/1.0\r\nAccept-Encoding: br\r\n\r\n");
+    let resp = Response::parse(&raw);
+    assert_eq!(resp.header("content-encoding"), Some("br"));
+    assert_eq!(resp.header("transfer-encoding"), None);
+    same(&python_decode("br", &resp.body), &file, "HTTP/1.0 br");
+    // Keep-alive survives a streamed answer.
+    let mut s = server.connect();
+    for _ in 0..2 {
+        s.write_all(b"GET /app.js HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+            .unwrap();
+        let resp = crate::support::read_response(&mut s, false);
+        same(&python_decode("gzip", &resp.body), &file, "keep-alive");
+    }
 }
 
 #[test]
