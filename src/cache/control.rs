@@ -447,6 +447,41 @@ mod tests {
     }
 
     #[test]
+    fn variants_count_in_the_budget_reserved_until_made() {
+        let mut cfg = Config::default();
+        cfg.cache.max_bytes = 120;
+        let mut control = Control::new(8);
+        let coded = |key: &str, file: &Path, len: u64| {
+            let mut entry = fake(key, file, len)?;
+            entry.want(&Coding::ALL);
+            Some(entry)
+        };
+        hits(&mut control, "/a", 20, 10);
+        hits(&mut control, "/b", 20, 5);
+        control.rebalance(&cfg, coded);
+        // /a holds its body and three reservations of its size: /b does not fit beside it.
+        assert!(control.table().contains_key("/a") && !control.table().contains_key("/b"));
+        assert_eq!(control.used_bytes(), 80);
+        let admitted = control.take_admitted();
+        assert_eq!(admitted.len(), 1);
+        let a = &admitted[0];
+        let variant = |len: usize| super::super::Variant {
+            rep: a.rep.coded(Coding::Br, len as u64),
+            body: vec![1; len],
+            from_sibling: false,
+        };
+        a.set_variant(Coding::Br, Some(variant(5)));
+        a.set_variant(Coding::Zstd, Some(variant(5)));
+        a.set_variant(Coding::Gzip, None);
+        assert!(!a.pending());
+        assert_eq!(control.used_bytes(), 30);
+        control.rebalance(&cfg, coded);
+        assert!(control.table().contains_key("/b"));
+        assert_eq!(control.used_bytes(), 110);
+        assert_eq!(control.snapshot(&cfg).variants_cached, 2);
+    }
+
+    #[test]
     fn scores_decay() {
         let cfg = Config::default();
         let mut control = Control::new(8);
