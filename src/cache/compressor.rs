@@ -227,3 +227,61 @@ pub fn sibling_rep(
         ..own
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn makes_each_wanted_variant_and_prefers_a_fresh_sibling() {
+        let root = tempfile::tempdir().unwrap();
+        let body: Vec<u8> = (0..3000)
+            .flat_map(|i| format!("let x{i} = {i};\n").into_bytes())
+            .collect();
+        std::fs::write(root.path().join("a.js"), &body).unwrap();
+        let meta = std::fs::metadata(root.path().join("a.js")).unwrap();
+        // A sibling that is not even gzip: it must be taken as it is, not made.
+        std::fs::write(root.path().join("a.js.gz"), b"precompressed by the build").unwrap();
+        let mut cfg = Config::default();
+        cfg.root = root.path().to_path_buf();
+        let mut entry = Entry::new(
+            Arc::from("/a.js"),
+            Arc::from(Path::new("a.js")),
+            Representation::of(&meta, "a.js"),
+            body.clone(),
+        );
+        entry.want(&Coding::ALL);
+        let entry = Arc::new(entry);
+        let (to_compress, inbox) = crossbeam_channel::bounded(1);
+        let tally = SharedTally::default();
+        to_compress
+            .send(Job {
+                entry: entry.clone(),
+                cfg: Arc::new(cfg),
+            })
+            .unwrap();
+        drop(to_compress);
+        run(inbox, tally.clone());
+        assert!(!entry.pending());
+        let gz = entry.variant(Coding::Gzip).unwrap();
+        assert!(gz.from_sibling);
+        assert_eq!(gz.body, b"precompressed by the build");
+        assert_eq!(gz.rep.encoding, Some(Coding::Gzip));
+        for coding in [Coding::Br, Coding::Zstd] {
+            let v = entry.variant(coding).unwrap();
+            assert!(!v.from_sibling && v.body.len() < body.len() / 4);
+            assert_eq!(v.rep.etag, variant_etag(&entry.rep.etag, coding));
+            assert_eq!(v.rep.len, v.body.len() as u64);
+        }
+        assert_eq!(entry.charged_bytes(), {
+            let sizes: usize = Coding::ALL
+                .iter()
+                .map(|&c| entry.variant(c).unwrap().body.len())
+                .sum();
+            (body.len() + sizes) as u64
+        });
+        let t = tally.lock().unwrap();
+        assert_eq!(t.codings.iter().map(|c| c.compressed).sum::<u64>(), 2);
+        assert_eq!(t.codings.iter().map(|c| c.from_siblings).sum::<u64>(), 1);
+    }
+}
