@@ -175,6 +175,9 @@ impl Worker {
                 let mut coded = None;
                 if vary {
                     let choice = self.negotiate(req, cfg, |worker, coding| {
+                        if !cfg.compression.precompressed {
+                            return None;
+                        }
                         let root = worker.root_fd(&cfg.root).ok()?;
                         open_sibling(root, &relative, coding, rep.modified)
                     });

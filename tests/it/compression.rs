@@ -470,7 +470,15 @@ fn types_and_min_bytes_decide_what_is_coded() {
     std::fs::write(root.join("small.txt"), &small).unwrap();
     let png: Vec<u8> = (0..20_000u32).map(|i| (i % 7) as u8).collect();
     std::fs::write(root.join("picture.png"), &png).unwrap();
-    warm(&server, "/app.js", "gzip");
+    // With precompressed = false a sibling is never sent: identity, then the cache's own.
+    std::fs::write(root.join("app.js.gz"), b"not to be sent").unwrap();
+    let resp = get_coded(&server, "/app.js", "gzip");
+    assert!(resp.body != b"not to be sent");
+    same(
+        &python_decode("gzip", &warm(&server, "/app.js", "gzip").body),
+        &script(),
+        "own gzip",
+    );
     for _ in 0..20 {
         let resp = get_coded(&server, "/small.txt", "gzip");
         assert_eq!(resp.header("content-encoding"), None);
