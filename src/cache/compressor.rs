@@ -23,6 +23,29 @@ use super::{Entry, Representation, Variant};
 use crate::http::encoding::{variant_etag, Coding};
 use crate::support::config::Config;
 
+/// Files up to this size are compressed at the `THOROUGH` levels when cached: once, off the
+/// request path, for every later hit (a megabyte at brotli 11 takes seconds).
+pub const THOROUGH_MAX_BYTES: usize = 256 * 1024;
+
+/// The cache's levels for such files, when the configured one is lower.
+fn thorough(coding: Coding) -> i32 {
+    match coding {
+        Coding::Br => 11,
+        Coding::Zstd => 19,
+        Coding::Gzip => 9,
+    }
+}
+
+/// The level the cache compresses a body of `len` bytes at.
+pub fn cache_level(cfg: &Config, coding: Coding, len: usize) -> i32 {
+    let configured = cfg.compression.level_of(coding);
+    if len <= THOROUGH_MAX_BYTES {
+        configured.max(thorough(coding))
+    } else {
+        configured
+    }
+}
+
 /// One entry to make variants for.
 pub struct Job {
     pub entry: Arc<Entry>,
@@ -97,39 +120,50 @@ pub fn run(inbox: Receiver<Job>, tally: SharedTally) {
     for Job { entry, cfg } in inbox {
         // An entry no longer held by the cache (only this job has it) is not worth the work.
         let evicted = Arc::strong_count(&entry) == 1;
-        for &coding in cfg.compression.codings().as_slice() {
-            if !entry.wanted().any(|c| c == coding) {
-                continue;
+        let wanted: Vec<Coding> = cfg
+            .compression
+            .codings()
+            .as_slice()
+            .iter()
+            .copied()
+            .filter(|c| entry.wanted().any(|w| w == *c))
+            .collect();
+        if !evicted {
+            // Siblings first: reading is cheap, compressing is not. They are published
+            // least preferred first, so a client that sees one finds the others too.
+            let siblings: Vec<(Coding, Variant)> = wanted
+                .iter()
+                .filter(|_| cfg.compression.precompressed)
+                .filter_map(|&c| sibling(&entry, c, &cfg).map(|v| (c, v)))
+                .collect();
+            for (coding, variant) in siblings.into_iter().rev() {
+                if let Ok(mut t) = tally.lock() {
+                    t.coding(coding).from_siblings += 1;
+                }
+                entry.set_variant(coding, Some(variant));
             }
-            let variant = if evicted {
-                None
-            } else {
-                make(&entry, coding, &cfg, &tally)
-            };
-            entry.set_variant(coding, variant);
+            for &coding in &wanted {
+                if entry.variant(coding).is_none() {
+                    entry.set_variant(coding, compressed(&entry, coding, &cfg, &tally));
+                }
+            }
         }
-        // Codings wanted but no longer configured release their reservation.
+        // Whatever is left (evicted, or no longer configured) releases its reservation.
         for coding in entry.wanted().collect::<Vec<_>>() {
             entry.set_variant(coding, None);
         }
     }
 }
 
-fn make(entry: &Entry, coding: Coding, cfg: &Config, tally: &SharedTally) -> Option<Variant> {
+/// Compresses the entry's body, when `on_the_fly` allows; kept only if smaller.
+fn compressed(entry: &Entry, coding: Coding, cfg: &Config, tally: &SharedTally) -> Option<Variant> {
     let settings = &cfg.compression;
-    if settings.precompressed {
-        if let Some(variant) = sibling(entry, coding, cfg) {
-            if let Ok(mut t) = tally.lock() {
-                t.coding(coding).from_siblings += 1;
-            }
-            return Some(variant);
-        }
-    }
     if !settings.on_the_fly || (entry.body.len() as u64) < settings.min_bytes {
         return None;
     }
     let started = Instant::now();
-    let body = compress(coding, settings.level_of(coding), &entry.body).ok()?;
+    let level = cache_level(cfg, coding, entry.body.len());
+    let body = compress(coding, level, &entry.body).ok()?;
     let micros = started.elapsed().as_micros() as u64;
     let smaller = body.len() < entry.body.len();
     if let Ok(mut t) = tally.lock() {
