@@ -276,8 +276,10 @@ mod tests {
         let meta = std::fs::metadata(root.path().join("a.js")).unwrap();
         // A sibling that is not even gzip: it must be taken as it is, not made.
         std::fs::write(root.path().join("a.js.gz"), b"precompressed by the build").unwrap();
-        let mut cfg = Config::default();
-        cfg.root = root.path().to_path_buf();
+        let cfg = Config {
+            root: root.path().to_path_buf(),
+            ..Config::default()
+        };
         let mut entry = Entry::new(
             Arc::from("/a.js"),
             Arc::from(Path::new("a.js")),
