@@ -596,6 +596,10 @@ fn cgi_dir() -> (tempfile::TempDir, PathBuf) {
             "#!/bin/sh\nprintf 'Content-Type: text/html\\r\\nContent-Length: 600\\r\\n\\r\\n'\nhead -c 600 /dev/zero | tr '\\0' 'x'\n",
         ),
         (
+            "tagged.sh",
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nVary: Cookie\\r\\nETag: \"v1\"\\r\\n\\r\\n'\nhead -c 2000 /dev/zero | tr '\\0' 'y'\n",
+        ),
+        (
             "binary.sh",
             "#!/bin/sh\nprintf 'Content-Type: image/png\\r\\n\\r\\n'\nhead -c 5000 /dev/zero\n",
         ),
@@ -663,6 +667,14 @@ fn cgi_output_is_compressed_as_it_streams() {
     );
     assert_eq!(head.header("content-encoding"), Some("gzip"));
     assert_eq!(head.header("content-length"), None);
+    // The program's own Vary is extended, its tag made the coded variant's.
+    let resp = get_coded(&server, "/cgi-bin/tagged.sh", "br");
+    assert_eq!(resp.header("content-encoding"), Some("br"));
+    assert_eq!(resp.header("vary"), Some("Cookie, Accept-Encoding"));
+    assert_eq!(resp.header("etag"), Some("\"v1-br\""));
+    same(&python_decode("br", &resp.body), &[b'y'; 2000], "tagged");
+    let resp = get_coded(&server, "/cgi-bin/tagged.sh", "identity");
+    assert_eq!(resp.header("etag"), Some("\"v1\""));
     // Types not listed are not coded.
     let resp = get_coded(&server, "/cgi-bin/binary.sh", "gzip");
     assert_eq!(resp.header("content-encoding"), None);

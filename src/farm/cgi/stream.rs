@@ -14,7 +14,7 @@ use crate::cache::compress::Encoder;
 use crate::conn::Conn;
 use crate::http::body::{BodyError, BodyReader};
 use crate::http::cgi::{nph_status, parse_response, Head, Response};
-use crate::http::encoding::Coding;
+use crate::http::encoding::{variant_etag, Coding};
 use crate::http::response::{push_date, push_header, push_header_u64, push_u64, SERVER};
 use crate::http::{reason_phrase, Request};
 use crate::protocol::CloseReason;
@@ -540,9 +540,20 @@ impl<'a> Stream<'a> {
         if !cfg.compressible_type(&mime) || field("content-encoding").is_some() {
             return None;
         }
-        if field("vary").is_none() {
-            head.headers
-                .push(("Vary".to_string(), b"Accept-Encoding".to_vec()));
+        match head
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case("vary"))
+        {
+            None => head
+                .headers
+                .push(("Vary".to_string(), b"Accept-Encoding".to_vec())),
+            Some((_, value)) => {
+                let text = String::from_utf8_lossy(value).to_ascii_lowercase();
+                if text.trim() != "*" && !text.contains("accept-encoding") {
+                    value.extend_from_slice(b", Accept-Encoding");
+                }
+            }
         }
         let coding = (*coding)?;
         let len = known_len.or(head.content_length);
@@ -554,6 +565,19 @@ impl<'a> Stream<'a> {
             "Content-Encoding".to_string(),
             coding.token().as_bytes().to_vec(),
         ));
+        // The program's tag names its own bytes; the coded ones get a tag of their own.
+        if let Some((_, tag)) = head
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case("etag"))
+        {
+            let text = String::from_utf8_lossy(tag).into_owned();
+            let (weak, bare) = match text.trim().strip_prefix("W/") {
+                Some(bare) => ("W/", bare.to_string()),
+                None => ("", text.trim().to_string()),
+            };
+            *tag = format!("{weak}{}", variant_etag(&bare, coding)).into_bytes();
+        }
         Some(coding)
     }
 
