@@ -9,5 +9,6 @@ mod compression;
 mod game;
 mod hardening;
 mod plugins;
+mod replicas;
 mod static_files;
 mod stats;
