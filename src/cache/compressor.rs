@@ -142,7 +142,15 @@ pub fn run(inbox: Receiver<Job>, tally: SharedTally) {
                 }
                 entry.set_variant(coding, Some(variant));
             }
-            for &coding in &wanted {
+            // Cheapest first (gzip, zstd, br): a client that prefers a coding still being
+            // made gets the next one it takes meanwhile.
+            let mut by_cost = wanted.clone();
+            by_cost.sort_by_key(|c| match c {
+                Coding::Gzip => 0,
+                Coding::Zstd => 1,
+                Coding::Br => 2,
+            });
+            for &coding in &by_cost {
                 if entry.variant(coding).is_none() {
                     entry.set_variant(coding, compressed(&entry, coding, &cfg, &tally));
                 }
