@@ -354,7 +354,10 @@ impl Worker {
         cfg: &Config,
         mut available: impl FnMut(&mut Worker, Coding) -> Option<T>,
     ) -> Result<Option<(T, Coding)>, ()> {
-        let accept = AcceptEncoding::parse(req.header_str("accept-encoding"));
+        let Some(field) = req.header_str("accept-encoding") else {
+            return Ok(None); // No field: identity, with nothing more to look at.
+        };
+        let accept = AcceptEncoding::parse(Some(field));
         let ranged = req.method == Method::Get && req.header_str("range").is_some();
         let mut found = None;
         let choice = accept.choose(cfg.compression.codings().as_slice(), |coding| {
