@@ -215,9 +215,12 @@ impl Worker {
                     let codings = cfg.compression.codings();
                     if let Choice::Coded(coding) = accept.choose(codings.as_slice(), |_| true) {
                         let coded_rep = coded_stream::representation(&rep, coding);
-                        let fresh = req
-                            .header_str("if-none-match")
-                            .is_some_and(|inm| none_match(inm, &coded_rep.etag));
+                        let fresh = match req.header_str("if-none-match") {
+                            Some(inm) => none_match(inm, &coded_rep.etag),
+                            None => req
+                                .header_str("if-modified-since")
+                                .is_some_and(|ims| not_modified_since(ims, rep.modified)),
+                        };
                         if fresh {
                             let source = Source::File(file);
                             return self.respond(
@@ -335,14 +338,9 @@ impl Worker {
         c.on_the_fly
             && len >= c.min_bytes
             && (!cfg.cache.enabled || len > cfg.cache.max_file_bytes)
-            && [
-                "range",
-                "if-match",
-                "if-unmodified-since",
-                "if-modified-since",
-            ]
-            .iter()
-            .all(|h| req.header_str(h).is_none())
+            && ["range", "if-match", "if-unmodified-since"]
+                .iter()
+                .all(|h| req.header_str(h).is_none())
     }
 
     /// Chooses the coding of the answer from `Accept-Encoding` among what `available` finds

@@ -427,6 +427,26 @@ fn files_too_large_for_the_cache_are_compressed_as_they_stream() {
         );
         assert_eq!(resp.status, 304);
         assert_eq!(resp.header("etag"), Some(tag.as_str()));
+        assert_eq!(resp.header("content-encoding"), Some(coding));
+        // As a browser revalidates: both validators; the tag decides.
+        let modified = resp.header("last-modified").unwrap().to_string();
+        let resp = request(
+            &server,
+            "GET",
+            "/app.js",
+            &format!(
+                "Accept-Encoding: {coding}\r\nIf-None-Match: {tag}\r\nIf-Modified-Since: {modified}\r\n"
+            ),
+        );
+        assert_eq!(resp.status, 304);
+        let resp = request(
+            &server,
+            "GET",
+            "/app.js",
+            &format!("Accept-Encoding: {coding}\r\nIf-Modified-Since: {modified}\r\n"),
+        );
+        assert_eq!(resp.status, 304);
+        assert_eq!(resp.header("content-encoding"), Some(coding));
     }
     // HEAD: the same head, no length, no body.
     let raw = server.raw(
