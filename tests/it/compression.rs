@@ -817,3 +817,46 @@ fn chromium_runs_a_page_whose_script_and_style_arrive_brotli_coded() {
     assert_eq!(seen["background"], "rgb(1, 2, 3)", "{seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
 }
+
+#[test]
+fn the_compression_table_is_read_as_documented() {
+    // The issue's table, as it is written.
+    let server = start(
+        "[compression]\nenabled = true\nencodings = [\"br\", \"zstd\", \"gzip\"]\nprecompressed = true\non_the_fly = true\nmin_bytes = 256\ntypes = [\"text/*\", \"application/javascript\", \"application/json\", \"application/xml\", \"image/svg+xml\", \"application/wasm\"]\nlevel = { br = 5, zstd = 3, gzip = 6 }\n",
+    );
+    same(
+        &python_decode("gzip", &warm(&server, "/app.js", "gzip").body),
+        &script(),
+        "gzip",
+    );
+    // Only the listed codings are offered, in the listed order.
+    let server = start("[compression]\nencodings = [\"gzip\", \"zstd\"]");
+    warm(&server, "/app.js", "zstd");
+    let resp = get_coded(&server, "/app.js", "br, zstd, gzip");
+    assert_eq!(resp.header("content-encoding"), Some("gzip"));
+    let resp = get_coded(&server, "/app.js", "br");
+    assert_eq!(resp.header("content-encoding"), None);
+    // A value that makes no sense stops the server at start, naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    for (bad, key) in [
+        ("encodings = [\"deflate\"]", "compression.encodings"),
+        (
+            "level = { br = 12, zstd = 3, gzip = 6 }",
+            "compression.level",
+        ),
+        ("colour = 1", "colour"),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, format!("[compression]\n{bad}\n")).unwrap();
+        let out = Command::new(crate::support::binary())
+            .arg("--config")
+            .arg(&path)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains(key), "{bad}: {text}");
+    }
+}
