@@ -1,7 +1,7 @@
 //! The top-level PAR: every channel and every process of the server, and nothing else.
 //!
 //! ```text
-//!                 ┌──────────── replica ×cores (one thread each, pinned to its core) ────────────┐
+//!                 ┌────────── replica ×cores (one thread each; pin_cores pins it to its core) ──────────┐
 //!  listener ─────▶│ acceptor ─▶ idle.pool ─▶ front-end ─▶ cache table ─▶ static ─▶ recycler ─┐ │
 //!  (shared,       │                ▲             │          (read)                           │ │
 //!   EPOLLEXCLUSIVE)│                └─────────────┼────────── keep-alive ─────────────────────┘ │
@@ -211,7 +211,7 @@ pub fn start(
         let replica_out = ReplicaOut {
             index,
             replicas,
-            cpu: (!cpus.is_empty()).then(|| cpus[index % cpus.len()]),
+            cpu: (cfg.pin_cores && !cpus.is_empty()).then(|| cpus[index % cpus.len()]),
             listener: listener.clone(),
             to_replicas: to_replicas.clone(),
             to_cgi: to_cgi.clone(),

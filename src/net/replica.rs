@@ -1,5 +1,5 @@
-//! replica: one copy of the per-request network per core, its thread pinned to that core.
-//! Instances: `cores` (default: one per available core). In: its share of new connections
+//! replica: one copy of the per-request network per core (its thread pinned to that core with
+//! `pin_cores`). Instances: `cores` (default: one per available core). In: its share of new connections
 //! from the shared listener (EPOLLEXCLUSIVE, so an idle replica is woken first), its own
 //! parked connections (epoll, edge-triggered), ToReplica (its connections coming home from
 //! cgi, plugin, stats and send.pool, and `Flush`). Out: ToCgi, ToPlugin, ToStats, ToSendPool,

@@ -54,6 +54,10 @@ pub struct Config {
     /// Replicas of the per-request network, each pinned to a core; 0 means one per core the
     /// process may run on. Read at start.
     pub cores: usize,
+    /// Pin each replica's thread to its own core (nginx's `worker_cpu_affinity auto`). Off by
+    /// default: on a machine shared with other busy programs (a load generator, CGI programs)
+    /// a pinned replica cannot move off a busy core. Read at start.
+    pub pin_cores: bool,
     /// No longer used: the front end runs inside each replica. Accepted for old files.
     pub front_end_idle: usize,
     pub front_end_max: usize,
@@ -141,6 +145,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024 * 1024,
             max_keep_alive_requests: 100_000,
             cores: 0,
+            pin_cores: false,
             front_end_idle: 2,
             front_end_max: 16,
             static_idle: 2,

@@ -223,7 +223,7 @@ pub fn render(s: &Snapshot) -> String {
     // The replicas: one frame holding the stages, and a row per replica.
     let _ = write!(
         p.out,
-        "<g class=\"box replica\"><title>One copy of the request network per core, its thread pinned there; a connection lives its whole life on one replica</title>\
+        "<g class=\"box replica\"><title>One copy of the request network per core (its thread pinned there with pin_cores); a connection lives its whole life on one replica</title>\
          <rect class=\"frame\" x=\"140\" y=\"20\" width=\"560\" height=\"240\" rx=\"8\"/></g>"
     );
     p.text(
@@ -231,7 +231,7 @@ pub fn render(s: &Snapshot) -> String {
         38,
         "title",
         &format!(
-            "replica <tspan class=\"sub\">×{} (one per core, pinned)</tspan>",
+            "replica <tspan class=\"sub\">×{} (one per core)</tspan>",
             s.replicas.len()
         ),
     );
