@@ -56,6 +56,9 @@ pub enum Done {
     Recycle(ToRecycler),
     /// The client reads slowly: the rest of the answer goes to send.pool.
     Defer(Box<Unsent>),
+    /// A file to send compressed as it is read (`coded_stream`), which writes at the client's
+    /// pace: a worker that must not wait on a client hands it to the static farm.
+    Farm(Box<(Conn, Request)>),
 }
 
 impl From<ToRecycler> for Done {
@@ -68,6 +71,8 @@ const ALLOW: &str = "GET, HEAD, OPTIONS";
 
 pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
     let mut worker = Worker::new();
+    // A farm worker may write a coded stream at the client's pace.
+    worker.streams = true;
     while let Some(job) = inbox.recv() {
         let cfg = out.live.load();
         let done = match job {
@@ -93,6 +98,11 @@ pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
                 .to_send_pool
                 .send(ToSendPool::Finish(unsent))
                 .map_err(|SendError(orphan)| drop(orphan)),
+            // Not made by a worker that streams; closed properly should it ever be.
+            Done::Farm(job) => out
+                .to_recycler
+                .send(ToRecycler::Close(job.0, CloseReason::HandlerFailed, None))
+                .map_err(|SendError(orphan)| drop(orphan)),
         };
         if handed_on.is_err() {
             return;
@@ -110,6 +120,8 @@ pub struct Worker {
     head: Vec<u8>,
     hits: HitTally,
     pieces: VecDeque<Piece>,
+    /// May write a coded stream itself (a static farm worker); else it hands it on.
+    streams: bool,
 }
 
 /// What opening a request path found.
@@ -137,6 +149,7 @@ impl Worker {
             head: Vec::with_capacity(16 * 1024),
             hits: HitTally::default(),
             pieces: VecDeque::new(),
+            streams: false,
         }
     }
 
@@ -231,6 +244,9 @@ impl Worker {
                                 source,
                                 Handler::Static,
                             );
+                        }
+                        if !self.streams {
+                            return Done::Farm(Box::new((conn, req.clone())));
                         }
                         return coded_stream::send(conn, req, cfg, &coded_rep, file, coding).into();
                     }

@@ -483,6 +483,59 @@ fn files_too_large_for_the_cache_are_compressed_as_they_stream() {
 }
 
 #[test]
+fn a_slow_reader_of_a_compressed_stream_holds_up_no_one() {
+    // One replica, so the other client is served by the same one.
+    let server = start("cores = 1\nsend_buffer_bytes = 65536");
+    // 16 MiB of text that compresses only to about three quarters: far more than the socket
+    // buffers hold, so the stream must wait for its reader.
+    let mut state = 7u64;
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let big: Vec<u8> = (0..16 * 1024 * 1024)
+        .map(|i| {
+            if i % 77 == 76 {
+                return b'\n';
+            }
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            alphabet[(state >> 58) as usize]
+        })
+        .collect();
+    std::fs::write(server.root.join("big.txt"), &big).unwrap();
+    let mut slow = server.connect();
+    slow.write_all(b"GET /big.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 1024];
+    let n = slow.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).contains("Content-Encoding: gzip"));
+    // The slow client reads nothing more; others are answered meanwhile.
+    for _ in 0..3 {
+        let resp = server.get("/plain.txt");
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body, b"plain text fixture\n");
+    }
+    // And the slow client still gets the whole file in the end.
+    let mut raw = first[..n].to_vec();
+    let resp = loop {
+        if let Some(resp) = Response::parse_one(&raw, false) {
+            if raw.ends_with(b"0\r\n\r\n") {
+                break resp;
+            }
+        }
+        let mut buf = [0u8; 65536];
+        let got = slow.read(&mut buf).unwrap();
+        assert!(got > 0, "closed mid-stream");
+        raw.extend_from_slice(&buf[..got]);
+    };
+    assert_eq!(resp.header("transfer-encoding"), Some("chunked"));
+    same(
+        &python_decode("gzip", &resp.body),
+        &big,
+        "slow reader's file",
+    );
+}
+
+#[test]
 fn types_and_min_bytes_decide_what_is_coded() {
     let server = start("[compression]\nmin_bytes = 1000\nprecompressed = false");
     let root = server.root.clone();
