@@ -201,9 +201,12 @@ impl Worker {
                     .unwrap_or_default();
                 let rep = Representation::of(&meta, &name);
                 // A precompressed sibling, when the client takes its coding (COMPRESSION.md).
-                let vary = cfg.compression.may_vary(rep.mime, rep.len);
+                // Only a request that names codings can get one (and the type check is skipped
+                // for the others).
+                let negotiable = req.header_str("accept-encoding").is_some()
+                    && cfg.compression.may_vary(rep.mime, rep.len);
                 let mut coded = None;
-                if vary {
+                if negotiable {
                     let choice = self.negotiate(req, cfg, |worker, coding| {
                         if !cfg.compression.precompressed {
                             return None;
@@ -223,7 +226,7 @@ impl Worker {
                     self.hits
                         .count(&req.path, rep.len, saved_bytes, || Arc::from(relative));
                 }
-                if coded.is_none() && vary && self.streams_coded(req, cfg, rep.len) {
+                if coded.is_none() && negotiable && self.streams_coded(req, cfg, rep.len) {
                     let accept = AcceptEncoding::parse(req.header_str("accept-encoding"));
                     let codings = cfg.compression.codings();
                     if let Choice::Coded(coding) = accept.choose(codings.as_slice(), |_| true) {
@@ -324,8 +327,9 @@ impl Worker {
             let _ = to_cache_control.try_send(ToCacheControl::Stale(entry.key.to_string()));
             return self.serve(conn, req, cfg);
         }
-        let vary = cfg.compression.may_vary(entry.rep.mime, entry.rep.len);
-        let variant = if vary {
+        let negotiable = req.header_str("accept-encoding").is_some()
+            && cfg.compression.may_vary(entry.rep.mime, entry.rep.len);
+        let variant = if negotiable {
             match self.negotiate(req, cfg, |_, coding| entry.variant(coding)) {
                 Ok(variant) => variant.map(|(v, _)| v),
                 Err(()) => return not_acceptable(conn, req, cfg, Handler::Cache),
