@@ -198,7 +198,7 @@ fn compressed(entry: &Entry, coding: Coding, cfg: &Config, tally: &SharedTally) 
 }
 
 /// Reads `FILE.br` (or `.zst`, `.gz`) beside the cached file, when it is a regular file
-/// not older than it and within the cache's file limit.
+/// not older than it and no larger.
 fn sibling(entry: &Entry, coding: Coding, cfg: &Config) -> Option<Variant> {
     let root = rustix::fs::open(
         &cfg.root,
@@ -207,7 +207,8 @@ fn sibling(entry: &Entry, coding: Coding, cfg: &Config) -> Option<Variant> {
     )
     .ok()?;
     let (file, meta) = open_sibling(&root, &entry.file, coding, entry.rep.modified)?;
-    if meta.len() > cfg.cache.max_file_bytes {
+    // Never larger than the body, so the reservation made at admission holds.
+    if meta.len() > cfg.cache.max_file_bytes || meta.len() > entry.body.len() as u64 {
         return None;
     }
     let mut body = Vec::with_capacity(meta.len() as usize);
