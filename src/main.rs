@@ -48,6 +48,9 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
   [cache]  enabled = true, max_bytes = 67108864, max_file_bytes = 1048576, revalidate_ms = 1000
   [cgi]    max = 32, queue = 256, idle_timeout_secs = 30, total_timeout_secs = 300
   [ogi]    instances = 16, queue = 256, timeout_secs = 30, scan_interval_ms = 500
+  [compression]  enabled = true, encodings = [\"br\", \"zstd\", \"gzip\"], precompressed = true,
+           on_the_fly = true, min_bytes = 256, types = [\"text/*\", ...],
+           level = { br = 5, zstd = 3, gzip = 6 }   (see docs/COMPRESSION.md)
   [game]   state_dir, token_key, bots; [game.irc] server, port, nick, channel (see docs/GAME.md)
 Signals: SIGHUP reloads the config and reopens the logs; SIGTERM/SIGINT drain and exit 0;
 SIGUSR2 starts the binary at the same path on the same sockets, then drains once it is ready.";

@@ -147,7 +147,7 @@ pub fn start(
 
     let cgi_out = CgiOut {
         to_recycler: to_recycler.clone(),
-        to_static,
+        to_static: to_static.clone(),
         to_log: to_log.clone(),
         live: live.clone(),
     };
@@ -217,6 +217,7 @@ pub fn start(
             listeners: listeners.clone(),
             to_replicas: to_replicas.clone(),
             to_cgi: to_cgi.clone(),
+            to_static: to_static.clone(),
             to_plugin: to_plugin.clone(),
             to_stats: to_stats.clone(),
             to_send_pool: to_send_pool.clone(),
@@ -230,7 +231,7 @@ pub fn start(
             replica::run(inbox, replica_out)
         })?;
     }
-    drop((to_cgi, to_plugin, to_cache_control, to_replicas));
+    drop((to_cgi, to_static, to_plugin, to_cache_control, to_replicas));
 
     let stats_out = stats::StatsOut {
         to_recycler,

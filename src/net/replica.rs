@@ -34,7 +34,7 @@ use crate::net::send_pool::SendPoolSender;
 use crate::net::wake::{WakingInbox, WakingSender};
 use crate::protocol::{
     CloseReason, Handler, ToCacheControl, ToCgi, ToLog, ToPlugin, ToRecycler, ToReplica,
-    ToSendPool, ToStats,
+    ToSendPool, ToStatic, ToStats,
 };
 use crate::support::config::{Config, Live};
 use crate::support::meters::{Meters, ReplicaGauge};
@@ -62,6 +62,8 @@ pub struct ReplicaOut {
     /// loaded.
     pub to_replicas: Vec<ReplicaSender>,
     pub to_cgi: Sender<ToCgi>,
+    /// Compressed streams of files too large for the cache (they wait on their client).
+    pub to_static: Sender<ToStatic>,
     pub to_plugin: Sender<ToPlugin>,
     pub to_stats: Sender<ToStats>,
     pub to_send_pool: SendPoolSender,
@@ -361,6 +363,25 @@ impl Replica {
                     self.close(unsent.conn);
                 }
                 None
+            }
+            // A compressed stream paced by its client runs off the core, in the static farm.
+            Done::Farm(job) => {
+                let (mut conn, req) = *job;
+                self.detach(&mut conn);
+                let refused = match self.out.to_static.try_send(ToStatic::File { conn, req }) {
+                    Ok(()) => return None,
+                    Err(e) => e.into_inner(),
+                };
+                let (ToStatic::File { conn, req } | ToStatic::Cached { conn, req, .. }) = refused;
+                let msg = reply::error_with(
+                    conn,
+                    Some(&req),
+                    503,
+                    cfg,
+                    Handler::Static,
+                    &[("Retry-After", "1")],
+                );
+                self.recycle(msg, cfg)
             }
         }
     }
