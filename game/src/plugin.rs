@@ -193,4 +193,4 @@ impl Plugin for Game {
     }
 }
 
-declare_plugin!(Game, name: "game", version: env!("CARGO_PKG_VERSION"));
+declare_plugin!(Game, name: "game", version: env!("CARGO_PKG_VERSION"), start: attached);

@@ -2,7 +2,7 @@
 // playwright-core. It registers NAME, types `look` and checks that the room's description
 // arrives after it, prints READY, then waits until WANTED appears among the events
 // (pushed live over the websocket) and prints SAW. Every wait is bounded; any failure
-// exits non-zero with the reason on stderr.
+// exits non-zero with the reason on stderr, and so does any console error or failed request.
 //
 //   node browser.mjs http://127.0.0.1:PORT/ogi/game NAME "WANTED TEXT" [screenshot.png]
 import { chromium } from "playwright-core";
@@ -19,6 +19,11 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(WAIT_MS);
+  // Every console error and every failed or refused request (a missing favicon) fails the run.
+  const problems = [];
+  page.on("console", (m) => { if (m.type() === "error") problems.push("console error: " + m.text()); });
+  page.on("requestfailed", (r) => problems.push("request failed: " + r.url()));
+  page.on("response", (r) => { if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`); });
   await page.goto(url);
   await page.fill("input[name=name]", name);
   await Promise.all([page.waitForNavigation(), page.click("#login button")]);
@@ -41,6 +46,7 @@ try {
   await page.waitForFunction((text) => document.getElementById("events").textContent.includes(text), wanted);
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   console.log("SAW " + wanted);
+  if (problems.length > 0) throw new Error(problems.join("; "));
 } catch (e) {
   console.error("browser player failed: " + e.message);
   process.exitCode = 1;

@@ -42,7 +42,7 @@ fn start_game(plugins: &Path, state_dir: &Path, game_config: &str) -> Server {
         extra_config,
         ..ServerOpts::default()
     });
-    // The plug-in starts with its first request.
+    // The plug-in started when attached; its page answers.
     let first = get(&server, "/ogi/game", None);
     assert_eq!(
         first.status,
@@ -494,4 +494,122 @@ fn game_browser_websocket_and_irc_players_share_one_world() {
     wendy.sees(|t| t == format!("Ivan says: {said}"));
     assert!(screenshot.exists());
     let _ = std::io::stdout().flush();
+}
+
+/// A plain IRC client speaking the protocol by hand on a real IRC server.
+struct IrcClient {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl IrcClient {
+    /// Connects and registers; returns once the server has welcomed the nick.
+    fn connect(port: u16, nick: &str) -> IrcClient {
+        let writer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        writer.set_read_timeout(Some(WAIT)).unwrap();
+        let reader = BufReader::new(writer.try_clone().unwrap());
+        let mut client = IrcClient { reader, writer };
+        client.send(&format!("NICK {nick}"));
+        client.send(&format!("USER {nick} 0 * :{nick}"));
+        client.line_where(|line| line.split(' ').nth(1) == Some("001"));
+        client
+    }
+
+    fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap();
+    }
+
+    /// Reads lines (answering PING) until one satisfies `wanted`.
+    fn line_where(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            let mut line = String::new();
+            let read = self
+                .reader
+                .read_line(&mut line)
+                .expect("a line within WAIT");
+            assert!(read > 0, "the IRC server closed the connection");
+            let line = line.trim_end().to_string();
+            eprintln!("irc: {line}");
+            if let Some(token) = line.strip_prefix("PING ") {
+                self.send(&format!("PONG {token}"));
+            } else if wanted(&line) {
+                return line;
+            }
+        }
+        panic!("not heard within {WAIT:?}");
+    }
+
+    /// Sends `text` to `to` and returns the first private message from `to` satisfying
+    /// `wanted`.
+    fn ask(&mut self, to: &str, text: &str, wanted: impl Fn(&str) -> bool) -> String {
+        self.send(&format!("PRIVMSG {to} :{text}"));
+        let prefix = format!(":{to}!");
+        let line = self.line_where(|line| {
+            line.starts_with(&prefix)
+                && line
+                    .split_once(" PRIVMSG ")
+                    .and_then(|(_, rest)| rest.split_once(" :"))
+                    .is_some_and(|(_, said)| wanted(said))
+        });
+        line.split_once(" PRIVMSG ")
+            .and_then(|(_, rest)| rest.split_once(" :"))
+            .map(|(_, said)| said.to_string())
+            .unwrap()
+    }
+}
+
+#[test]
+fn game_starts_when_attached_and_answers_irc_with_no_http_request() {
+    let ircd = Ngircd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = game_plugins(dir.path());
+    let state = dir.path().join("state");
+    let config = format!(
+        "[game]\nstate_dir = {:?}\nbots = 0\n[game.irc]\nserver = \"127.0.0.1\"\nport = {}\nsend_interval_ms = 10\nburst = 50\n",
+        state.to_string_lossy(),
+        ircd.port
+    );
+    for round in 0..2 {
+        // No HTTP request at all: the game is up because the server attached it.
+        let server = Server::start(ServerOpts {
+            plugins: Some(plugins.clone()),
+            extra_config: config.clone(),
+            ..ServerOpts::default()
+        });
+        assert!(
+            server.wait_for_log("game irc: connected"),
+            "{}",
+            server.error_log()
+        );
+        assert!(server.error_log().contains("started when attached"));
+        let mut ivy = IrcClient::connect(ircd.port, "Ivy");
+        let room = if round == 0 {
+            "The Listening Gate"
+        } else {
+            "Front-End Hall"
+        };
+        let seen = ivy.ask("occgam", "look", |said| said.starts_with(room));
+        assert_eq!(seen, room);
+        if round == 0 {
+            let moved = ivy.ask("occgam", "north", |said| said.starts_with("Front-End"));
+            assert_eq!(moved, "Front-End Hall");
+            // Wait until the move is on disk before the server is killed.
+            let log = state.join("changes.log");
+            let deadline = Instant::now() + WAIT;
+            let flushed = || {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains(r#""room":"hall""#)
+            };
+            while !flushed() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(flushed(), "the move never reached the disk");
+        }
+        ivy.send("QUIT :bye");
+        // Dropping the server kills it with SIGKILL.
+    }
 }
