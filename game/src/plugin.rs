@@ -17,6 +17,7 @@ use crate::front::websocket::{self, TimedRead};
 use crate::front::{Exchange, WebResponse};
 use crate::settings::Settings;
 use crate::token::TokenKey;
+use crate::world::atlas::Atlas;
 use crate::world::{Logger, World, WorldSettings};
 
 /// The game, as the server holds it.
@@ -50,7 +51,14 @@ fn start(host: &Host) -> Result<Running, String> {
     let settings = Settings::parse(host.config_toml().as_deref()).map_err(|e| e.to_string())?;
     let key = TokenKey::configured_or_kept(settings.token_key.as_deref(), &settings.state_dir)
         .map_err(|e| format!("[game] token key: {e}"))?;
+    let atlas = match &settings.world {
+        Some(file) => Atlas::from_file(file),
+        None => Atlas::built_in(),
+    }
+    .map_err(|e| format!("the world file is refused: {e}"))?;
+    let world_title = atlas.title.clone();
     let world = World::start(WorldSettings {
+        atlas: Arc::new(atlas),
         state_dir: settings.state_dir.clone(),
         snapshot_every: settings.snapshot_every,
         log: log.clone(),
@@ -81,7 +89,11 @@ fn start(host: &Host) -> Result<Running, String> {
     };
     let web = Web::new(world.gate(), key, settings.web_idle(), log.clone());
     log(&format!(
-        "game: world loaded from {}, {} bot(s), IRC {}",
+        "game: world '{world_title}' ({}) loaded with its state from {}, {} bot(s), IRC {}",
+        settings
+            .world
+            .as_ref()
+            .map_or("built in".to_string(), |w| w.display().to_string()),
         settings.state_dir.display(),
         settings.bots,
         settings

@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! [game]
+//! world = "game/worlds/occwserv.toml"  # the world file (else the built-in occwserv world)
 //! state_dir = "state/game"     # snapshot, change log and generated token key
 //! token_key = "..."            # HMAC key for browser tokens (else generated once, kept in state_dir)
 //! bots = 12                    # wandering bots
@@ -29,6 +30,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
+    /// The world file; `None`: the built-in world (`game/worlds/occwserv.toml`).
+    pub world: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub token_key: Option<String>,
     pub bots: usize,
@@ -53,6 +56,7 @@ pub struct IrcSettings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            world: None,
             state_dir: PathBuf::from("state/game"),
             token_key: None,
             bots: 12,

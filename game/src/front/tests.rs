@@ -45,6 +45,7 @@ fn game() -> Game {
     let dir = tempfile::tempdir().unwrap();
     let log: crate::world::Logger = Arc::new(|_: &str| {});
     let settings = WorldSettings {
+        atlas: std::sync::Arc::new(crate::world::atlas::Atlas::built_in().unwrap()),
         state_dir: dir.path().to_path_buf(),
         snapshot_every: 100,
         log: log.clone(),

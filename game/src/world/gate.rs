@@ -8,16 +8,17 @@
 //! rooms and the journal.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::event::Event;
 use crate::protocol::{
-    Item, Login, LoginError, LoginMode, Name, Occupant, Origin, RoomLink, Session, ToGate,
+    Item, Login, LoginError, LoginMode, Name, Occupant, Origin, RoomLink, Score, Session, ToGate,
     ToJournal, ToRoom, ToUser,
 };
-use crate::world::atlas::{start_room, RoomId};
+use crate::world::atlas::{Atlas, RoomId};
 use crate::world::user::{self, UserSetup, LOGIN_TICKET};
 
 /// Lines a player may type ahead while the world works on the previous one.
@@ -36,10 +37,12 @@ pub struct Record {
     pub origin: Origin,
     pub room: RoomId,
     pub items: Vec<Item>,
+    pub score: Score,
 }
 
 /// Everything the gate starts with.
 pub struct GateSetup {
+    pub atlas: Arc<Atlas>,
     /// Every room's link, indexed by room id.
     pub rooms: Vec<RoomLink>,
     /// Every player's record, keyed by lower-cased name.
@@ -83,7 +86,20 @@ pub fn run(setup: GateSetup, inbox: Receiver<ToGate>) {
     while let Ok(message) = inbox.recv() {
         match message {
             ToGate::Login(login) => gate.login(login),
-            ToGate::Logout { name, room, items } => gate.logout(name, room, items),
+            ToGate::Logout {
+                name,
+                room,
+                items,
+                score,
+            } => gate.logout(name, room, items, score),
+            ToGate::Tell {
+                from,
+                to,
+                text,
+                reply,
+                ticket,
+            } => gate.tell(&from, &to, &text, &reply, ticket),
+            ToGate::Announce { text } => gate.announce(&text),
             ToGate::Who { to_user, ticket } => gate.who(&to_user, ticket),
             ToGate::Stop { done } => {
                 gate.stop(&inbox);
@@ -145,8 +161,9 @@ impl Gate {
                 Record {
                     name,
                     origin,
-                    room: start_room(),
+                    room: self.setup.atlas.start,
                     items: Vec::new(),
+                    score: Score::default(),
                 }
             }
         };
@@ -160,18 +177,23 @@ impl Gate {
             origin,
             room,
             items,
+            score,
         } = record;
         let room = if room < self.setup.rooms.len() {
             room
         } else {
-            start_room()
+            self.setup.atlas.start
         };
+        let lit = items.iter().any(|i| i.plan.light);
         let (to_user, inbox) = unbounded();
         let (commands_tx, commands) = bounded(COMMAND_QUEUE);
         let setup = UserSetup {
             name: name.clone(),
             room,
             items,
+            score,
+            atlas: self.setup.atlas.clone(),
+            to_journal: self.setup.to_journal.clone(),
             commands,
             inbox,
             me: to_user.clone(),
@@ -195,6 +217,7 @@ impl Gate {
         let _ = self.setup.rooms[room].to_room.send(ToRoom::Enter {
             user: occupant,
             from: None,
+            lit,
             ticket: LOGIN_TICKET,
         });
         self.online.insert(
@@ -212,7 +235,7 @@ impl Gate {
         }));
     }
 
-    fn logout(&mut self, name: Name, room: RoomId, items: Vec<Item>) {
+    fn logout(&mut self, name: Name, room: RoomId, items: Vec<Item>, score: Score) {
         let key = name.to_lowercase();
         let origin = match self.online.remove(&key) {
             Some(online) => online.origin,
@@ -225,10 +248,43 @@ impl Gate {
                 origin,
                 room,
                 items,
+                score,
             },
         );
         if let Some(login) = self.waiting.remove(&key) {
             self.login(login);
+        }
+    }
+
+    /// A private message: to the player on whatever frontend, and an answer to the sender.
+    fn tell(&self, from: &Name, to: &str, text: &str, reply: &Sender<ToUser>, ticket: u64) {
+        let answer = match self.online.get(&to.to_lowercase()) {
+            Some(online) if online.origin != Origin::Bot => {
+                let told = Event::Text {
+                    kind: "tell",
+                    text: format!("{from} tells you: {text}"),
+                };
+                match online.to_user.send(ToUser::Event(told)) {
+                    Ok(()) => Event::Text {
+                        kind: "tell",
+                        text: format!("You tell {}: {text}", online.name),
+                    },
+                    Err(_) => Event::Error(format!("{to} has just left.")),
+                }
+            }
+            _ => Event::Error(format!("No one called {to} is playing.")),
+        };
+        let _ = reply.send(ToUser::Event(answer));
+        let _ = reply.send(ToUser::Done(ticket));
+    }
+
+    /// Shows a line to every player in the world.
+    fn announce(&self, text: &str) {
+        for online in self.online.values() {
+            let _ = online.to_user.send(ToUser::Event(Event::Text {
+                kind: "announce",
+                text: text.to_string(),
+            }));
         }
     }
 
@@ -262,7 +318,16 @@ impl Gate {
         let deadline = Instant::now() + STOP_GRACE;
         while !self.online.is_empty() {
             match inbox.recv_deadline(deadline) {
-                Ok(ToGate::Logout { name, room, items }) => self.logout(name, room, items),
+                Ok(ToGate::Logout {
+                    name,
+                    room,
+                    items,
+                    score,
+                }) => self.logout(name, room, items, score),
+                Ok(ToGate::Tell { reply, ticket, .. }) => {
+                    let _ = reply.send(ToUser::Done(ticket));
+                }
+                Ok(ToGate::Announce { .. }) => {}
                 Ok(ToGate::Login(login)) => {
                     let _ = login.reply.send(Err(LoginError::Stopping));
                 }

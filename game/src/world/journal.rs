@@ -18,13 +18,14 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, tick, Receiver};
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Origin, Place, ToJournal};
-use crate::world::atlas::{ITEMS, ROOMS};
+use crate::protocol::{Origin, Place, Score, ToJournal, Whereabouts};
+use crate::world::atlas::{Atlas, Lid};
 use crate::world::Logger;
 
 pub const SNAPSHOT_FILE: &str = "world.json";
@@ -43,13 +44,46 @@ pub struct State {
     pub players: BTreeMap<String, PlayerState>,
     /// Objects by key; an object not listed is where the atlas puts it.
     pub items: BTreeMap<String, Place>,
+    /// Doors by key; a door not listed is as the atlas starts it.
+    #[serde(default)]
+    pub doors: BTreeMap<String, LidState>,
+    /// Containers' lids by object key.
+    #[serde(default)]
+    pub lids: BTreeMap<String, LidState>,
+}
+
+/// A door or lid as saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LidState {
+    pub closed: bool,
+    pub locked: bool,
+}
+
+impl From<Lid> for LidState {
+    fn from(lid: Lid) -> LidState {
+        LidState {
+            closed: lid.closed,
+            locked: lid.locked,
+        }
+    }
+}
+
+impl From<LidState> for Lid {
+    fn from(lid: LidState) -> Lid {
+        Lid {
+            closed: lid.closed,
+            locked: lid.locked,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayerState {
     pub origin: Origin,
-    /// The key of the room the player stands in.
+    /// The key of the room the player stands in (empty: the start room).
     pub room: String,
+    #[serde(default)]
+    pub score: Score,
 }
 
 /// One change, as a line of the log.
@@ -59,6 +93,9 @@ pub enum Change {
     Registered { name: String, origin: Origin },
     PlayerAt { name: String, room: String },
     ItemAt { item: String, place: Place },
+    Door { door: String, lid: LidState },
+    Lid { item: String, lid: LidState },
+    Scored { name: String, score: Score },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -102,10 +139,11 @@ impl State {
     pub fn apply(&mut self, change: Change) {
         match change {
             Change::Registered { name, origin } => {
-                let room = ROOMS[crate::world::atlas::start_room()].key.to_string();
-                self.players
-                    .entry(name)
-                    .or_insert(PlayerState { origin, room });
+                self.players.entry(name).or_insert(PlayerState {
+                    origin,
+                    room: String::new(),
+                    score: Score::default(),
+                });
             }
             Change::PlayerAt { name, room } => {
                 if let Some(player) = self.players.get_mut(&name) {
@@ -114,6 +152,17 @@ impl State {
             }
             Change::ItemAt { item, place } => {
                 self.items.insert(item, place);
+            }
+            Change::Door { door, lid } => {
+                self.doors.insert(door, lid);
+            }
+            Change::Lid { item, lid } => {
+                self.lids.insert(item, lid);
+            }
+            Change::Scored { name, score } => {
+                if let Some(player) = self.players.get_mut(&name) {
+                    player.score = score;
+                }
             }
         }
     }
@@ -174,6 +223,8 @@ pub struct JournalSetup {
     /// Changes between snapshots.
     pub snapshot_every: u64,
     pub log: Logger,
+    /// Turns the processes' numbers into the keys the files keep.
+    pub atlas: Arc<Atlas>,
 }
 
 struct Journal {
@@ -205,15 +256,30 @@ pub fn run(setup: JournalSetup, inbox: Receiver<ToJournal>) {
                     journal.record(Change::Registered { name: name.to_string(), origin });
                 }
                 Ok(ToJournal::PlayerAt { name, room }) => {
-                    journal.record(Change::PlayerAt { name: name.to_string(), room: ROOMS[room].key.to_string() });
+                    let room = journal.setup.atlas.rooms[room].key.clone();
+                    journal.record(Change::PlayerAt { name: name.to_string(), room });
                 }
-                Ok(ToJournal::ItemInRoom { item, room }) => {
-                    let place = Place::Room(ROOMS[room].key.to_string());
-                    journal.record(Change::ItemAt { item: ITEMS[item].key.to_string(), place });
+                Ok(ToJournal::ItemAt { item, place }) => {
+                    let atlas = &journal.setup.atlas;
+                    let place = match place {
+                        Whereabouts::Room(room) => Place::Room(atlas.rooms[room].key.clone()),
+                        Whereabouts::Player(name) => Place::Player(name.to_string()),
+                        Whereabouts::Inside(holder) => Place::Inside(atlas.items[holder].key.clone()),
+                        Whereabouts::Npc(npc) => Place::Npc(atlas.npcs[npc].key.clone()),
+                    };
+                    let item = atlas.items[item].key.clone();
+                    journal.record(Change::ItemAt { item, place });
                 }
-                Ok(ToJournal::ItemHeld { item, name }) => {
-                    let place = Place::Player(name.to_string());
-                    journal.record(Change::ItemAt { item: ITEMS[item].key.to_string(), place });
+                Ok(ToJournal::Door { door, lid }) => {
+                    let door = journal.setup.atlas.doors[door].key.clone();
+                    journal.record(Change::Door { door, lid: lid.into() });
+                }
+                Ok(ToJournal::Container { item, lid }) => {
+                    let item = journal.setup.atlas.items[item].key.clone();
+                    journal.record(Change::Lid { item, lid: lid.into() });
+                }
+                Ok(ToJournal::Scored { name, score }) => {
+                    journal.record(Change::Scored { name: name.to_string(), score });
                 }
                 Ok(ToJournal::Sync { done }) => {
                     journal.flush(true);
@@ -337,6 +403,10 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn atlas() -> Atlas {
+        Atlas::built_in().unwrap()
+    }
     use crossbeam_channel::bounded;
     use std::sync::Arc;
 
@@ -358,6 +428,7 @@ mod tests {
             state,
             snapshot_every,
             log: quiet(),
+            atlas: Arc::new(atlas()),
         };
         (to_journal, std::thread::spawn(move || run(setup, inbox)))
     }
@@ -385,9 +456,9 @@ mod tests {
             })
             .unwrap();
         to_journal
-            .send(ToJournal::ItemHeld {
+            .send(ToJournal::ItemAt {
                 item: 0,
-                name: "alice".into(),
+                place: Whereabouts::Player("alice".into()),
             })
             .unwrap();
         sync(&to_journal);
@@ -404,9 +475,9 @@ mod tests {
                 unreadable: 0
             }
         );
-        assert_eq!(state.players["alice"].room, ROOMS[3].key);
+        assert_eq!(state.players["alice"].room, atlas().rooms[3].key);
         assert_eq!(
-            state.items[ITEMS[0].key],
+            state.items[atlas().items[0].key.as_str()],
             Place::Player("alice".to_string())
         );
         drop(to_journal);
@@ -433,7 +504,10 @@ mod tests {
             })
             .unwrap();
         to_journal
-            .send(ToJournal::ItemInRoom { item: 2, room: 5 })
+            .send(ToJournal::ItemAt {
+                item: 2,
+                place: Whereabouts::Room(5),
+            })
             .unwrap();
         sync(&to_journal);
         let log = fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
@@ -443,10 +517,10 @@ mod tests {
         fs::write(dir.path().join(LOG_FILE), format!("{stale}\n{log}")).unwrap();
         let (state, report) = load(dir.path()).unwrap();
         assert_eq!(report.replayed, 1);
-        assert_eq!(state.players["bob"].room, ROOMS[1].key);
+        assert_eq!(state.players["bob"].room, atlas().rooms[1].key);
         assert_eq!(
-            state.items[ITEMS[2].key],
-            Place::Room(ROOMS[5].key.to_string())
+            state.items[atlas().items[2].key.as_str()],
+            Place::Room(atlas().rooms[5].key.clone())
         );
         drop(to_journal);
         journal.join().unwrap();

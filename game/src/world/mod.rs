@@ -33,10 +33,10 @@ use crossbeam_channel::{bounded, unbounded, Sender};
 use crate::protocol::{
     FrontendEnd, Item, Login, LoginError, LoginMode, Origin, Place, RoomLink, Session, ToGate,
 };
-use atlas::{room_by_key, start_room, ITEMS, ROOMS};
+use atlas::{Atlas, ItemId, Lid, NpcId, RoomId, Start};
 use gate::{GateSetup, Record};
-use journal::{JournalError, JournalSetup};
-use room::RoomSetup;
+use journal::{JournalError, JournalSetup, State};
+use room::{Exit, Npc, RoomSetup};
 
 /// Where processes write error lines (the host's log).
 pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
@@ -46,6 +46,8 @@ pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the world needs to start.
 pub struct WorldSettings {
+    /// The map, loaded and checked.
+    pub atlas: Arc<Atlas>,
     pub state_dir: PathBuf,
     /// Changes between snapshots of the state.
     pub snapshot_every: u64,
@@ -79,7 +81,8 @@ pub struct World {
 impl World {
     /// Loads the saved state and starts every process.
     pub fn start(settings: WorldSettings) -> Result<World, WorldError> {
-        let (state, report) = journal::load(&settings.state_dir).map_err(WorldError::Journal)?;
+        let (mut state, report) =
+            journal::load(&settings.state_dir).map_err(WorldError::Journal)?;
         if report.unreadable > 0 {
             (settings.log)(&format!(
                 "game journal: skipped {} unreadable line(s) of {}",
@@ -88,35 +91,23 @@ impl World {
             ));
         }
 
-        // Who holds each object, and who stands where.
-        let mut records: HashMap<String, Record> = HashMap::new();
-        for (name, player) in &state.players {
-            let room = room_by_key(&player.room).unwrap_or_else(start_room);
-            let record = Record {
-                name: name.as_str().into(),
-                origin: player.origin,
-                room,
-                items: Vec::new(),
-            };
-            records.insert(name.to_lowercase(), record);
-        }
-        let mut room_items: Vec<Vec<Item>> = ROOMS.iter().map(|_| Vec::new()).collect();
-        for (index, plan) in ITEMS.iter().enumerate() {
-            let item = Item { index };
-            let home = room_by_key(plan.starts_in).unwrap_or_else(start_room);
-            match state.items.get(plan.key) {
-                Some(Place::Player(name)) => match records.get_mut(&name.to_lowercase()) {
-                    Some(record) => record.items.push(item),
-                    None => room_items[home].push(item),
-                },
-                Some(Place::Room(key)) => room_items[room_by_key(key).unwrap_or(home)].push(item),
-                None => room_items[home].push(item),
-            }
-        }
+        let atlas = settings.atlas.clone();
+        let placed = place_everything(&atlas, &state, &settings.log);
+        // What the world file no longer has leaves the saved state at the next snapshot.
+        state
+            .items
+            .retain(|key, _| atlas.item_by_key(key).is_some());
+        state.lids.retain(|key, _| atlas.item_by_key(key).is_some());
+        state
+            .doors
+            .retain(|key, _| atlas.door_by_key(key).is_some());
+        let mut records = placed.records;
+        let mut room_items = placed.room_items;
+        let mut npc_items = placed.npc_items;
 
         let (to_journal, journal_inbox) = unbounded();
         let (to_gate, gate_inbox) = unbounded();
-        let room_channels: Vec<_> = ROOMS.iter().map(|_| unbounded()).collect();
+        let room_channels: Vec<_> = atlas.rooms.iter().map(|_| unbounded()).collect();
         let links: Vec<RoomLink> = room_channels
             .iter()
             .enumerate()
@@ -138,25 +129,45 @@ impl World {
             state,
             snapshot_every: settings.snapshot_every.max(1),
             log: settings.log.clone(),
+            atlas: atlas.clone(),
         };
         threads.push(spawn(
             "game-journal".to_string(),
             Box::new(move || journal::run(journal_setup, journal_inbox)),
         )?);
-        for ((id, (_, inbox)), items) in room_channels.into_iter().enumerate().zip(room_items) {
-            let plan = &ROOMS[id];
-            let exits = plan
+        for (id, (_, inbox)) in room_channels.into_iter().enumerate() {
+            let plan = &atlas.rooms[id];
+            let exits: Vec<Exit> = plan
                 .exits
                 .iter()
-                .filter_map(|(direction, key)| {
-                    room_by_key(key).map(|to| (*direction, links[to].clone()))
+                .map(|exit| Exit {
+                    direction: exit.direction,
+                    link: links[exit.to].clone(),
+                    door: exit.door,
+                })
+                .collect();
+            let doors = exits
+                .iter()
+                .filter_map(|e| e.door)
+                .map(|door| (door, placed.doors[door]))
+                .collect();
+            let npcs = atlas
+                .npcs
+                .iter()
+                .enumerate()
+                .filter(|(_, npc)| npc.room == id)
+                .map(|(npc, _)| Npc {
+                    id: npc,
+                    holding: std::mem::take(&mut npc_items[npc]),
                 })
                 .collect();
             let setup = RoomSetup {
                 id,
-                plan,
+                atlas: atlas.clone(),
                 exits,
-                items,
+                doors,
+                items: std::mem::take(&mut room_items[id]),
+                npcs,
                 link: links[id].clone(),
                 to_journal: to_journal.clone(),
             };
@@ -166,8 +177,9 @@ impl World {
             )?);
         }
         let gate_setup = GateSetup {
+            atlas: atlas.clone(),
             rooms: links,
-            records,
+            records: std::mem::take(&mut records),
             to_journal,
             me: to_gate.clone(),
         };
@@ -202,6 +214,171 @@ impl Drop for World {
         self.stop();
     }
 }
+
+/// Where everything is at start: the saved state laid over the atlas.
+struct Placed {
+    records: HashMap<String, Record>,
+    room_items: Vec<Vec<Item>>,
+    npc_items: Vec<Vec<Item>>,
+    doors: Vec<Lid>,
+}
+
+/// Where an object is, resolved against the atlas.
+#[derive(Clone, Copy, PartialEq)]
+enum Spot {
+    Room(RoomId),
+    Player(usize),
+    Inside(ItemId),
+    Npc(NpcId),
+}
+
+/// Lays the saved state over the atlas. Whatever the state names that the world file no
+/// longer has (a removed room, object or door) is reported and dropped: players in a
+/// removed room start again at the start, and objects go back where the atlas puts them.
+fn place_everything(atlas: &Arc<Atlas>, state: &State, log: &Logger) -> Placed {
+    let mut dropped = Vec::new();
+    let players: Vec<(&String, &journal::PlayerState)> = state.players.iter().collect();
+    let mut rooms_of = Vec::new();
+    for (name, player) in &players {
+        let room = match atlas.room_by_key(&player.room) {
+            Some(room) => room,
+            None => {
+                if !player.room.is_empty() {
+                    dropped.push(format!(
+                        "room '{}' (player {name} starts again at the start)",
+                        player.room
+                    ));
+                }
+                atlas.start
+            }
+        };
+        rooms_of.push(room);
+    }
+    for key in state.items.keys() {
+        if atlas.item_by_key(key).is_none() {
+            dropped.push(format!("object '{key}'"));
+        }
+    }
+    for key in state.doors.keys() {
+        if atlas.door_by_key(key).is_none() {
+            dropped.push(format!("door '{key}'"));
+        }
+    }
+    let home = |plan: &atlas::ItemPlan| match plan.starts {
+        Start::Room(room) => Spot::Room(room),
+        Start::Inside(holder) => Spot::Inside(holder),
+        Start::Npc(npc) => Spot::Npc(npc),
+    };
+    let mut spots: Vec<Spot> = atlas
+        .items
+        .iter()
+        .map(|plan| {
+            let saved = match state.items.get(&plan.key) {
+                None => return home(plan),
+                Some(saved) => saved,
+            };
+            let spot = match saved {
+                Place::Room(key) => atlas.room_by_key(key).map(Spot::Room),
+                Place::Player(name) => players
+                    .iter()
+                    .position(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(Spot::Player),
+                Place::Inside(key) => atlas
+                    .item_by_key(key)
+                    .filter(|c| atlas.items[*c].container.is_some())
+                    .map(Spot::Inside),
+                Place::Npc(key) => atlas.npc_by_key(key).map(Spot::Npc),
+            };
+            spot.unwrap_or_else(|| {
+                dropped.push(format!("the place of object '{}' ({saved:?})", plan.key));
+                home(plan)
+            })
+        })
+        .collect();
+    // A saved state from another world file could nest containers in a loop: break it.
+    for id in 0..spots.len() {
+        let mut at = id;
+        for _ in 0..=spots.len() {
+            match spots[at] {
+                Spot::Inside(holder) if holder == id => {
+                    spots[id] = Spot::Room(atlas.start);
+                    break;
+                }
+                Spot::Inside(holder) => at = holder,
+                _ => break,
+            }
+        }
+    }
+    if !dropped.is_empty() {
+        log(&format!(
+            "game: the saved state names what the world file no longer has; dropped: {}",
+            dropped.join(", ")
+        ));
+    }
+    fn build(id: ItemId, atlas: &Atlas, spots: &[Spot], lids: &BTreeLids) -> Item {
+        let plan = atlas.items[id].clone();
+        let lid = lids
+            .get(&plan.key)
+            .map(|l| Lid::from(*l))
+            .or(plan.container.map(|c| c.starts))
+            .unwrap_or_default();
+        let contents = (0..spots.len())
+            .filter(|child| spots[*child] == Spot::Inside(id))
+            .map(|child| build(child, atlas, spots, lids))
+            .collect();
+        Item {
+            id,
+            plan,
+            lid,
+            contents,
+        }
+    }
+    let mut room_items: Vec<Vec<Item>> = atlas.rooms.iter().map(|_| Vec::new()).collect();
+    let mut npc_items: Vec<Vec<Item>> = atlas.npcs.iter().map(|_| Vec::new()).collect();
+    let mut player_items: Vec<Vec<Item>> = players.iter().map(|_| Vec::new()).collect();
+    for (id, spot) in spots.iter().enumerate() {
+        let item = || build(id, atlas, &spots, &state.lids);
+        match *spot {
+            Spot::Room(room) => room_items[room].push(item()),
+            Spot::Npc(npc) => npc_items[npc].push(item()),
+            Spot::Player(player) => player_items[player].push(item()),
+            Spot::Inside(_) => {}
+        }
+    }
+    let records = players
+        .iter()
+        .zip(rooms_of)
+        .zip(player_items)
+        .map(|(((name, player), room), items)| {
+            let record = Record {
+                name: name.as_str().into(),
+                origin: player.origin,
+                room,
+                items,
+                score: player.score.clone(),
+            };
+            (name.to_lowercase(), record)
+        })
+        .collect();
+    let doors = atlas
+        .doors
+        .iter()
+        .map(|door| {
+            state
+                .doors
+                .get(&door.key)
+                .map_or(door.starts, |l| Lid::from(*l))
+        })
+        .collect();
+    Placed {
+        records,
+        room_items,
+        npc_items,
+        doors,
+    }
+}
+
+type BTreeLids = std::collections::BTreeMap<String, journal::LidState>;
 
 /// The gate's channel end, as the frontends hold it.
 #[derive(Clone)]
