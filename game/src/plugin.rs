@@ -22,7 +22,7 @@ use crate::world::{Logger, World, WorldSettings};
 
 /// The game, as the server holds it.
 pub struct Game {
-    running: Result<Running, String>,
+    running: Running,
 }
 
 struct Running {
@@ -141,11 +141,14 @@ impl TimedRead for WsStream {
 
 impl Plugin for Game {
     fn new(host: &Host) -> Self {
-        let running = start(host);
-        if let Err(why) = &running {
-            host.log(&format!("game: cannot start: {why}"));
+        match start(host) {
+            Ok(running) => Game { running },
+            // The plug-in interface has no other word for "this instance cannot exist": the
+            // panic stops at the boundary, where the server logs it (with this message),
+            // counts a fault on /stats.html, answers 500, and makes a fresh instance (reading
+            // the world file again) for the next request.
+            Err(why) => panic!("game: cannot start: {why}"),
         }
-        Game { running }
     }
 
     fn persist(&self) -> bool {
@@ -153,18 +156,7 @@ impl Plugin for Game {
     }
 
     fn handle(&mut self, conn: Connection) -> Next {
-        let running = match &mut self.running {
-            Ok(running) => running,
-            Err(why) => {
-                let body = format!("The game cannot start: {why}\n");
-                let _ = conn.respond(
-                    503,
-                    &[("Content-Type", "text/plain; charset=utf-8")],
-                    body.as_bytes(),
-                );
-                return Next::Continue;
-            }
-        };
+        let running = &mut self.running;
         let request = conn.request();
         let base = request
             .path

@@ -613,3 +613,113 @@ fn game_starts_when_attached_and_answers_irc_with_no_http_request() {
         // Dropping the server kills it with SIGKILL.
     }
 }
+
+#[test]
+fn game_a_bad_world_file_stops_only_the_game() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = game_plugins(dir.path());
+    let world = dir.path().join("bad.toml");
+    std::fs::write(
+        &world,
+        "[world]\ntitle = \"Broken\"\nstart = \"a\"\n\n[rooms.a]\ntitle = \"A\"\ndescription = \"A room.\"\n\
+         exits = { north = \"nowhere\" }\n",
+    )
+    .unwrap();
+    let server = Server::start(ServerOpts {
+        plugins: Some(plugins),
+        extra_config: format!(
+            "[game]\nworld = {:?}\nstate_dir = {:?}\n",
+            world.to_string_lossy(),
+            dir.path().join("state").to_string_lossy()
+        ),
+        ..ServerOpts::default()
+    });
+    let why = format!(
+        "{} line 8: room 'a': the exit north leads to 'nowhere', which is not a room",
+        world.display()
+    );
+    assert!(server.wait_for_log(&why), "{}", server.error_log());
+    // The game answers 500; everything else is served; the stats page shows the fault.
+    assert_eq!(get(&server, "/ogi/game", None).status, 500);
+    assert_eq!(get(&server, "/plain.txt", None).status, 200);
+    // The plug-in table on the stats page is republished a few times a second.
+    let deadline = Instant::now() + WAIT;
+    let faulted = || {
+        get(&server, "/stats.html", None)
+            .text()
+            .contains("panicked in new()")
+    };
+    while !faulted() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(faulted(), "{}", server.error_log());
+
+    // Mended, the file is read again by the next request, and the game starts.
+    std::fs::write(
+        &world,
+        std::fs::read_to_string(support::repo().join("game/worlds/example.toml")).unwrap(),
+    )
+    .unwrap();
+    let mut wanda = WsPlayer::connect(&server, "?name=Wanda", None);
+    let first = wanda.frame();
+    assert!(first["token"].is_string(), "{first}");
+    wanda.sees(|t| t.starts_with("A garden"));
+    let look = wanda.command("look");
+    assert!(
+        look.contains("The blue front door to the north is closed and locked."),
+        "{look}"
+    );
+}
+
+#[test]
+fn game_websocket_playthrough_to_the_ending() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = game_plugins(dir.path());
+    let server = start_game(&plugins, &dir.path().join("state"), "bots = 0\n");
+    let (mut quinn, _) = WsPlayer::register(&server, "Quinn");
+    let (mut watcher, _) = WsPlayer::register(&server, "Watcher");
+    quinn.sees(|t| t == "Watcher appears in a flicker of packets.");
+    // Watcher waits in the lodge; Quinn plays.
+    assert!(watcher.command("east").starts_with("The Porter's Lodge"));
+    let script: &[(&str, &str)] = &[
+        ("take lamp", "You take a brass lamp."),
+        ("north", "Front-End Hall"),
+        ("north", "Router's Crossing"),
+        ("west", "The CGI Workshop"),
+        ("down", "The Zombie Cellar"),
+        ("take tag", "You earn 5 points. Your score is 5 of 50."),
+        ("up", "The CGI Workshop"),
+        ("east", "Router's Crossing"),
+        ("south", "Front-End Hall"),
+        ("south", "The Listening Gate"),
+        ("east", "The Porter's Lodge"),
+        ("talk to porter", "Bring me its tag"),
+        ("give tag to porter", "You take a golden keep-alive key."),
+        ("west", "The Listening Gate"),
+        ("north", "Front-End Hall"),
+        ("north", "Router's Crossing"),
+        ("north", "closed and locked"),
+        ("north", "The brass-bound door is closed."),
+        ("unlock door", "You unlock the brass-bound door."),
+        ("open door", "You open the brass-bound door."),
+        ("north", "The Hot Vault"),
+        ("open chest", "Inside: a warm cached page."),
+        ("take page", "Your score is 25 of 50."),
+        ("south", "The Cache Antechamber"),
+        ("east", "The Static Library"),
+        ("north", "The Recycler"),
+        ("east", "The Log Archive"),
+        ("give page to scribe", "Your score is 50 of 50."),
+    ];
+    for (line, expected) in script {
+        let seen = quinn.command(line);
+        assert!(seen.contains(expected), "{line}: {seen}");
+    }
+    let ending = "*** Quinn has returned the lost page to the scribe and finished The Lost Request, with 50 of 50 points! ***";
+    quinn.sees(|t| t == ending);
+    watcher.sees(|t| t == ending);
+    assert_eq!(
+        quinn.command("score"),
+        "You finished The Lost Request with 50 of 50 points."
+    );
+}
