@@ -60,7 +60,6 @@ fn start(host: &Host) -> Result<Running, String> {
     let world = World::start(WorldSettings {
         atlas: Arc::new(atlas),
         state_dir: settings.state_dir.clone(),
-        snapshot_every: settings.snapshot_every,
         log: log.clone(),
     })
     .map_err(|e| e.to_string())?;

@@ -306,6 +306,8 @@ pub enum ToUser {
     },
     /// The command with this ticket is finished.
     Done(Ticket),
+    /// Everything the command with this ticket changed is in the database.
+    Committed(Ticket),
     /// The room has let you go; you are in no room now.
     Left,
     /// Someone logged in as you elsewhere, or the world is stopping: leave.
@@ -466,6 +468,11 @@ pub enum ToJournal {
     Container { item: ItemId, lid: Lid },
     /// A player's score is now this.
     Scored { name: Name, score: Score },
+    /// Answer `Committed(ticket)` once everything sent before this is in the database.
+    Commit {
+        to_user: Sender<ToUser>,
+        ticket: Ticket,
+    },
     /// Write everything out now, then answer.
     Sync { done: Sender<()> },
     /// Write a final snapshot and end.

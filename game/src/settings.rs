@@ -4,11 +4,11 @@
 //! ```toml
 //! [game]
 //! world = "game/worlds/occwserv.toml"  # the world file (else the built-in occwserv world)
-//! state_dir = "state/game"     # snapshot, change log and generated token key
+//! state_dir = "state/game"     # world.sqlite (the state) and the generated token key
 //! token_key = "..."            # HMAC key for browser tokens (else generated once, kept in state_dir)
 //! bots = 12                    # wandering bots
 //! bot_think_ms = 3000          # mean time between one bot's actions
-//! snapshot_every = 5000        # changes between snapshots
+//! snapshot_every = 5000        # accepted and ignored: the state is in SQLite now
 //! web_idle_secs = 900          # a web player with no request or websocket for this long leaves
 //!
 //! [game.irc]                   # absent: no IRC frontend
@@ -36,6 +36,7 @@ pub struct Settings {
     pub token_key: Option<String>,
     pub bots: usize,
     pub bot_think_ms: u64,
+    /// Ignored: kept so configs written for the old journal still load.
     pub snapshot_every: u64,
     pub web_idle_secs: u64,
     pub irc: Option<IrcSettings>,

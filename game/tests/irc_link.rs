@@ -79,7 +79,6 @@ fn the_game_registers_stays_through_pings_and_reconnects() {
     let settings = WorldSettings {
         atlas: std::sync::Arc::new(game::world::atlas::Atlas::built_in().unwrap()),
         state_dir: dir.path().join("state"),
-        snapshot_every: 100,
         log: log.clone(),
     };
     let world = World::start(settings).unwrap();

@@ -47,7 +47,6 @@ fn game() -> Game {
     let settings = WorldSettings {
         atlas: std::sync::Arc::new(crate::world::atlas::Atlas::built_in().unwrap()),
         state_dir: dir.path().to_path_buf(),
-        snapshot_every: 100,
         log: log.clone(),
     };
     let world = World::start(settings).unwrap();

@@ -49,8 +49,6 @@ pub struct WorldSettings {
     /// The map, loaded and checked.
     pub atlas: Arc<Atlas>,
     pub state_dir: PathBuf,
-    /// Changes between snapshots of the state.
-    pub snapshot_every: u64,
     pub log: Logger,
 }
 
@@ -81,26 +79,25 @@ pub struct World {
 impl World {
     /// Loads the saved state and starts every process.
     pub fn start(settings: WorldSettings) -> Result<World, WorldError> {
-        let (mut state, report) =
+        let (state, conn, report) =
             journal::load(&settings.state_dir).map_err(WorldError::Journal)?;
-        if report.unreadable > 0 {
+        if let Some(players) = report.migrated {
             (settings.log)(&format!(
-                "game journal: skipped {} unreadable line(s) of {}",
+                "game journal: migrated the old journal in {} ({players} player(s), {} unreadable line(s) skipped) to {}",
+                settings.state_dir.display(),
                 report.unreadable,
-                settings.state_dir.join(journal::LOG_FILE).display()
+                journal::DATABASE_FILE
             ));
         }
 
         let atlas = settings.atlas.clone();
         let placed = place_everything(&atlas, &state, &settings.log);
-        // What the world file no longer has leaves the saved state at the next snapshot.
-        state
-            .items
-            .retain(|key, _| atlas.item_by_key(key).is_some());
-        state.lids.retain(|key, _| atlas.item_by_key(key).is_some());
-        state
-            .doors
-            .retain(|key, _| atlas.door_by_key(key).is_some());
+        // What the world file no longer has leaves the database.
+        if let Err(e) = journal::forget_unknown(&conn, &atlas) {
+            (settings.log)(&format!(
+                "game journal: cannot drop what the world lost: {e}"
+            ));
+        }
         let mut records = placed.records;
         let mut room_items = placed.room_items;
         let mut npc_items = placed.npc_items;
@@ -126,8 +123,7 @@ impl World {
         };
         let journal_setup = JournalSetup {
             dir: settings.state_dir.clone(),
-            state,
-            snapshot_every: settings.snapshot_every.max(1),
+            conn,
             log: settings.log.clone(),
             atlas: atlas.clone(),
         };

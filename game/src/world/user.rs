@@ -153,8 +153,27 @@ impl User {
 
     fn finish_command(&mut self, event: Event, ticket: Ticket) {
         self.show(event);
+        self.commit_then_done(ticket);
+    }
+
+    /// The world has finished a command: once the journal has committed everything sent
+    /// before now (the command's changes), the player is told it is done.
+    fn commit_then_done(&mut self, ticket: Ticket) {
+        let commit = ToJournal::Commit {
+            to_user: self.me.clone(),
+            ticket,
+        };
+        if self.to_journal.send(commit).is_err() {
+            // The journal has stopped with the world: there is nothing left to wait for.
+            self.done(ticket);
+        }
+    }
+
+    fn done(&mut self, ticket: Ticket) {
+        if self.pending.is_some_and(|(waiting, _)| waiting == ticket) {
+            self.pending = None;
+        }
         self.show_message(ToFrontend::Done(ticket));
-        self.pending = None;
     }
 
     /// Sends a command on to the room; if the room has stopped (the world is stopping), the
@@ -192,12 +211,8 @@ impl User {
                 finishes,
             } => self.award(flag, points, finishes),
             ToUser::Event(event) => self.show(event),
-            ToUser::Done(ticket) => {
-                if self.pending.is_some_and(|(waiting, _)| waiting == ticket) {
-                    self.pending = None;
-                }
-                self.show_message(ToFrontend::Done(ticket));
-            }
+            ToUser::Done(ticket) => self.commit_then_done(ticket),
+            ToUser::Committed(ticket) => self.done(ticket),
             ToUser::Left => {
                 self.room = None;
                 self.show(Event::Goodbye);
