@@ -12,6 +12,7 @@ use plugin_api::{declare_plugin, Connection, Host, Next, Plugin, WsStream};
 
 use crate::bots::{self, BotSettings};
 use crate::front::irc::Irc;
+use crate::front::telnet::Telnet;
 use crate::front::web::{Route, Web, WebRequest};
 use crate::front::websocket::{self, TimedRead};
 use crate::front::{Exchange, WebResponse};
@@ -28,6 +29,7 @@ pub struct Game {
 struct Running {
     web: Web,
     irc: Option<Irc>,
+    telnet: Option<Telnet>,
     stop_bots: Option<Sender<()>>,
     bots: Option<std::thread::JoinHandle<()>>,
     world: World,
@@ -35,8 +37,9 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // Frontends first, so every player leaves before the world writes its last snapshot.
+        // Frontends first, so every player leaves before the world stops.
         self.irc.take();
+        self.telnet.take();
         self.stop_bots.take();
         if let Some(bots) = self.bots.take() {
             let _ = bots.join();
@@ -86,6 +89,29 @@ fn start(host: &Host) -> Result<Running, String> {
         ),
         None => None,
     };
+    let telnet = match &settings.telnet {
+        Some(address) => match Telnet::start(
+            address,
+            world.gate(),
+            key.clone(),
+            world_title.clone(),
+            log.clone(),
+        ) {
+            Ok(telnet) => {
+                log(&format!(
+                    "game telnet: listening on {address} (port {})",
+                    telnet.port
+                ));
+                Some(telnet)
+            }
+            // The rest of the game plays on without it.
+            Err(e) => {
+                log(&format!("game telnet: cannot listen on {address}: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
     let web = Web::new(world.gate(), key, settings.web_idle(), log.clone());
     log(&format!(
         "game: world '{world_title}' ({}) loaded with its state from {}, {} bot(s), IRC {}",
@@ -106,6 +132,7 @@ fn start(host: &Host) -> Result<Running, String> {
     Ok(Running {
         web,
         irc,
+        telnet,
         stop_bots,
         bots,
         world,

@@ -10,6 +10,7 @@
 //! bot_think_ms = 3000          # mean time between one bot's actions
 //! snapshot_every = 5000        # accepted and ignored: the state is in SQLite now
 //! web_idle_secs = 900          # a web player with no request or websocket for this long leaves
+//! telnet = "127.0.0.1:4000"    # absent: no telnet frontend
 //!
 //! [game.irc]                   # absent: no IRC frontend
 //! server = "127.0.0.1"
@@ -39,6 +40,8 @@ pub struct Settings {
     /// Ignored: kept so configs written for the old journal still load.
     pub snapshot_every: u64,
     pub web_idle_secs: u64,
+    /// Where the telnet frontend listens; `None`: no telnet.
+    pub telnet: Option<String>,
     pub irc: Option<IrcSettings>,
 }
 
@@ -64,6 +67,7 @@ impl Default for Settings {
             bot_think_ms: 3000,
             snapshot_every: 5000,
             web_idle_secs: 900,
+            telnet: None,
             irc: None,
         }
     }

@@ -414,7 +414,7 @@ fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
 }
 
 #[test]
-fn game_browser_websocket_and_irc_players_share_one_world() {
+fn game_browser_websocket_irc_and_telnet_players_share_one_world() {
     let tests_game = support::repo().join("tests/game");
     assert!(
         tests_game.join("node_modules/playwright-core").exists(),
@@ -423,7 +423,7 @@ fn game_browser_websocket_and_irc_players_share_one_world() {
     let ircd = Ngircd::start();
     let dir = tempfile::tempdir().unwrap();
     let plugins = game_plugins(dir.path());
-    let irc = format!("bots = 2\n[game.irc]\nserver = \"127.0.0.1\"\nport = {}\nsend_interval_ms = 10\nburst = 50\n", ircd.port);
+    let irc = format!("bots = 2\ntelnet = \"127.0.0.1:0\"\n[game.irc]\nserver = \"127.0.0.1\"\nport = {}\nsend_interval_ms = 10\nburst = 50\n", ircd.port);
     let server = start_game(&plugins, &dir.path().join("state"), &irc);
     assert!(
         server.wait_for_log("game irc: connected"),
@@ -453,6 +453,31 @@ fn game_browser_websocket_and_irc_players_share_one_world() {
     assert!(ready.starts_with("READY v1."), "{ready}");
     wendy.sees(|t| t == "Brenda appears in a flicker of packets.");
 
+    // The telnet player (a real telnet client) comes in and waits for the IRC player too.
+    let telnet_port = telnet_port(&server);
+    let mut telnet_player = Command::new("python3")
+        .current_dir(&tests_game)
+        .args([
+            "telnet_player.py",
+            "127.0.0.1",
+            &telnet_port.to_string(),
+            "Tess",
+            &format!("Ivan says: {said}"),
+            "Hello from telnet",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is installed");
+    let telnet_lines = stdout_lines(&mut telnet_player);
+    let telnet_player = Peer(telnet_player);
+    assert_eq!(
+        telnet_lines.recv_timeout(WAIT).as_deref(),
+        Ok("READY"),
+        "{}",
+        server.error_log()
+    );
+    wendy.sees(|t| t == "Tess appears in a flicker of packets.");
+
     // The IRC player sees both others in the room, then speaks.
     let mut irc_player = Command::new("python3")
         .current_dir(&tests_game)
@@ -465,6 +490,7 @@ fn game_browser_websocket_and_irc_players_share_one_world() {
             said,
             "Brenda",
             "Wendy",
+            "Tess",
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -487,8 +513,33 @@ fn game_browser_websocket_and_irc_players_share_one_world() {
         "{browser_out:?}"
     );
     wendy.sees(|t| t == format!("Ivan says: {said}"));
+    let (telnet_ok, telnet_out) = finish(telnet_player, &telnet_lines);
+    assert!(
+        telnet_ok && telnet_out.contains(&"DONE".to_string()),
+        "{telnet_out:?}"
+    );
+    wendy.sees(|t| t == "Tess says: Hello from telnet");
     assert!(screenshot.exists());
     let _ = std::io::stdout().flush();
+}
+
+/// The port the game's telnet frontend listens on, from its log line.
+fn telnet_port(server: &Server) -> u16 {
+    assert!(
+        server.wait_for_log("game telnet: listening on"),
+        "{}",
+        server.error_log()
+    );
+    let log = server.error_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("game telnet: listening on"))
+        .unwrap();
+    line.rsplit_once("(port ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// A plain IRC client speaking the protocol by hand on a real IRC server.
@@ -733,4 +784,135 @@ fn game_websocket_playthrough_to_the_ending_across_a_kill() {
         quinn.command("score"),
         "You finished The Lost Request with 50 of 50 points."
     );
+}
+
+/// A telnet connection spoken byte by byte.
+struct RawTelnet {
+    stream: TcpStream,
+    seen: Vec<u8>,
+}
+
+impl RawTelnet {
+    fn connect(port: u16) -> RawTelnet {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        RawTelnet {
+            stream,
+            seen: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads until `needle` has come; returns everything up to and including it.
+    fn until(&mut self, needle: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        loop {
+            if let Some(at) = self.seen.windows(needle.len()).position(|w| w == needle) {
+                let rest = self.seen.split_off(at + needle.len());
+                return std::mem::replace(&mut self.seen, rest);
+            }
+            let mut buffer = [0u8; 4096];
+            let read = match self.stream.read(&mut buffer) {
+                // A pause of the whole test (SIGSTOP, SIGCONT) interrupts the read.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                read => read.unwrap_or_else(|e| {
+                    panic!(
+                        "waiting for {:?}: {e}; seen {:?}",
+                        String::from_utf8_lossy(needle),
+                        String::from_utf8_lossy(&self.seen)
+                    )
+                }),
+            };
+            assert!(
+                read > 0,
+                "closed before {:?}; seen {:?}",
+                String::from_utf8_lossy(needle),
+                String::from_utf8_lossy(&self.seen)
+            );
+            self.seen.extend_from_slice(&buffer[..read]);
+        }
+    }
+
+    fn text_until(&mut self, needle: &str) -> String {
+        String::from_utf8_lossy(&self.until(needle.as_bytes())).into_owned()
+    }
+}
+
+const IAC: u8 = 255;
+
+#[test]
+fn game_telnet_refuses_options_answers_mssp_and_survives_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = game_plugins(dir.path());
+    // No HTTP request at all: the telnet frontend is up because the game started when attached.
+    let server = Server::start(ServerOpts {
+        plugins: Some(plugins),
+        extra_config: format!(
+            "[game]\nstate_dir = {:?}\nbots = 0\ntelnet = \"127.0.0.1:0\"\n",
+            dir.path().join("state").to_string_lossy()
+        ),
+        ..ServerOpts::default()
+    });
+    let port = telnet_port(&server);
+    let mut tina = RawTelnet::connect(port);
+    let greeting = tina.until(b"By what name shall you be known?");
+    assert_eq!(&greeting[..3], &[IAC, 251, 70], "IAC WILL MSSP first");
+    // Options asked for are refused; MSSP is answered.
+    tina.send(&[IAC, 253, 31, IAC, 251, 24, IAC, 253, 70]);
+    let answers = tina.until(&[IAC, 240]);
+    assert!(
+        answers.windows(3).any(|w| w == [IAC, 252, 31]),
+        "{answers:?}"
+    );
+    assert!(
+        answers.windows(3).any(|w| w == [IAC, 254, 24]),
+        "{answers:?}"
+    );
+    let players: Vec<u8> = [&[1u8][..], b"PLAYERS", &[2u8], b"0"].concat();
+    assert!(
+        answers.windows(players.len()).any(|w| w == players),
+        "{answers:?}"
+    );
+    // Garbage: every byte value, an unfinished subnegotiation closed later, a long line.
+    let mut junk: Vec<u8> = (0..=254u8).filter(|b| *b != b'\n').collect();
+    junk.extend_from_slice(&[IAC, 250, 24, 0, 1, 2, IAC, 240]);
+    junk.extend(std::iter::repeat_n(b'x', 5000));
+    junk.extend_from_slice(b"\r\n");
+    tina.send(&junk);
+    tina.text_until("Cannot log in: a name is");
+    tina.text_until("By what name shall you be known?");
+    tina.send(b"Tina\r\n");
+    let welcome = tina.text_until("The Listening Gate");
+    let token = welcome
+        .lines()
+        .find(|l| l.starts_with("v1."))
+        .unwrap_or_else(|| panic!("no token in {welcome}"))
+        .trim()
+        .to_string();
+    tina.text_until("Exits: north, east.");
+    tina.send(b"look\r\n");
+    assert!(tina
+        .text_until("Exits: north, east.")
+        .contains("The Listening Gate"));
+
+    // A MUD listing's crawler asks in plain text and counts Tina.
+    let mut crawler = RawTelnet::connect(port);
+    crawler.until(b"By what name");
+    crawler.send(b"MSSP-REQUEST\r\n");
+    let reply = crawler.text_until("MSSP-REPLY-END");
+    assert!(reply.contains("PLAYERS\t1\r\n"), "{reply}");
+
+    // Tina's client vanishes; she comes back with her token, as she was.
+    tina.send(b"n\r\n");
+    tina.text_until("Front-End Hall");
+    drop(tina);
+    let mut again = RawTelnet::connect(port);
+    again.until(b"By what name");
+    again.send(format!("{token}\r\n").as_bytes());
+    again.text_until("Front-End Hall");
+    // The page answers too, and the server is still serving.
+    assert_eq!(get(&server, "/plain.txt", None).status, 200);
 }

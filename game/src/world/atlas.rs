@@ -600,6 +600,8 @@ impl Checker<'_> {
                     door,
                 });
             }
+            // Shown in compass order, whatever the file's order.
+            exits.sort_by_key(|exit| exit.direction);
             rooms.push(RoomPlan {
                 key: key.clone(),
                 title: room.title.as_str().into(),

@@ -31,7 +31,8 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, unbounded, Sender};
 
 use crate::protocol::{
-    FrontendEnd, Item, Login, LoginError, LoginMode, Origin, Place, RoomLink, Session, ToGate,
+    FrontendEnd, Item, Login, LoginError, LoginMode, Name, Origin, Place, RoomLink, Session,
+    ToGate, ToUser,
 };
 use atlas::{Atlas, ItemId, Lid, NpcId, RoomId, Start};
 use gate::{GateSetup, Record};
@@ -405,6 +406,17 @@ impl GateHandle {
         answer
             .recv_timeout(LOGIN_TIMEOUT)
             .unwrap_or(Err(LoginError::Stopping))
+    }
+
+    /// Who is playing: people by name, and the number of bots; `None` if the gate does not
+    /// answer in time.
+    pub fn who(&self) -> Option<(Vec<Name>, usize)> {
+        let (to_user, answer) = unbounded();
+        self.to_gate.send(ToGate::Who { to_user, ticket: 0 }).ok()?;
+        match answer.recv_timeout(LOGIN_TIMEOUT).ok()? {
+            ToUser::Event(crate::event::Event::Who { people, bots }) => Some((people, bots)),
+            _ => None,
+        }
     }
 }
 
