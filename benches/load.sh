@@ -4,12 +4,13 @@
 # connection count, /proc/PID/stat gives server CPU time per request, and IDLE_N idle keep-alive
 # connections are held while wrk measures active throughput and RSS per idle connection.
 #
-#   benches/load.sh                      # DUR=6 CONNS="100 1000" IDLE_N=10000 REPS=3
+#   benches/load.sh          # DUR=6 RUNS="page8k.html:10 page8k.html:100 page8k.html:1000 small.txt:100"
+#                            # IDLE_N=10000 REPS=3
 #
 # Prints one row per measurement and the occwserv/nginx ratios (medians over REPS).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-DUR="${DUR:-6}"; CONNS="${CONNS:-100 1000}"; IDLE_N="${IDLE_N:-10000}"; REPS="${REPS:-3}"; HOLD="${HOLD:-8}"
+DUR="${DUR:-6}"; RUNS="${RUNS:-page8k.html:10 page8k.html:100 page8k.html:1000 small.txt:100}"; IDLE_N="${IDLE_N:-10000}"; REPS="${REPS:-3}"; HOLD="${HOLD:-8}"
 OURS_PORT=18180; NGINX_PORT=18181
 
 for tool in wrk nginx python3; do
@@ -63,17 +64,18 @@ HZ=$(getconf CLK_TCK)
 declare -A R
 
 measure() {  # measure NAME
-  local name=$1 c rep rps t0 t1
+  local name=$1 run c page rep rps t0 t1
   start "$name"
   timeout 20 wrk -t1 -c50 -d2s "http://127.0.0.1:$PORT/page8k.html" >/dev/null 2>&1 || true
-  for c in $CONNS; do
+  for run in $RUNS; do
+    page=${run%%:*}; c=${run##*:}
     for rep in $(seq "$REPS"); do
       t0=$(ticks "$SRV_PID")
-      rps=$(timeout $((DUR + 20)) wrk -t1 -c"$c" -d"${DUR}s" "http://127.0.0.1:$PORT/page8k.html" | awk '/Requests\/sec/{print $2}')
+      rps=$(timeout $((DUR + 20)) wrk -t1 -c"$c" -d"${DUR}s" "http://127.0.0.1:$PORT/$page" | awk '/Requests\/sec/{print $2}')
       t1=$(ticks "$SRV_PID")
       local cpu_us; cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="$rps" -v d="$DUR" 'BEGIN{printf "%.2f", t/hz*1e6/(r*d)}')
-      echo "$name c$c rep$rep rps $rps cpu_us_per_req $cpu_us"
-      R[$name,c$c,rps,$rep]=$rps; R[$name,c$c,cpu,$rep]=$cpu_us
+      echo "$name $page c$c rep$rep rps $rps cpu_us_per_req $cpu_us"
+      R[$name,$run,rps,$rep]=$rps; R[$name,$run,cpu,$rep]=$cpu_us
     done
   done
   # Idle connections held while a few active clients are measured.
@@ -95,11 +97,11 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)
 measure occwserv
 measure nginx
 echo "--- medians over $REPS runs (occwserv / nginx)"
-for c in $CONNS; do
+for run in $RUNS; do
   o=(); n=(); oc=(); nc=()
-  for rep in $(seq "$REPS"); do o+=("${R[occwserv,c$c,rps,$rep]}"); n+=("${R[nginx,c$c,rps,$rep]}"); oc+=("${R[occwserv,c$c,cpu,$rep]}"); nc+=("${R[nginx,c$c,cpu,$rep]}"); done
+  for rep in $(seq "$REPS"); do o+=("${R[occwserv,$run,rps,$rep]}"); n+=("${R[nginx,$run,rps,$rep]}"); oc+=("${R[occwserv,$run,cpu,$rep]}"); nc+=("${R[nginx,$run,cpu,$rep]}"); done
   mo=$(median "${o[@]}"); mn=$(median "${n[@]}"); co=$(median "${oc[@]}"); cn=$(median "${nc[@]}")
-  awk -v c="$c" -v mo="$mo" -v mn="$mn" -v co="$co" -v cn="$cn" 'BEGIN{printf "8KiB c%-5s req/s %9.0f / %9.0f = %.2fx   cpu us/req %6.2f / %6.2f = %.2fx\n", c, mo, mn, mo/mn, co, cn, co/cn}'
+  awk -v r="$run" -v mo="$mo" -v mn="$mn" -v co="$co" -v cn="$cn" 'BEGIN{printf "%-20s req/s %9.0f / %9.0f = %.2fx   cpu us/req %6.2f / %6.2f = %.2fx\n", r, mo, mn, mo/mn, co, cn, co/cn}'
 done
 awk -v a="${R[occwserv,idle,rps]}" -v b="${R[nginx,idle,rps]}" -v ka="${R[occwserv,idle,kib]}" -v kb="${R[nginx,idle,kib]}" -v n="$IDLE_N" \
   'BEGIN{printf "%d idle: active req/s %9.0f / %9.0f = %.2fx   KiB per idle conn %.2f / %.2f\n", n, a, b, a/b, ka, kb}'

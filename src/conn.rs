@@ -43,6 +43,13 @@ pub struct Conn {
     pub request_started: Instant,
     /// Time spent parked in idle.pool waiting for this request, for the stats.
     pub keep_alive_wait: Option<Duration>,
+    /// The replica that accepted it; it lives its whole life there.
+    pub replica: usize,
+    /// Its place in the replica's epoll set while it is on the replica.
+    pub slot: Option<u32>,
+    /// The last read emptied the socket (it returned less than asked, or nothing), so with
+    /// an edge-triggered epoll set the next byte to arrive raises a new event.
+    pub read_dry: bool,
 }
 
 /// What a non-blocking read found.
@@ -72,6 +79,9 @@ impl Conn {
             registered: false,
             request_started: now,
             keep_alive_wait: None,
+            replica: 0,
+            slot: None,
+            read_dry: false,
         }
     }
 
@@ -90,13 +100,17 @@ impl Conn {
                 match recv(&self.stream, &mut scratch[..want], RecvFlags::DONTWAIT) {
                     Ok(n) => break n,
                     Err(rustix::io::Errno::INTR) => continue,
-                    Err(rustix::io::Errno::AGAIN) => return Ok(ReadOutcome::WouldBlock),
+                    Err(rustix::io::Errno::AGAIN) => {
+                        self.read_dry = true;
+                        return Ok(ReadOutcome::WouldBlock);
+                    }
                     Err(e) => return Err(io::Error::from(e)),
                 }
             };
             if got == 0 {
                 return Ok(ReadOutcome::Closed);
             }
+            self.read_dry = got < want;
             buf.extend_from_slice(&scratch[..got]);
             self.bytes_in += got as u64;
             Ok(ReadOutcome::Data(got))

@@ -31,8 +31,10 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
   send_buffer_bytes = 0             kernel send buffer per connection (0: autotuned)
   max_body_bytes = 67108864         largest request body (413 above)
   max_keep_alive_requests = 100000  requests per connection
-  front_end_idle = 2, front_end_max = 16   front-end farm: idle workers kept, maximum
-  static_idle = 2, static_max = 64         static farm: idle workers kept, maximum
+  cores = 0                         replicas of the request network, one thread each
+                                    (0: one per core the process may use; read at start)
+  pin_cores = false                 pin each replica's thread to its own core (read at start)
+  static_idle = 2, static_max = 64  static farm (CGI local redirects): idle workers, maximum
   shutdown_grace_secs = 10          SIGTERM waits this long for in-flight requests
   batch_scheduling = false          SCHED_BATCH workers: less CPU per request, slower under contention
   stats = true                      collect per-request counts and latencies for /stats.html,

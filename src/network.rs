@@ -1,25 +1,29 @@
 //! The top-level PAR: every channel and every process of the server, and nothing else.
 //!
 //! ```text
-//!  listener ─▶ acceptor ─▶ front-end ×N ─┬─▶ static ×N ──────┐
-//!                 ▲            ▲         ├─▶ cgi ×N ─────────┤  (cgi ─▶ static: local redirects)
-//!                 │            │         ├─▶ plugin ×N ──────┤  (static, stats ─▶ send.pool ─▶
-//!                 │            │         │                   │   recycler: the rest for slow readers)
-//!                 │            │         └─▶ stats ──────────┤
-//!                 │            │                             ▼
-//!                 │        idle.pool ◀──── keep-alive ──── recycler ─▶ stats, log
-//!  config (SIGHUP) ─▶ live config read by every process
+//!                 ┌────────── replica ×cores (one thread each; pin_cores pins it to its core) ──────────┐
+//!  listener ─────▶│ acceptor ─▶ idle.pool ─▶ front-end ─▶ cache table ─▶ static ─▶ recycler ─┐ │
+//!  (shared,       │                ▲             │          (read)                           │ │
+//!   EPOLLEXCLUSIVE)│                └─────────────┼────────── keep-alive ─────────────────────┘ │
+//!                 └───────▲──────────────────────┼───────────────────────────────────────────┘
+//!                         │ ToReplica::Resume    ├─▶ cgi ×N ─────┐  (cgi ─▶ static ×N: local redirects)
+//!                         │                      ├─▶ plugin ×N ──┤
+//!                         │                      ├─▶ stats ──────┤
+//!                         │                      └─▶ send.pool ──┤  (slow readers)
+//!                         └────────────── recycler ◀─────────────┘
+//!  replicas, recycler ─▶ stats, log (batched)    replicas, static ─▶ cache.control (hits, batched)
+//!  cache.control ─▶ cache table (published)      config (SIGHUP) ─▶ live config read by every process
 //!  plugin.keeper (scans the plug-in directory, times out plug-in requests) ─▶ plug-in table
-//!                 read by plugin ×N and stats
 //! ```
 //!
-//! The one cycle is front end → handler → recycler → (idle.pool →) front end. Its channels
-//! into the front end, the recycler and idle.pool are unbounded: every message on them carries
-//! a `Conn`, and the acceptor bounds the number of `Conn`s (`max_connections`), so they cannot
-//! grow without limit, and a full queue can never close the cycle into a deadlock. The cycle
-//! is broken on shutdown by the `draining` flag: the acceptor stops, idle.pool closes what it
-//! holds and the recycler closes instead of keeping alive.
+//! The one cycle is replica → handler → recycler → replica. Its channels into the recycler
+//! and the replicas are unbounded: every message on them carries a `Conn`, and the acceptors
+//! bound the number of `Conn`s (`max_connections`), so they cannot grow without limit, and a
+//! full queue can never close the cycle into a deadlock. The cycle is broken on shutdown by
+//! the `draining` flag: the replicas stop accepting, close what they hold and stop, and the
+//! recycler closes instead of sending home.
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,20 +33,17 @@ use crossbeam_channel::{bounded, unbounded, Sender};
 
 use crate::back::recycler::{self, RecyclerOut};
 use crate::cache::control::{self as cache_control, ControlOut};
-use crate::cache::{hash as cache_hash, CacheBoard, CacheSnapshot};
+use crate::cache::{CacheBoard, CacheSnapshot, TableBoard};
 use crate::farm::cgi::{self, CgiOut};
-use crate::farm::front_end::{self, FrontEndOut};
 use crate::farm::plugin::keeper::{Keeper, KeeperOut};
 use crate::farm::plugin::{self, PluginOut};
 use crate::farm::static_file::{self, StaticOut};
-use crate::net::acceptor::{self, AcceptorOut};
-use crate::net::idle_pool::{self, IdleOut};
+use crate::net::replica::{self, ReplicaOut};
 use crate::net::send_pool::{self, SendPoolOut};
 use crate::par::Net;
 use crate::plugin_host::PluginBoard;
 use crate::protocol::{
-    ToCacheControl, ToCacheHash, ToCgi, ToFrontEnd, ToLog, ToPlugin, ToPluginKeeper, ToRecycler,
-    ToStatic, ToStats,
+    ToCacheControl, ToCgi, ToLog, ToPlugin, ToPluginKeeper, ToRecycler, ToStatic, ToStats,
 };
 use crate::support::config::{self, Config, Live, Overrides, ToConfig};
 use crate::support::log;
@@ -65,36 +66,45 @@ pub fn start(
     config_file: Option<PathBuf>,
     overrides: Overrides,
 ) -> std::io::Result<Running> {
+    listener.set_nonblocking(true)?;
+    let listener = Arc::new(listener);
+    let cpus = crate::par::allowed_cpus();
+    let replicas = match cfg.cores {
+        0 => cpus.len().max(1),
+        n => n,
+    };
+    crate::support::log::set_access_log_on(!cfg.access_log.is_empty());
     let live: Live = Arc::new(ArcSwap::from_pointee(cfg.clone()));
-    let meters = Arc::new(Meters::default());
+    let meters = Arc::new(Meters::with_replicas(replicas));
     let board: PluginBoard = Arc::new(ArcSwap::from_pointee(Vec::new()));
     crate::par::set_batch_scheduling(cfg.batch_scheduling);
     let mut net = Net::default();
 
     // One channel per arrow of the diagram.
-    let (to_front_end, front_end_inbox) = unbounded::<ToFrontEnd>();
-    let (to_cache, cache_inbox) = bounded::<ToCacheHash>(1024);
+    let mut to_replicas = Vec::new();
+    let mut replica_inboxes = Vec::new();
+    for _ in 0..replicas {
+        let (to_replica, replica_inbox) = replica::channel()?;
+        to_replicas.push(to_replica);
+        replica_inboxes.push(replica_inbox);
+    }
     let (to_cache_control, cache_control_inbox) = bounded::<ToCacheControl>(1024);
     let (to_static, static_inbox) = bounded::<ToStatic>(1024);
     let (to_cgi, cgi_inbox) = bounded::<ToCgi>(cfg.cgi.queue.max(1));
     let (to_plugin, plugin_inbox) = bounded::<ToPlugin>(cfg.ogi.queue.max(1));
     let (to_stats, stats_inbox) = bounded::<ToStats>(4096);
     let (to_recycler, recycler_inbox) = unbounded::<ToRecycler>();
-    let (to_idle, idle_inbox) = idle_pool::channel()?;
     let (to_send_pool, send_pool_inbox) = send_pool::channel()?;
     let (to_log, log_inbox) = bounded::<ToLog>(8192);
     let (to_config, config_inbox) = unbounded::<ToConfig>();
     // The stats page reads each arrow's queue length through a receiver clone.
     let queues = vec![
-        Probe::of("front-end", &front_end_inbox),
-        Probe::of("cache.hash", &cache_inbox),
         Probe::of("cache.control", &cache_control_inbox),
         Probe::of("static", &static_inbox),
         Probe::of("cgi", &cgi_inbox),
         Probe::of("plugin", &plugin_inbox),
         Probe::of("stats", &stats_inbox),
         Probe::of("recycler", &recycler_inbox),
-        Probe::new("idle.pool", idle_inbox.length_probe()),
         Probe::new("send.pool", send_pool_inbox.length_probe()),
         Probe::of("log", &log_inbox),
     ];
@@ -106,37 +116,10 @@ pub fn start(
         config::run(config_inbox, config_file, overrides, l, tl)
     })?;
 
-    let acceptor_out = AcceptorOut {
-        to_front_end: to_front_end.clone(),
-        to_log: to_log.clone(),
-        live: live.clone(),
-        meters: meters.clone(),
-    };
-    net.process("acceptor", move || acceptor::run(listener, acceptor_out))?;
-
-    let front_end_out = FrontEndOut {
-        to_cache: to_cache.clone(),
-        to_cgi,
-        to_plugin,
-        to_stats: to_stats.clone(),
-        to_idle: to_idle.clone(),
-        to_recycler: to_recycler.clone(),
-        live: live.clone(),
-    };
-    net.farm(
-        "front-end",
-        true,
-        front_end_inbox,
-        live.clone(),
-        |c| (c.front_end_idle, c.front_end_max),
-        move |inbox| front_end::run(inbox, front_end_out.clone()),
-    )?;
-
-    let ts = to_static.clone();
-    net.process("cache.hash", move || cache_hash::run(cache_inbox, ts))?;
+    let table: TableBoard = Arc::new(ArcSwap::from_pointee(HashMap::new()));
     let cache_board: CacheBoard = Arc::new(ArcSwap::from_pointee(CacheSnapshot::default()));
     let control_out = ControlOut {
-        to_hash: to_cache,
+        table: table.clone(),
         to_log: to_log.clone(),
         board: cache_board.clone(),
         live: live.clone(),
@@ -148,7 +131,7 @@ pub fn start(
     let static_out = StaticOut {
         to_recycler: to_recycler.clone(),
         to_send_pool: to_send_pool.clone(),
-        to_cache_control,
+        to_cache_control: to_cache_control.clone(),
         live: live.clone(),
     };
     net.farm(
@@ -156,7 +139,7 @@ pub fn start(
         true,
         static_inbox,
         live.clone(),
-        |c| (c.static_idle, c.static_max),
+        |c| (c.static_idle.min(1), c.static_max),
         move |inbox| static_file::run(inbox, static_out.clone()),
     )?;
 
@@ -204,14 +187,6 @@ pub fn start(
         move |inbox| plugin::run(inbox, plugin_out.clone()),
     )?;
 
-    let idle_out = IdleOut {
-        to_front_end: to_front_end.clone(),
-        to_recycler: to_recycler.clone(),
-        live: live.clone(),
-        meters: meters.clone(),
-    };
-    net.process("idle.pool", move || idle_pool::run(idle_inbox, idle_out))?;
-
     let send_pool_out = SendPoolOut {
         to_recycler: to_recycler.clone(),
         live: live.clone(),
@@ -222,9 +197,8 @@ pub fn start(
     })?;
 
     let recycler_out = RecyclerOut {
-        to_front_end,
-        to_idle,
-        to_stats,
+        to_replicas: to_replicas.clone(),
+        to_stats: to_stats.clone(),
         to_log: to_log.clone(),
         live: live.clone(),
         meters: meters.clone(),
@@ -233,8 +207,32 @@ pub fn start(
         recycler::run(recycler_inbox, recycler_out)
     })?;
 
+    for (index, inbox) in replica_inboxes.into_iter().enumerate() {
+        let replica_out = ReplicaOut {
+            index,
+            replicas,
+            cpu: (cfg.pin_cores && !cpus.is_empty()).then(|| cpus[index % cpus.len()]),
+            listener: listener.clone(),
+            to_replicas: to_replicas.clone(),
+            to_cgi: to_cgi.clone(),
+            to_plugin: to_plugin.clone(),
+            to_stats: to_stats.clone(),
+            to_send_pool: to_send_pool.clone(),
+            to_cache_control: to_cache_control.clone(),
+            to_log: to_log.clone(),
+            cache: table.clone(),
+            live: live.clone(),
+            meters: meters.clone(),
+        };
+        net.process(&format!("replica#{index}"), move || {
+            replica::run(inbox, replica_out)
+        })?;
+    }
+    drop((to_cgi, to_plugin, to_cache_control, to_replicas));
+
     let stats_out = stats::StatsOut {
         to_recycler,
+        flush_answers: 1 + replicas,
         live: live.clone(),
         meters: meters.clone(),
         gauges: net.gauges(),

@@ -74,6 +74,26 @@ fn cores() -> usize {
     })
 }
 
+/// The CPUs this process may run on, in order (empty if the system will not say).
+pub fn allowed_cpus() -> Vec<usize> {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    match sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Pins the calling thread to one CPU. Best effort: if the system refuses, it runs anywhere.
+pub fn pin_to_cpu(cpu: usize) {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    let mut set = CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+    }
+}
+
 impl Gauge {
     pub fn new(name: &'static str, cpu_bound: bool) -> Gauge {
         Gauge {

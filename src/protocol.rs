@@ -12,18 +12,15 @@ use crate::conn::Conn;
 use crate::http::Request;
 use crate::plugin_host::Watch;
 
-/// To fe.farm: a connection with a request (or part of one) ready to read.
-pub enum ToFrontEnd {
-    /// Readable now, or holding a whole pipelined request in `unread`.
-    Read(Conn),
-}
-
-/// To cache.hash: a request for the document root.
-pub enum ToCacheHash {
-    /// Find the request's cached entry, or pass it on to static.farm.
-    Lookup { conn: Conn, req: Request },
-    /// From cache.control: what is cached from now on.
-    Table(crate::cache::Table),
+/// To a replica (the per-core network), from processes off its core.
+pub enum ToReplica {
+    /// A new connection accepted by a busier replica: it is this one's from now on.
+    Adopt(Conn),
+    /// One of its connections, answered elsewhere and kept alive: read its next request.
+    Resume(Conn),
+    /// From the recycler, for the stats process: send the batched records now, then
+    /// `ToStats::Flushed(n)`.
+    Flush(u64),
 }
 
 /// To cache.control, which decides what is cached.
@@ -34,7 +31,7 @@ pub enum ToCacheControl {
     Stale(String),
 }
 
-/// To static.farm: serve a file from the document root.
+/// To static.farm (files named by a CGI program's local redirect; replicas answer the rest).
 pub enum ToStatic {
     /// Serve `req.path` from the root.
     File { conn: Conn, req: Request },
@@ -93,7 +90,7 @@ pub enum StatsFormat {
     Prometheus,
 }
 
-/// To be.proc (the recycler): a connection whose exchange is over.
+/// To be.proc (the recycler, or a replica's own recycling): a connection whose exchange is over.
 pub enum ToRecycler {
     /// Response fully written and the connection may persist.
     KeepAlive(Conn, Exchange),
@@ -101,7 +98,8 @@ pub enum ToRecycler {
     /// response (even an error) was sent.
     Close(Conn, CloseReason, Option<Exchange>),
     /// From the stats process before it renders a page: send the batched records now, then
-    /// `ToStats::Flushed(n)`, so the page counts every exchange that finished before it was asked.
+    /// `ToStats::Flushed(n)` (the recycler and every replica, each once), so the page counts
+    /// every exchange that finished before it was asked.
     Flush(u64),
 }
 
@@ -173,17 +171,29 @@ impl Exchange {
         handler: Handler,
         started: Instant,
     ) -> Exchange {
+        // The texts are read only by the access log: built only when it is on.
+        let texts = crate::support::log::access_log_on();
         Exchange {
-            request_line: format!(
-                "{} {} {}",
-                req.method.as_str(),
-                req.target,
-                req.version_str()
-            ),
+            request_line: if texts {
+                format!(
+                    "{} {} {}",
+                    req.method.as_str(),
+                    req.target,
+                    req.version_str()
+                )
+            } else {
+                String::new()
+            },
             status,
             body_bytes,
-            referer: req.header_str("referer").map(str::to_string),
-            user_agent: req.header_str("user-agent").map(str::to_string),
+            referer: req
+                .header_str("referer")
+                .filter(|_| texts)
+                .map(str::to_string),
+            user_agent: req
+                .header_str("user-agent")
+                .filter(|_| texts)
+                .map(str::to_string),
             handler,
             started,
             parsed: req.received,
@@ -215,12 +225,6 @@ impl Exchange {
             bytes_out: 0,
         }
     }
-}
-
-/// To idle.pool: a keep-alive connection to park until readable.
-pub enum ToIdlePool {
-    /// Wait for the next request (or the rest of a partial head).
-    Park(Conn),
 }
 
 /// To send.pool: a response the client is reading slower than it was written.

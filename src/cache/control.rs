@@ -1,6 +1,7 @@
 //! cache.control: decides what is cached (the paper's §2.2).
-//! Instances: 1. In: ToCacheControl (hits from static.farm, stale entries). Out: ToCacheHash
-//! (the new table), the cache board for stats, ToLog. Stops: inbox disconnected.
+//! Instances: 1. In: ToCacheControl (hits counted by the replicas and static.farm, stale
+//! entries). Out: the table board (read by every replica), the cache board for stats, ToLog.
+//! Stops: inbox disconnected.
 //!
 //! Every served file scores a point; scores halve every `HALF_LIFE`. The table holds the
 //! most recently hit files (an LRU of `TABLE_ENTRIES`); its top half by score is cached, as
@@ -19,8 +20,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use lru::LruCache;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
-use super::{CacheBoard, CacheRow, CacheSnapshot, Entry, Hit, Representation, Table};
-use crate::protocol::{ToCacheControl, ToCacheHash, ToLog};
+use super::{CacheBoard, CacheRow, CacheSnapshot, Entry, Hit, Representation, Table, TableBoard};
+use crate::protocol::{ToCacheControl, ToLog};
 use crate::support::config::{Config, Live};
 
 /// Files the table tracks; the top half can be cached.
@@ -32,7 +33,7 @@ const HALF_LIFE: Duration = Duration::from_secs(10);
 
 /// The control process's outputs.
 pub struct ControlOut {
-    pub to_hash: Sender<ToCacheHash>,
+    pub table: TableBoard,
     pub to_log: Sender<ToLog>,
     pub board: CacheBoard,
     pub live: Live,
@@ -74,7 +75,7 @@ impl Control {
     pub fn hit(&mut self, hit: Hit) {
         match self.table.get_mut(&hit.key) {
             Some(c) => {
-                c.score += 1.0;
+                c.score += f64::from(hit.count);
                 c.len = hit.len;
                 c.file = hit.file;
             }
@@ -85,7 +86,7 @@ impl Control {
                     Candidate {
                         file: hit.file,
                         len: hit.len,
-                        score: 1.0,
+                        score: f64::from(hit.count),
                     },
                 ) {
                     if self.cached.remove(&*gone).is_some() {
@@ -217,13 +218,7 @@ pub fn run(inbox: Receiver<ToCacheControl>, out: ControlOut) {
             }
             Ok(ToCacheControl::Stale(key)) => {
                 control.stale(&key);
-                if out
-                    .to_hash
-                    .send(ToCacheHash::Table(control.table()))
-                    .is_err()
-                {
-                    return;
-                }
+                out.table.store(control.table());
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -237,13 +232,8 @@ pub fn run(inbox: Receiver<ToCacheControl>, out: ControlOut) {
         let changed = control.rebalance(&cfg, |key, file, len| {
             load(&cfg, key, file, len, &out.to_log)
         });
-        if changed
-            && out
-                .to_hash
-                .send(ToCacheHash::Table(control.table()))
-                .is_err()
-        {
-            return;
+        if changed {
+            out.table.store(control.table());
         }
         out.board.store(Arc::new(control.snapshot(&cfg)));
     }
@@ -326,6 +316,7 @@ mod tests {
                 key: Arc::from(key),
                 file: Arc::from(Path::new(key.trim_start_matches('/'))),
                 len,
+                count: 1,
             });
         }
     }

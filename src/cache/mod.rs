@@ -1,9 +1,9 @@
-//! The page cache (the paper's §2.2): `cache.hash` routes a request to its cached entry or to
-//! static.farm; `cache.control` scores files by hits, caches the top half of its table within a
-//! memory budget and lets the bottom half compete for a place.
+//! The page cache (the paper's §2.2): `cache.control` scores files by hits, caches the top
+//! half of its table within a memory budget and lets the bottom half compete for a place, and
+//! publishes what is cached as a table (`TableBoard`) that every replica reads: the paper's
+//! `cache.hash` lookup is a read of that table by the process that holds the request.
 
 pub mod control;
-pub mod hash;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -93,13 +93,79 @@ impl Entry {
 /// What is cached now: request path → entry. Published whole by cache.control.
 pub type Table = Arc<HashMap<String, Arc<Entry>>>;
 
-/// A served file, reported by static.farm to cache.control.
+/// Where cache.control publishes the table, read-mostly by every replica.
+pub type TableBoard = Arc<ArcSwap<HashMap<String, Arc<Entry>>>>;
+
+/// Files served since the last report, with how often, reported to cache.control.
 #[derive(Debug, Clone)]
-/// Shared, so that reporting a cached hit copies nothing.
 pub struct Hit {
     pub key: Arc<str>,
     pub file: Arc<Path>,
     pub len: u64,
+    pub count: u32,
+}
+
+/// A worker's hits since its last report, one row per file: a repeated hit costs a lookup
+/// and an add, with no allocation and no shared reference count touched.
+#[derive(Debug, Default)]
+pub struct HitTally {
+    rows: HashMap<Arc<str>, Hit>,
+}
+
+impl HitTally {
+    /// Counts a hit on `key`; `file` is asked for only on the file's first hit in the batch.
+    pub fn count(&mut self, key: &str, len: u64, file: impl FnOnce() -> Arc<Path>) {
+        match self.rows.get_mut(key) {
+            Some(hit) => {
+                hit.count += 1;
+                hit.len = len;
+            }
+            None => {
+                let key: Arc<str> = Arc::from(key);
+                self.rows.insert(
+                    key.clone(),
+                    Hit {
+                        key,
+                        file: file(),
+                        len,
+                        count: 1,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Counts a hit on a cached entry, sharing its key.
+    pub fn count_entry(&mut self, key: &Arc<str>, len: u64, file: impl FnOnce() -> Arc<Path>) {
+        match self.rows.get_mut(&**key) {
+            Some(hit) => hit.count += 1,
+            None => {
+                self.rows.insert(
+                    key.clone(),
+                    Hit {
+                        key: key.clone(),
+                        file: file(),
+                        len,
+                        count: 1,
+                    },
+                );
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Files counted so far.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The batch, leaving the tally empty.
+    pub fn take(&mut self) -> Vec<Hit> {
+        self.rows.drain().map(|(_, hit)| hit).collect()
+    }
 }
 
 /// One row of the cache table on `/stats.html`.

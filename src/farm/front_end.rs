@@ -1,37 +1,16 @@
-//! Front-end worker: reads one request head and routes it.
-//! Instances: a farm (`front_end_idle` kept idle, up to `front_end_max`), sharing one inbox.
-//! In: ToFrontEnd. Out: ToCacheHash, ToCgi, ToPlugin, ToStats, ToIdlePool, ToRecycler.
-//! Stops: inbox disconnected (every upstream process has stopped).
+//! The front end, a stage of each replica (`net/replica.rs`): reads one request head and
+//! chooses its route. No channels here; the replica hands the request on.
 //!
-//! Reads never block: a connection whose head is incomplete goes back to idle.pool with a
-//! deadline, so a client trickling header bytes holds no thread (the paper's §4.1).
+//! Reads never block: a connection whose head is incomplete goes back to the replica's
+//! idle.pool with a deadline, so a client trickling header bytes holds no thread (§4.1).
 
 use std::time::Instant;
 
-use crossbeam_channel::{SendError, Sender, TrySendError};
-
 use crate::conn::{Conn, ReadOutcome};
 use crate::http::request::{parse_head, HeadLimits};
-use crate::http::{Body, HttpError, Request};
-use crate::net::idle_pool::IdleSender;
-use crate::par::Inbox;
-use crate::protocol::{
-    CloseReason, Handler, StatsFormat, ToCacheHash, ToCgi, ToFrontEnd, ToIdlePool, ToPlugin,
-    ToRecycler, ToStats,
-};
-use crate::support::config::{Config, Live};
-
-/// The front end's outputs.
-#[derive(Clone)]
-pub struct FrontEndOut {
-    pub to_cache: Sender<ToCacheHash>,
-    pub to_cgi: Sender<ToCgi>,
-    pub to_plugin: Sender<ToPlugin>,
-    pub to_stats: Sender<ToStats>,
-    pub to_idle: IdleSender,
-    pub to_recycler: Sender<ToRecycler>,
-    pub live: Live,
-}
+use crate::http::{HttpError, Request};
+use crate::protocol::{CloseReason, Handler, StatsFormat, ToRecycler};
+use crate::support::config::Config;
 
 /// Where a parsed request goes.
 #[derive(Debug, PartialEq, Eq)]
@@ -60,35 +39,8 @@ pub fn route(path: &str) -> Route {
     Route::Static
 }
 
-pub fn run(inbox: Inbox<ToFrontEnd>, out: FrontEndOut) {
-    let mut buf = Vec::with_capacity(16 * 1024);
-    for ToFrontEnd::Read(conn) in inbox {
-        let cfg = out.live.load();
-        match read_head(conn, &mut buf, &cfg) {
-            Head::Request(conn, req) => {
-                if !dispatch(conn, *req, &out, &cfg) {
-                    return;
-                }
-            }
-            Head::Park(conn) => {
-                if let Err(SendError(ToIdlePool::Park(conn))) =
-                    out.to_idle.send(ToIdlePool::Park(conn))
-                {
-                    drop(conn);
-                    return;
-                }
-            }
-            Head::Done(msg) => {
-                if out.to_recycler.send(msg).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
 /// What reading found.
-enum Head {
+pub enum Head {
     /// A whole head; bytes after it are in `conn.unread`.
     Request(Conn, Box<Request>),
     /// Incomplete, nothing more to read now: wait in idle.pool.
@@ -97,7 +49,8 @@ enum Head {
     Done(ToRecycler),
 }
 
-fn read_head(mut conn: Conn, buf: &mut Vec<u8>, cfg: &Config) -> Head {
+/// Reads and parses the connection's next request head, as far as the socket allows now.
+pub fn read_head(mut conn: Conn, buf: &mut Vec<u8>, cfg: &Config) -> Head {
     let limits = HeadLimits::default();
     buf.clear();
     if conn.unread.is_empty() {
@@ -150,56 +103,6 @@ fn refuse(conn: Conn, error: HttpError, cfg: &Config) -> ToRecycler {
         return crate::farm::reply::error(conn, None, 408, cfg, Handler::FrontEnd);
     }
     crate::farm::reply::error(conn, None, error.status(), cfg, Handler::FrontEnd)
-}
-
-/// Sends a request to its process; false when the network is shutting down.
-fn dispatch(conn: Conn, req: Request, out: &FrontEndOut, cfg: &Config) -> bool {
-    if let Body::Length(n) = req.body {
-        if n > cfg.max_body_bytes {
-            let msg = crate::farm::reply::error(conn, Some(&req), 413, cfg, Handler::FrontEnd);
-            return out.to_recycler.send(msg).is_ok();
-        }
-    }
-    match route(&req.path) {
-        Route::Static => match out.to_cache.send(ToCacheHash::Lookup { conn, req }) {
-            Ok(()) => true,
-            Err(SendError(orphan)) => {
-                drop(orphan);
-                false
-            }
-        },
-        Route::Stats(format) => out
-            .to_stats
-            .send(ToStats::Page { conn, req, format })
-            .is_ok(),
-        Route::Cgi => match out.to_cgi.try_send(ToCgi::Run { conn, req }) {
-            Ok(()) => true,
-            Err(TrySendError::Full(ToCgi::Run { conn, req }))
-            | Err(TrySendError::Disconnected(ToCgi::Run { conn, req })) => {
-                busy(conn, &req, out, cfg)
-            }
-        },
-        Route::Plugin(name) => match out.to_plugin.try_send(ToPlugin::Call { conn, req, name }) {
-            Ok(()) => true,
-            Err(TrySendError::Full(ToPlugin::Call { conn, req, .. }))
-            | Err(TrySendError::Disconnected(ToPlugin::Call { conn, req, .. })) => {
-                busy(conn, &req, out, cfg)
-            }
-        },
-    }
-}
-
-/// Answers 503 when a farm's queue is full.
-fn busy(conn: Conn, req: &Request, out: &FrontEndOut, cfg: &Config) -> bool {
-    let msg = crate::farm::reply::error_with(
-        conn,
-        Some(req),
-        503,
-        cfg,
-        Handler::FrontEnd,
-        &[("Retry-After", "1")],
-    );
-    out.to_recycler.send(msg).is_ok()
 }
 
 #[cfg(test)]

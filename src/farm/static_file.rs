@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime};
 use crossbeam_channel::{SendError, Sender};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
-use crate::cache::{Entry, Hit, Representation};
+use crate::cache::{Entry, HitTally, Representation};
 use crate::conn::Conn;
 use crate::farm::reply;
 use crate::http::body::decode;
@@ -49,7 +49,7 @@ enum Source<'a> {
 /// How a job ended for this worker. `Recycle` is moved by value: boxing it would cost an
 /// allocation per request (see `protocol.rs`); only the rare `Defer` is boxed.
 #[allow(clippy::large_enum_variant)]
-enum Done {
+pub enum Done {
     /// Answered (or abandoned): on to the recycler.
     Recycle(ToRecycler),
     /// The client reads slowly: the rest of the answer goes to send.pool.
@@ -65,12 +65,7 @@ impl From<ToRecycler> for Done {
 const ALLOW: &str = "GET, HEAD, OPTIONS";
 
 pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
-    let mut worker = Worker {
-        root: None,
-        head: Vec::with_capacity(16 * 1024),
-        hits: Vec::new(),
-        pieces: VecDeque::new(),
-    };
+    let mut worker = Worker::new();
     while let Some(job) = inbox.recv() {
         let cfg = out.live.load();
         let done = match job {
@@ -84,7 +79,7 @@ pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
                 entry,
             } => {
                 skip_buffered_body(&mut conn, &mut req);
-                worker.serve_cached(conn, &req, &cfg, &entry, &out)
+                worker.serve_cached(conn, &req, &cfg, &entry, &out.to_cache_control)
             }
         };
         let handed_on = match done {
@@ -100,19 +95,18 @@ pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
         if handed_on.is_err() {
             return;
         }
-        if !worker.hits.is_empty() && (inbox.is_empty() || worker.hits.len() >= 256) {
-            let hits = std::mem::take(&mut worker.hits);
-            let _ = out.to_cache_control.try_send(ToCacheControl::Hits(hits));
+        if inbox.is_empty() || worker.hits.len() >= 256 {
+            worker.send_hits(&out.to_cache_control);
         }
     }
 }
 
 /// One worker's reusable state: the opened root directory, a header buffer, unsent hits, and
-/// the queue of a body being written.
-struct Worker {
+/// the queue of a body being written. A farm worker and each replica own one.
+pub struct Worker {
     root: Option<(PathBuf, OwnedFd)>,
     head: Vec<u8>,
-    hits: Vec<Hit>,
+    hits: HitTally,
     pieces: VecDeque<Piece>,
 }
 
@@ -128,7 +122,29 @@ enum Found {
     Unavailable,
 }
 
+impl Default for Worker {
+    fn default() -> Self {
+        Worker::new()
+    }
+}
+
 impl Worker {
+    pub fn new() -> Worker {
+        Worker {
+            root: None,
+            head: Vec::with_capacity(16 * 1024),
+            hits: HitTally::default(),
+            pieces: VecDeque::new(),
+        }
+    }
+
+    /// Sends the hits counted since the last call to cache.control (never waiting for it).
+    pub fn send_hits(&mut self, to_cache_control: &Sender<ToCacheControl>) {
+        if !self.hits.is_empty() {
+            let _ = to_cache_control.try_send(ToCacheControl::Hits(self.hits.take()));
+        }
+    }
+
     fn root_fd(&mut self, root: &Path) -> Result<&OwnedFd, rustix::io::Errno> {
         let stale = self.root.as_ref().is_none_or(|(path, _)| path != root);
         if stale {
@@ -145,7 +161,8 @@ impl Worker {
             .ok_or(rustix::io::Errno::NOENT)
     }
 
-    fn serve(&mut self, conn: Conn, req: &Request, cfg: &Config) -> Done {
+    /// Answers a request for the document root from the disk.
+    pub fn serve(&mut self, conn: Conn, req: &Request, cfg: &Config) -> Done {
         match req.method {
             Method::Get | Method::Head => {}
             Method::Options => return self.options(conn, req, cfg).into(),
@@ -169,11 +186,7 @@ impl Worker {
                     .unwrap_or_default();
                 let rep = Representation::of(&meta, &name);
                 if req.method == Method::Get && rep.len > 0 {
-                    self.hits.push(Hit {
-                        key: Arc::from(req.path.as_str()),
-                        file: Arc::from(relative),
-                        len: rep.len,
-                    });
+                    self.hits.count(&req.path, rep.len, || Arc::from(relative));
                 }
                 self.respond(conn, req, cfg, &rep, Source::File(file), Handler::Static)
             }
@@ -222,25 +235,20 @@ impl Worker {
     }
 
     /// Answers from a cached entry, unless the file changed on disk since it was cached.
-    fn serve_cached(
+    pub fn serve_cached(
         &mut self,
         conn: Conn,
         req: &Request,
         cfg: &Config,
         entry: &Entry,
-        out: &StaticOut,
+        to_cache_control: &Sender<ToCacheControl>,
     ) -> Done {
         if entry.due_for_check(cfg.cache.revalidate_ms) && !self.still_fresh(entry, cfg) {
-            let _ = out
-                .to_cache_control
-                .try_send(ToCacheControl::Stale(entry.key.to_string()));
+            let _ = to_cache_control.try_send(ToCacheControl::Stale(entry.key.to_string()));
             return self.serve(conn, req, cfg);
         }
-        self.hits.push(Hit {
-            key: entry.key.clone(),
-            file: entry.file.clone(),
-            len: entry.rep.len,
-        });
+        self.hits
+            .count_entry(&entry.key, entry.rep.len, || entry.file.clone());
         self.respond(
             conn,
             req,
@@ -407,14 +415,12 @@ impl Worker {
         let exchange =
             Exchange::for_request(req, status, body_bytes, handler, conn.request_started);
         match source {
-            Source::Bytes(bytes) => {
-                // Head and body leave in one write.
-                if body {
-                    self.head
-                        .extend_from_slice(&bytes[start as usize..(start + count) as usize]);
-                }
-                self.write(conn, None, exchange, keep_alive)
+            Source::Bytes(bytes) if body => {
+                // Head and body leave in one sendmsg, the body straight from the cache.
+                let slice = &bytes[start as usize..(start + count) as usize];
+                self.write_cached(conn, slice, exchange, keep_alive)
             }
+            Source::Bytes(_) => self.write(conn, None, exchange, keep_alive),
             Source::File(file) if body => {
                 self.write(conn, Some((file, start, count)), exchange, keep_alive)
             }
@@ -455,6 +461,62 @@ impl Worker {
             },
             Err(e) => Err(e),
         };
+        self.conclude(
+            conn,
+            written,
+            exchange,
+            keep_alive,
+            head_len,
+            bytes_out_before,
+        )
+    }
+
+    /// Writes `self.head` and a cached body as far as the socket takes them without waiting;
+    /// only a slow reader's rest is copied, for send.pool.
+    fn write_cached(
+        &mut self,
+        mut conn: Conn,
+        body: &[u8],
+        exchange: Exchange,
+        keep_alive: bool,
+    ) -> Done {
+        let bytes_out_before = conn.bytes_out;
+        let head_len = self.head.len();
+        let written = match send_pool::send_two_now(&mut conn, &self.head, body) {
+            Ok(n) if n == head_len + body.len() => Ok(Progress::Done),
+            Ok(n) => {
+                let mut rest = Vec::with_capacity(head_len + body.len() - n);
+                if n < head_len {
+                    rest.extend_from_slice(&self.head[n..]);
+                    rest.extend_from_slice(body);
+                } else {
+                    rest.extend_from_slice(&body[n - head_len..]);
+                }
+                self.pieces.push_back(Piece::Bytes { bytes: rest, at: 0 });
+                Ok(Progress::Blocked)
+            }
+            Err(e) => Err(e),
+        };
+        self.conclude(
+            conn,
+            written,
+            exchange,
+            keep_alive,
+            head_len as u64,
+            bytes_out_before,
+        )
+    }
+
+    /// What follows a write: the recycler's message, or the rest for send.pool.
+    fn conclude(
+        &mut self,
+        conn: Conn,
+        written: std::io::Result<Progress>,
+        exchange: Exchange,
+        keep_alive: bool,
+        head_len: u64,
+        bytes_out_before: u64,
+    ) -> Done {
         match written {
             Ok(Progress::Done) => Done::Recycle(if keep_alive {
                 let mut exchange = exchange;
@@ -490,7 +552,7 @@ impl Worker {
 /// A static answer never uses a request body. One already wholly buffered (a small POST, or
 /// a GET with a body, usually in the same segment as its head) is dropped without waiting, so
 /// the connection can carry the next request; one still arriving stays, and the answer closes.
-fn skip_buffered_body(conn: &mut Conn, req: &mut Request) {
+pub fn skip_buffered_body(conn: &mut Conn, req: &mut Request) {
     if req.body == Body::None || conn.unread.is_empty() {
         return;
     }

@@ -1,6 +1,5 @@
-//! Acceptor: takes new connections off the listening socket and hands them to the front end.
-//! Instances: 1. In: the listener. Out: ToFrontEnd, ToLog. Stops: the listener is shut down
-//! (SIGTERM) or the front end is gone.
+//! The acceptor, a stage of each replica (`net/replica.rs`): takes new connections off the
+//! shared listening socket, sets their options and makes them `Conn`s.
 //!
 //! Back-pressure: past `max_connections` open connections, or when the process runs out of
 //! file descriptors, a client gets a fast 503 and is closed; the server never dies of it.
@@ -9,85 +8,107 @@ use std::fs::File;
 use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
 use crate::conn::Conn;
-use crate::protocol::{ToFrontEnd, ToLog};
-use crate::support::config::Live;
+use crate::protocol::ToLog;
+use crate::support::config::Config;
 use crate::support::meters::Meters;
-
-/// The acceptor's outputs.
-pub struct AcceptorOut {
-    pub to_front_end: Sender<ToFrontEnd>,
-    pub to_log: Sender<ToLog>,
-    pub live: Live,
-    pub meters: Arc<Meters>,
-}
 
 const BUSY_RESPONSE: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nServer: occwserv\r\nContent-Type: text/plain\r\n\
 Content-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\nserver at capacity.\n";
 
-pub fn run(listener: TcpListener, out: AcceptorOut) {
-    // One descriptor held in reserve: when accept fails for want of descriptors, it is
-    // released so the waiting client can be answered 503 instead of left hanging.
-    let mut reserve = File::open("/dev/null").ok();
-    let mut next_id: u64 = 0;
-    loop {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                if out.meters.draining() {
-                    return;
+/// What one accept found. Moved by value: boxing the `Conn` would cost an allocation per
+/// connection.
+#[allow(clippy::large_enum_variant)]
+pub enum Accepted {
+    /// A new connection, counted as active.
+    Conn(Conn),
+    /// Nothing waiting now (or a client refused or gone): try again when the listener is ready.
+    Again,
+    /// The listener was shut down (the server is draining).
+    Closed,
+}
+
+/// One replica's acceptor: its connection ids and its spare descriptor.
+pub struct Acceptor {
+    next_id: u64,
+    step: u64,
+    /// One descriptor held in reserve: when accept fails for want of descriptors, it is
+    /// released so the waiting client can be answered 503 instead of left hanging.
+    reserve: Option<File>,
+}
+
+impl Acceptor {
+    /// Ids are `first + k * step`, so replicas never give out the same id.
+    pub fn new(first: u64, step: u64) -> Acceptor {
+        Acceptor {
+            next_id: first + 1,
+            step: step.max(1),
+            reserve: File::open("/dev/null").ok(),
+        }
+    }
+
+    /// Takes one connection from the (non-blocking) listener.
+    pub fn accept(
+        &mut self,
+        listener: &TcpListener,
+        cfg: &Config,
+        meters: &Meters,
+        to_log: &Sender<ToLog>,
+    ) -> Accepted {
+        loop {
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    if meters.draining() {
+                        return Accepted::Closed;
+                    }
+                    if meters.active.load(Ordering::Relaxed) >= cfg.max_connections {
+                        refuse(stream, meters);
+                        continue;
+                    }
+                    if stream.set_nonblocking(true).is_err() || stream.set_nodelay(true).is_err() {
+                        continue;
+                    }
+                    if cfg.send_buffer_bytes > 0 {
+                        let _ = socket2::SockRef::from(&stream)
+                            .set_send_buffer_size(cfg.send_buffer_bytes);
+                    }
+                    let local = stream.local_addr().unwrap_or(peer);
+                    let id = self.next_id;
+                    self.next_id += self.step;
+                    meters.accepted.fetch_add(1, Ordering::Relaxed);
+                    meters.active.fetch_add(1, Ordering::Relaxed);
+                    return Accepted::Conn(Conn::new(id, stream, peer, local));
                 }
-                let cfg = out.live.load();
-                if out.meters.active.load(Ordering::Relaxed) >= cfg.max_connections {
-                    refuse(stream, &out);
-                    continue;
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Accepted::Again,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                    let _ = to_log.try_send(ToLog::Error(
+                        "accept: out of file descriptors; refusing with 503".to_string(),
+                    ));
+                    drop(self.reserve.take());
+                    if let Ok((stream, _)) = listener.accept() {
+                        refuse(stream, meters);
+                    }
+                    self.reserve = File::open("/dev/null").ok();
+                    if self.reserve.is_none() {
+                        // Still no descriptor to spare, and the listener stays ready: give
+                        // closing connections a moment rather than spin.
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    return Accepted::Again;
                 }
-                if stream.set_nonblocking(true).is_err() || stream.set_nodelay(true).is_err() {
-                    continue;
-                }
-                if cfg.send_buffer_bytes > 0 {
-                    let _ =
-                        socket2::SockRef::from(&stream).set_send_buffer_size(cfg.send_buffer_bytes);
-                }
-                let local = stream.local_addr().unwrap_or(peer);
-                next_id += 1;
-                out.meters.accepted.fetch_add(1, Ordering::Relaxed);
-                out.meters.active.fetch_add(1, Ordering::Relaxed);
-                let conn = Conn::new(next_id, stream, peer, local);
-                if out.to_front_end.send(ToFrontEnd::Read(conn)).is_err() {
-                    out.meters.active.fetch_sub(1, Ordering::Relaxed);
-                    return;
-                }
-            }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
-                let _ = out.to_log.try_send(ToLog::Error(
-                    "accept: out of file descriptors; refusing with 503".to_string(),
-                ));
-                drop(reserve.take());
-                if let Ok((stream, _)) = listener.accept() {
-                    refuse(stream, &out);
-                }
-                reserve = reserve.or_else(|| File::open("/dev/null").ok());
-                if reserve.is_none() {
-                    // Still no descriptor to spare: give closing connections a moment.
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-            Err(e)
-                if e.kind() == ErrorKind::Interrupted
-                    || e.kind() == ErrorKind::ConnectionAborted => {}
-            Err(e) => {
-                if out.meters.draining() {
-                    return;
-                }
-                let _ = out.to_log.try_send(ToLog::Error(format!("accept: {e}")));
-                if e.raw_os_error() == Some(libc::EINVAL) {
-                    return;
+                Err(e)
+                    if e.kind() == ErrorKind::Interrupted
+                        || e.kind() == ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    if meters.draining() || e.raw_os_error() == Some(libc::EINVAL) {
+                        return Accepted::Closed;
+                    }
+                    let _ = to_log.try_send(ToLog::Error(format!("accept: {e}")));
+                    return Accepted::Again;
                 }
             }
         }
@@ -95,13 +116,13 @@ pub fn run(listener: TcpListener, out: AcceptorOut) {
 }
 
 /// Answers 503 and closes, without counting the connection as active.
-fn refuse(stream: TcpStream, out: &AcceptorOut) {
-    out.meters.refused.fetch_add(1, Ordering::Relaxed);
+fn refuse(stream: TcpStream, meters: &Meters) {
+    meters.refused.fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nonblocking(true);
-    let _ = nix::sys::socket::send(
-        std::os::fd::AsRawFd::as_raw_fd(&stream),
+    let _ = rustix::net::send(
+        &stream,
         BUSY_RESPONSE,
-        nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
     );
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }

@@ -59,6 +59,41 @@ pub fn send_now(conn: &mut Conn, bytes: &[u8], more: bool) -> io::Result<usize> 
     Ok(at)
 }
 
+/// Writes as much of `head` then `body` as the socket takes now, in one `sendmsg` with two
+/// slices (the body is never copied behind the head); returns how many bytes went.
+pub fn send_two_now(conn: &mut Conn, head: &[u8], body: &[u8]) -> io::Result<usize> {
+    let total = head.len() + body.len();
+    let mut at = 0;
+    while at < total {
+        let slices = if at < head.len() {
+            [
+                std::io::IoSlice::new(&head[at..]),
+                std::io::IoSlice::new(body),
+            ]
+        } else {
+            [
+                std::io::IoSlice::new(&body[at - head.len()..]),
+                std::io::IoSlice::new(&[]),
+            ]
+        };
+        match rustix::net::sendmsg(
+            &conn.stream,
+            &slices,
+            &mut rustix::net::SendAncillaryBuffer::default(),
+            SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+        ) {
+            Ok(n) => {
+                conn.bytes_out += n as u64;
+                at += n;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+    Ok(at)
+}
+
 /// Writes as much of `pieces` as the socket takes now, without waiting; written pieces (and
 /// written parts of pieces) are removed. A file that ends early is an error.
 pub fn write_now(conn: &mut Conn, pieces: &mut VecDeque<Piece>) -> io::Result<Progress> {

@@ -50,7 +50,14 @@ pub struct Config {
     pub max_body_bytes: u64,
     /// Most requests served on one connection.
     pub max_keep_alive_requests: u32,
-    /// Front-end workers kept idle; the farm grows on demand up to `front_end_max`.
+    /// Replicas of the per-request network, each pinned to a core; 0 means one per core the
+    /// process may run on. Read at start.
+    pub cores: usize,
+    /// Pin each replica's thread to its own core (nginx's `worker_cpu_affinity auto`). Off by
+    /// default: on a machine shared with other busy programs (a load generator, CGI programs)
+    /// a pinned replica cannot move off a busy core. Read at start.
+    pub pin_cores: bool,
+    /// No longer used: the front end runs inside each replica. Accepted for old files.
     pub front_end_idle: usize,
     pub front_end_max: usize,
     /// Static-file workers kept idle, and their maximum.
@@ -134,6 +141,8 @@ impl Default for Config {
             send_buffer_bytes: 0,
             max_body_bytes: 64 * 1024 * 1024,
             max_keep_alive_requests: 100_000,
+            cores: 0,
+            pin_cores: false,
             front_end_idle: 2,
             front_end_max: 16,
             static_idle: 2,
@@ -328,6 +337,7 @@ pub fn run(
                     )));
                     cfg.listen = old.listen;
                 }
+                crate::support::log::set_access_log_on(!cfg.access_log.is_empty());
                 live.store(Arc::new(cfg));
                 let _ = to_log.try_send(ToLog::Reopen);
                 let _ = to_log.try_send(ToLog::Error(format!(

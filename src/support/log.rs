@@ -97,6 +97,18 @@ pub fn run(inbox: Receiver<ToLog>, live: Live) {
     }
 }
 
+/// Whether an access log is being written (set from the live config): request lines,
+/// Referer and User-Agent are copied into an `Exchange` only then.
+static ACCESS_LOG_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+pub fn set_access_log_on(on: bool) {
+    ACCESS_LOG_ON.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn access_log_on() -> bool {
+    ACCESS_LOG_ON.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Appends one Combined Log Format line for an exchange.
 pub fn access_line(out: &mut String, conn: &Conn, exchange: &Exchange) {
     let _ = write!(out, "{} - - [", conn.peer.ip());

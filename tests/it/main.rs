@@ -8,5 +8,6 @@ mod cgi_apps;
 mod game;
 mod hardening;
 mod plugins;
+mod replicas;
 mod static_files;
 mod stats;

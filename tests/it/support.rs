@@ -225,6 +225,16 @@ fn read_listen_line(child: &mut Child) -> SocketAddr {
     addr.parse().unwrap()
 }
 
+/// Requests read by all the replicas so far, from `/stats.json` (the page's own included).
+pub fn replica_requests(stats: &serde_json::Value) -> u64 {
+    stats["replicas"]
+        .as_array()
+        .expect("replicas in /stats.json")
+        .iter()
+        .map(|r| r["requests"].as_u64().expect("a replica's requests"))
+        .sum()
+}
+
 /// Reads until EOF (or a 20 s read timeout, which fails the test).
 pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     let mut out = Vec::new();

@@ -63,6 +63,8 @@ impl Probe {
 /// The stats process's inputs besides its inbox, and its output.
 pub struct StatsOut {
     pub to_recycler: Sender<ToRecycler>,
+    /// How many `Flushed` answers a `Flush` brings (the recycler's and each replica's).
+    pub flush_answers: usize,
     pub live: Live,
     pub meters: Arc<Meters>,
     pub gauges: Vec<Arc<Gauge>>,
@@ -151,9 +153,15 @@ impl Process {
             return;
         }
         let deadline = Instant::now() + FLUSH_WAIT;
+        let mut answers = 0;
         while let Ok(msg) = inbox.recv_deadline(deadline) {
             match msg {
-                ToStats::Flushed(n) if n == ticket => return,
+                ToStats::Flushed(n) if n == ticket => {
+                    answers += 1;
+                    if answers >= out.flush_answers {
+                        return;
+                    }
+                }
                 msg => self.take(msg),
             }
         }
@@ -357,6 +365,7 @@ mod tests {
         let (to_send_pool, _send_pool_inbox) = send_pool::channel().unwrap();
         let out = StatsOut {
             to_recycler,
+            flush_answers: 1,
             live: Arc::new(ArcSwap::from_pointee(Config::default())),
             meters: Arc::new(Meters::default()),
             gauges: Vec::new(),

@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub connections: Connections,
     pub requests: Requests,
     pub bytes: Bytes,
+    /// The per-core replicas of the request network, in order.
+    pub replicas: Vec<Replica>,
     /// Each farm's workers, by farm name.
     pub farms: Named<Farm>,
     /// Messages waiting in each process's inbox, by process name.
@@ -119,6 +121,20 @@ pub struct Bytes {
     pub sent: u64,
     pub body_sent: u64,
     pub sent_per_second: f64,
+}
+
+/// One replica of the per-request network (acceptor, idle.pool, front end, static and
+/// recycling stages on one core).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Replica {
+    /// Its number (`replica#N`), and the core its thread is pinned to.
+    pub index: usize,
+    /// Connections it accepted since start.
+    pub accepted: u64,
+    /// Requests it read since start.
+    pub requests: u64,
+    /// Connections parked in its idle pool now.
+    pub parked: usize,
 }
 
 /// One farm's workers: Apache's per-worker states, counted.
@@ -207,7 +223,7 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
     );
 
     let active = m.active.load(Ordering::Relaxed);
-    let waiting = m.parked.load(Ordering::Relaxed).min(active);
+    let waiting = m.parked().min(active);
     let front_end_busy = farms.get("front-end").map_or(0, |f| f.busy);
     let reading =
         (front_end_busy + queues.get("front-end").copied().unwrap_or(0)).min(active - waiting);
@@ -306,6 +322,16 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
             body_sent: tally.body_bytes,
             sent_per_second: rates.bytes_out,
         },
+        replicas: m
+            .replicas
+            .iter()
+            .map(|r| Replica {
+                index: r.core,
+                accepted: r.accepted.load(Ordering::Relaxed),
+                requests: r.requests.load(Ordering::Relaxed),
+                parked: r.parked.load(Ordering::Relaxed),
+            })
+            .collect(),
         farms,
         queues,
         latency,

@@ -176,86 +176,43 @@ pub fn render(s: &Snapshot) -> String {
     );
     let c = &s.connections;
     let r = &s.requests;
-    let handler_rate = |name: &str| r.handlers.get(name).map_or(0.0, |h| h.per_second);
 
     // Arrows first, so boxes and pills sit on top of them.
-    p.arrow("M110,85 H158", "");
-    p.arrow("M280,85 H338", "");
-    p.arrow("M510,85 H578", "");
-    p.arrow("M700,85 H768", "");
-    p.line("M510,125 H540 V380");
-    p.arrow("M540,192 H768", "");
-    p.arrow("M540,293 H768", "");
-    p.arrow("M540,380 H768", "");
-    for y in [78, 192, 293, 370] {
+    p.arrow("M110,85 H148", "");
+    // Inside each replica: acceptor → idle.pool → front-end → static → recycler, and
+    // keep-alive back to idle.pool; calls on one core, not thread hops.
+    p.arrow("M245,85 H263", "");
+    p.arrow("M360,85 H378", "");
+    p.arrow("M475,85 H493", "");
+    p.arrow("M590,85 H608", "");
+    p.arrow("M655,115 V125 H312 V117", "keep-alive");
+    // Off the core: blocking work leaves on channels and comes home through the recycler.
+    p.line("M700,110 H730 V425");
+    p.arrow("M730,146 H768", "");
+    p.arrow("M730,247 H768", "");
+    p.arrow("M730,335 H768", "");
+    p.arrow("M730,425 H768", "");
+    p.arrow("M700,50 H998", "");
+    p.arrow("M1055,88 V158", "");
+    for y in [192, 293, 380, 440] {
         p.line(&format!("M940,{y} H970"));
     }
-    p.line("M970,78 V370");
+    p.line("M970,192 V440");
     p.arrow("M970,215 H998", "");
-    p.arrow("M940,50 H998", "");
-    p.arrow("M1055,88 V158", "");
+    p.arrow("M1055,270 V300 H420 V272", "keep-alive");
+    p.arrow("M700,70 H740 V40 H768", "");
     p.arrow("M220,372 V423", "from-all");
-    p.arrow("M1020,270 V398 H942", "");
-    p.arrow("M1090,270 V465 H512", "keep-alive");
-    p.arrow("M425,425 V142", "");
 
-    p.queue(309, 85, "front-end");
-    // Every request for the document root, cached or not, goes on to a static worker.
-    let document_rate = s.farms.get("static").map_or(0.0, |f| f.jobs_per_second);
-    p.label(
-        544,
-        76,
-        "middle",
-        &format!(
-            "{} /s",
-            live_rate("farms.static.jobs_per_second", document_rate)
-        ),
-    );
-    p.queue(544, 85, "cache.hash");
-    p.queue(734, 85, "static");
-    p.arrow("M768,114 H702", "");
-    p.queue(734, 114, "cache.control");
-    p.label(
-        650,
-        185,
-        "middle",
-        &format!(
-            "{} req/s",
-            live_rate("requests.handlers.cgi.per_second", handler_rate("cgi"))
-        ),
-    );
-    p.queue(734, 192, "cgi");
-    p.label(
-        650,
-        286,
-        "middle",
-        &format!(
-            "{} req/s",
-            live_rate(
-                "requests.handlers.plugin.per_second",
-                handler_rate("plugin")
-            )
-        ),
-    );
-    p.queue(734, 293, "plugin");
-    p.label(
-        650,
-        373,
-        "middle",
-        &format!(
-            "{} pages/s",
-            live_rate("requests.handlers.stats.per_second", handler_rate("stats"))
-        ),
-    );
+    p.queue(749, 146, "cgi");
+    p.queue(749, 247, "plugin");
+    p.queue(749, 335, "static");
+    p.queue(749, 425, "stats");
     p.queue(970, 140, "recycler");
-    p.queue(970, 50, "send.pool");
+    p.queue(850, 50, "send.pool");
+    p.queue(750, 40, "cache.control");
     p.queue(220, 398, "log");
     p.label(220, 364, "middle", "from every process");
-    p.label(985, 392, "middle", "records");
-    p.queue(1020, 335, "stats");
-    p.label(700, 459, "middle", "keep-alive");
-    p.queue(900, 465, "idle.pool");
-    p.label(433, 290, "start", "readable");
+    p.label(640, 292, "middle", "home to its replica (Resume)");
 
     p.process(
         (10, 55, 100, 60),
@@ -263,66 +220,138 @@ pub fn render(s: &Snapshot) -> String {
         "Client connections open now",
         &[format!("{} open", live_int("connections.active", c.active))],
     );
-    p.process(
-        (160, 47, 120, 76),
-        "acceptor",
-        "Accepts connections and enforces max_connections",
-        &[
-            format!(
-                "{} conn/s",
-                live_rate("connections.per_second", c.per_second)
-            ),
-            format!("refused {}", live_int("connections.refused", c.refused)),
-        ],
+    // The replicas: one frame holding the stages, and a row per replica.
+    let _ = write!(
+        p.out,
+        "<g class=\"box replica\"><title>One copy of the request network per core (its thread pinned there with pin_cores); a connection lives its whole life on one replica</title>\
+         <rect class=\"frame\" x=\"140\" y=\"20\" width=\"560\" height=\"240\" rx=\"8\"/></g>"
     );
-    p.farm(
-        (340, 30, 170, 110),
+    p.text(
+        150,
+        38,
+        "title",
+        &format!(
+            "replica <tspan class=\"sub\">×{} (one per core)</tspan>",
+            s.replicas.len()
+        ),
+    );
+    let stage = |p: &mut Picture, x: u32, name: &str, tooltip: &str, line: String| {
+        p.process((x, 55, 95, 60), name, tooltip, &[line]);
+    };
+    p.text(
+        150,
+        145,
+        "line",
+        &format!(
+            "new connections go to the replica with the fewest open · refused at the limit {}",
+            live_int("connections.refused", c.refused)
+        ),
+    );
+    stage(
+        &mut p,
+        150,
+        "acceptor",
+        "Takes this core's share of new connections (EPOLLEXCLUSIVE); enforces max_connections",
+        format!(
+            "{} conn/s",
+            live_rate("connections.per_second", c.per_second)
+        ),
+    );
+    stage(
+        &mut p,
+        265,
+        "idle.pool",
+        "Connections waiting for their next request, in this replica's epoll set",
+        format!("parked {}", live_int("connections.waiting", c.waiting)),
+    );
+    stage(
+        &mut p,
+        380,
         "front-end",
-        "Reads request heads and routes them",
+        "Reads a request head and chooses its route",
+        format!("{} req/s", live_rate("requests.per_second", r.per_second)),
     );
     let cache = &s.cache;
+    stage(
+        &mut p,
+        495,
+        "static",
+        "Answers files by sendfile, and cached pages from the published cache table",
+        if cache.table.enabled {
+            format!(
+                "{} hits/s",
+                live_rate("cache.hits_per_second", cache.hits_per_second)
+            )
+        } else {
+            "cache off".to_string()
+        },
+    );
+    stage(
+        &mut p,
+        610,
+        "recycler",
+        "Books the exchange (batched) and keeps the connection or closes it",
+        "books, keeps".to_string(),
+    );
+    for (i, replica) in s.replicas.iter().take(6).enumerate() {
+        let k = |field: &str| format!("replicas.{i}.{field}");
+        let y = 168 + 18 * i as u32;
+        let row = format!(
+            "replica#{} · accepted {} · requests {} · parked {}",
+            replica.index,
+            live_int(&k("accepted"), replica.accepted),
+            live_int(&k("requests"), replica.requests),
+            live_int(&k("parked"), replica.parked)
+        );
+        p.text(150, y, "line", &row);
+    }
+    if s.replicas.len() > 6 {
+        p.text(
+            150,
+            168 + 18 * 6,
+            "line",
+            &format!("… and {} more", s.replicas.len() - 6),
+        );
+    }
+
     let cache_lines = if cache.table.enabled {
         vec![
             format!(
-                "cached {}",
-                live_int("cache.cached_entries", cache.table.cached_entries)
+                "cached {} · {}",
+                live_int("cache.cached_entries", cache.table.cached_entries),
+                live("cache.used_bytes", "bytes", &bytes(cache.table.used_bytes)),
             ),
             format!(
-                "{} of {}",
-                live("cache.used_bytes", "bytes", &bytes(cache.table.used_bytes)),
+                "of {}",
                 live(
                     "cache.budget_bytes",
                     "bytes",
                     &bytes(cache.table.budget_bytes)
                 )
             ),
-            format!(
-                "{} hits/s",
-                live_rate("cache.hits_per_second", cache.hits_per_second)
-            ),
         ]
     } else {
         vec!["off".to_string()]
     };
     p.process(
-        (580, 45, 120, 82),
-        "cache",
-        "cache.hash sends cached pages to a static worker with their bytes; cache.control scores hits",
+        (770, 10, 170, 82),
+        "cache.control",
+        "Scores the hits the replicas count, and publishes the table of cached pages they read",
         &cache_lines,
     );
+    p.farm((770, 100, 170, 92), "cgi", "Runs CGI/1.1 programs");
     p.farm(
-        (770, 24, 170, 108),
-        "static",
-        "Serves files (sendfile) and cached pages",
-    );
-    p.farm((770, 146, 170, 92), "cgi", "Runs CGI/1.1 programs");
-    p.farm(
-        (770, 252, 170, 82),
+        (770, 206, 170, 82),
         "plugin",
         "Calls gateway plug-ins under /ogi/",
     );
+    p.farm(
+        (770, 300, 170, 80),
+        "static",
+        "Serves files named by a CGI program's local redirect",
+    );
     p.process(
-        (770, 350, 170, 60),
+        (770, 395, 170, 60),
         "stats",
         "Counts exchanges and renders these pages",
         &[format!(
@@ -333,10 +362,9 @@ pub fn render(s: &Snapshot) -> String {
     p.process(
         (1000, 160, 110, 110),
         "recycler",
-        "be.proc: the drain of finished connections; keep-alive or close",
+        "be.proc for work done off the core: books it, and sends a keep-alive connection home to its replica",
         &[
             "be.proc".to_string(),
-            format!("{} req/s", live_rate("requests.per_second", r.per_second)),
             format!(
                 "{} /s",
                 live(
@@ -362,19 +390,10 @@ pub fn render(s: &Snapshot) -> String {
         "The only writer of the access and error logs",
         &["access, errors".to_string()],
     );
-    p.process(
-        (340, 425, 170, 70),
-        "idle.pool",
-        "Keep-alive connections parked in epoll",
-        &[
-            format!("parked {}", live_int("connections.waiting", c.waiting)),
-            "epoll, no thread each".to_string(),
-        ],
-    );
 
     let _ = writeln!(
         p.out,
-        "<g class=\"legend\" transform=\"translate(12,190)\">\
+        "<g class=\"legend\" transform=\"translate(12,300)\">\
          <text x=\"0\" y=\"0\" class=\"line\">worker slots</text>\
          <rect class=\"slot run\" x=\"0\" y=\"10\" width=\"9\" height=\"9\"/><text x=\"14\" y=\"19\">running</text>\
          <rect class=\"slot wait\" x=\"0\" y=\"26\" width=\"9\" height=\"9\"/><text x=\"14\" y=\"35\">waiting on a socket</text>\

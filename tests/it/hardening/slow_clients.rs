@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::{
     assert_no_leak, assert_stats_add_up, pattern, put_file, quiet_footprint, raise_open_file_limit,
 };
-use crate::support::{Server, ServerOpts};
+use crate::support::{replica_requests, Server, ServerOpts};
 
 const SLOW: usize = 1000;
 
@@ -53,7 +53,7 @@ fn slow_clients_are_dropped_while_a_normal_client_is_served() {
     normal_client(&server, 50, &plain);
     let before = quiet_footprint(&server);
     let unloaded = normal_client(&server, 300, &plain);
-    let jobs_before = server.stats()["farms"]["static"]["jobs"].as_u64().unwrap();
+    let jobs_before = replica_requests(&server.stats());
 
     let mut lorises = Vec::with_capacity(SLOW);
     for _ in 0..SLOW {
@@ -135,12 +135,10 @@ fn slow_clients_are_dropped_while_a_normal_client_is_served() {
             }
         });
         // While the thousand readers' first bytes go out, then once every one of them is
-        // waiting in send.pool (the static farm has taken all their requests).
+        // waiting in send.pool (the replicas have read all their requests).
         burst = normal_client(&server, 100, &plain);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while server.stats()["farms"]["static"]["jobs"].as_u64().unwrap()
-            < jobs_before + SLOW as u64
-        {
+        while replica_requests(&server.stats()) < jobs_before + SLOW as u64 {
             assert!(
                 Instant::now() < deadline,
                 "the readers' requests were not all taken"
