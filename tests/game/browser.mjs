@@ -1,6 +1,7 @@
 // The game's browser player: headless Chromium (Debian's /usr/bin/chromium) driven by
 // playwright-core. It registers NAME, types `look` and checks that the room's description
-// arrives after it, prints READY, then waits until WANTED appears among the events
+// arrives after it, checks the score panel, walks north and back by clicking the exits,
+// recalls `look` with the up arrow, prints READY, then waits until WANTED appears among the events
 // (pushed live over the websocket) and prints SAW. Every wait is bounded; any failure
 // exits non-zero with the reason on stderr, and so does any console error or failed request.
 //
@@ -38,6 +39,24 @@ try {
     return typed >= 0 && lines.slice(typed + 1).some((l) => l.classList.contains("ev-room")
       && l.textContent.startsWith("The Listening Gate"));
   });
+  // The panel beside the scrollback shows the score; a room's exits are links that walk;
+  // the up arrow brings back the last command.
+  await page.waitForFunction(() => document.getElementById("score").textContent.includes("of 50"));
+  await page.locator("#events .ev-room").last().locator("a.exit[data-go=north]").click();
+  await page.waitForFunction(() => {
+    const rooms = [...document.querySelectorAll("#events .ev-room")];
+    return rooms.length > 0 && rooms[rooms.length - 1].textContent.startsWith("Front-End Hall");
+  });
+  await page.locator("#events .ev-room").last().locator("a.exit[data-go=south]").click();
+  await page.waitForFunction(() => {
+    const rooms = [...document.querySelectorAll("#events .ev-room")];
+    return rooms[rooms.length - 1].textContent.startsWith("The Listening Gate");
+  });
+  await page.focus("input[name=command]");
+  await page.keyboard.press("ArrowUp");
+  const recalled = await page.inputValue("input[name=command]");
+  if (recalled !== "look") throw new Error(`the up arrow recalled ${JSON.stringify(recalled)}, not "look"`);
+  await page.fill("input[name=command]", "");
   const cookies = await page.context().cookies();
   const token = cookies.find((c) => c.name === "occgame");
   if (!token) throw new Error("no token cookie was set");
