@@ -15,7 +15,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::event::{Event, ItemRef};
-use crate::protocol::{ClientId, Command, FrontendEnd, LoginMode, Origin, Session, ToFrontend};
+use crate::protocol::{
+    ClientId, Command, FrontendEnd, LoginMode, Name, Origin, Session, ToFrontend,
+};
 use crate::world::atlas::Direction;
 use crate::world::{GateHandle, Logger};
 
@@ -72,6 +74,10 @@ struct Bot {
     exits: Vec<Direction>,
     items_here: Vec<ItemRef>,
     carrying: Vec<ItemRef>,
+    /// A door here is closed (and not locked): worth opening.
+    closed_door: bool,
+    /// Others in the room, who may be given things.
+    people_here: Vec<Name>,
     waiting_since: Option<Instant>,
     next_at: Instant,
     next_ticket: u64,
@@ -103,6 +109,8 @@ pub fn run(gate: GateHandle, settings: BotSettings, stop: Receiver<()>, log: Log
             exits: Vec::new(),
             items_here: Vec::new(),
             carrying: Vec::new(),
+            closed_door: false,
+            people_here: Vec::new(),
             waiting_since: Some(now),
             next_at: first,
             next_ticket: 1,
@@ -138,6 +146,8 @@ impl Bot {
             ToFrontend::Event(Event::Room(view)) => {
                 self.exits = view.exits;
                 self.items_here = view.items.into_iter().filter(|i| !i.fixed).collect();
+                self.closed_door = view.doors.iter().any(|d| d.ends_with(" is closed."));
+                self.people_here = view.people;
             }
             ToFrontend::Event(Event::YouTook { item }) => {
                 self.items_here.retain(|i| i.key != item.key);
@@ -151,6 +161,10 @@ impl Bot {
                 self.items_here.retain(|i| i.key != item.key)
             }
             ToFrontend::Event(Event::Dropped { item, .. }) => self.items_here.push(item),
+            ToFrontend::Event(Event::Arrived { who, .. }) => self.people_here.push(who),
+            ToFrontend::Event(Event::Departed { who, .. }) => {
+                self.people_here.retain(|p| *p != who)
+            }
             ToFrontend::Event(_) => {}
             ToFrontend::Done(_) => self.waiting_since = None,
             ToFrontend::Ended => self.session = None,
@@ -177,6 +191,14 @@ impl Bot {
                 "take {}",
                 self.items_here.choose(rng).map_or("all".to_string(), word)
             )
+        } else if roll < 0.3 && self.closed_door {
+            self.closed_door = false;
+            "open door".to_string()
+        } else if roll < 0.35 && !self.carrying.is_empty() && !self.people_here.is_empty() {
+            let at = rng.gen_range(0..self.carrying.len());
+            let item = self.carrying.remove(at);
+            let to = self.people_here.choose(rng).map_or("nobody", |p| &**p);
+            format!("give {} to {to}", word(&item))
         } else if roll < 0.25 + 0.1 * self.carrying.len() as f64 {
             format!(
                 "drop {}",

@@ -412,3 +412,35 @@ fn tell_emote_and_give_between_players() {
     assert_eq!(dave.text("i"), "You are carrying a brass lamp.");
     assert_eq!(carol.text("give lamp to dave"), "You have no lamp.");
 }
+
+#[test]
+fn bots_open_doors_and_give_things() {
+    let text = "[world]\ntitle = \"Tiny\"\nstart = \"a\"\n\
+        [rooms.a]\ntitle = \"A\"\ndescription = \"Room A.\"\nexits = { north = { to = \"b\", door = \"gate\" } }\n\
+        [rooms.b]\ntitle = \"B\"\ndescription = \"Room B.\"\nexits = { south = { to = \"a\", door = \"gate\" } }\n\
+        [doors.gate]\nname = \"a wooden door\"\nwords = [\"door\", \"wooden\"]\nclosed = true\n\
+        [items.pebble]\nname = \"a pebble\"\nwords = [\"pebble\"]\nin = \"a\"\n\
+        [items.shell]\nname = \"a shell\"\nwords = [\"shell\"]\nin = \"a\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::start(WorldSettings {
+        atlas: Arc::new(Atlas::parse(text, "tiny.toml").unwrap()),
+        state_dir: dir.path().to_path_buf(),
+        log: Arc::new(|_: &str| {}),
+    })
+    .unwrap();
+    let mut watcher = Player::join(&world, "watcher");
+    let (stop, stopped) = bounded(1);
+    let gate = world.gate();
+    let settings = crate::bots::BotSettings {
+        count: 4,
+        think: Duration::from_millis(2),
+    };
+    let bots = std::thread::spawn(move || {
+        crate::bots::run(gate, settings, stopped, Arc::new(|_: &str| {}))
+    });
+    let said = |e: &Event, wanted: &str| matches!(e, Event::Text { kind: "happened", text } if text.contains(wanted));
+    watcher.sees(|e| said(e, "opens the wooden door."));
+    watcher.sees(|e| said(e, " gives "));
+    drop(stop);
+    bots.join().unwrap();
+}
