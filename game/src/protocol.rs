@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use crate::event::Event;
-use crate::world::atlas::{Direction, DoorId, ItemId, ItemPlan, Lid, NpcId, RoomId};
+use crate::world::atlas::{Direction, DoorId, ItemId, ItemPlan, Lid, RoomId};
 
 /// A player's name as shown to others.
 pub type Name = Arc<str>;
@@ -446,26 +446,18 @@ pub enum Place {
     Npc(String),
 }
 
-/// Where an object is now, as the world's processes tell the journal.
-pub enum Whereabouts {
-    Room(RoomId),
-    Player(Name),
-    Inside(ItemId),
-    Npc(NpcId),
-}
-
 /// To the journal: one change to the world's state, or a control message.
 pub enum ToJournal {
     /// A player was created.
     Registered { name: Name, origin: Origin },
-    /// A player is now in this room.
-    PlayerAt { name: Name, room: RoomId },
-    /// An object is now here.
-    ItemAt { item: ItemId, place: Whereabouts },
+    /// A player is now in the room with this key.
+    PlayerAt { name: Name, room: String },
+    /// The object with this key is now here.
+    ItemAt { item: String, place: Place },
     /// A door is now open, closed or locked.
     Door { door: DoorId, lid: Lid },
-    /// A container is now open, closed or locked.
-    Container { item: ItemId, lid: Lid },
+    /// The container with this key is now open, closed or locked.
+    Container { item: String, lid: Lid },
     /// A player's score is now this.
     Scored { name: Name, score: Score },
     /// Answer `Committed(ticket)` once everything sent before this is in the database.

@@ -26,7 +26,7 @@ use crossbeam_channel::Receiver;
 use rusqlite::{params, Connection, Transaction};
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Origin, Place, Score, ToJournal, ToUser, Whereabouts};
+use crate::protocol::{Origin, Place, Score, ToJournal, ToUser};
 use crate::world::atlas::{Atlas, Lid};
 use crate::world::Logger;
 
@@ -451,26 +451,12 @@ impl Journal {
             for message in batch {
                 match message {
                     ToJournal::Registered { name, origin } => register(&tx, &name, origin)?,
-                    ToJournal::PlayerAt { name, room } => {
-                        player_at(&tx, &name, &atlas.rooms[room].key)?
-                    }
-                    ToJournal::ItemAt { item, place } => {
-                        let place = match place {
-                            Whereabouts::Room(room) => Place::Room(atlas.rooms[room].key.clone()),
-                            Whereabouts::Player(name) => Place::Player(name.to_string()),
-                            Whereabouts::Inside(holder) => {
-                                Place::Inside(atlas.items[holder].key.clone())
-                            }
-                            Whereabouts::Npc(npc) => Place::Npc(atlas.npcs[npc].key.clone()),
-                        };
-                        item_at(&tx, &atlas.items[item].key, &place)?
-                    }
+                    ToJournal::PlayerAt { name, room } => player_at(&tx, &name, &room)?,
+                    ToJournal::ItemAt { item, place } => item_at(&tx, &item, &place)?,
                     ToJournal::Door { door, lid } => {
                         set_lid(&tx, "doors", &atlas.doors[door].key, lid.into())?
                     }
-                    ToJournal::Container { item, lid } => {
-                        set_lid(&tx, "lids", &atlas.items[item].key, lid.into())?
-                    }
+                    ToJournal::Container { item, lid } => set_lid(&tx, "lids", &item, lid.into())?,
                     ToJournal::Scored { name, score } => scored(&tx, &name, &score)?,
                     ToJournal::Commit { to_user, ticket } => answers.push((to_user, ticket)),
                     ToJournal::Sync { done } => synced.push(done),
@@ -564,13 +550,13 @@ mod tests {
         to_journal
             .send(ToJournal::PlayerAt {
                 name: "alice".into(),
-                room: 3,
+                room: atlas.rooms[3].key.clone(),
             })
             .unwrap();
         to_journal
             .send(ToJournal::ItemAt {
-                item: 0,
-                place: Whereabouts::Player("alice".into()),
+                item: atlas.items[0].key.clone(),
+                place: Place::Player("alice".into()),
             })
             .unwrap();
         to_journal

@@ -160,6 +160,10 @@ impl World {
                 .collect();
             let setup = RoomSetup {
                 id,
+                key: plan.key.clone(),
+                title: plan.title.clone(),
+                description: plan.description.clone(),
+                dark: plan.dark,
                 atlas: atlas.clone(),
                 exits,
                 doors,

@@ -17,8 +17,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::event::{Event, RoomView};
 use crate::protocol::{
-    capital, definite, find_in, take_from, Item, LidAction, Name, Occupant, RoomLink, Ticket,
-    ToJournal, ToRoom, ToUser, Whereabouts,
+    capital, definite, find_in, take_from, Item, LidAction, Name, Occupant, Place, RoomLink,
+    Ticket, ToJournal, ToRoom, ToUser,
 };
 use crate::world::atlas::{Atlas, Direction, DoorId, ItemId, Lid, NpcId, RoomId};
 
@@ -38,6 +38,12 @@ pub struct Npc {
 /// Everything a room starts with.
 pub struct RoomSetup {
     pub id: RoomId,
+    /// The room's key, title and description (a builder may change the description), and
+    /// whether it is dark.
+    pub key: String,
+    pub title: Arc<str>,
+    pub description: Arc<str>,
+    pub dark: bool,
     pub atlas: Arc<Atlas>,
     pub exits: Vec<Exit>,
     /// The doors on this room's exits, as they are now.
@@ -176,12 +182,11 @@ impl Room {
     }
 
     fn dark(&self, lit: bool) -> bool {
-        self.atlas().rooms[self.setup.id].dark && !lit
+        self.setup.dark && !lit
     }
 
     fn view(&self, name: &str, lit: bool) -> RoomView {
         let atlas = self.atlas();
-        let plan = &atlas.rooms[self.setup.id];
         let doors = self
             .setup
             .exits
@@ -202,8 +207,8 @@ impl Room {
             })
             .collect();
         RoomView {
-            title: plan.title.clone(),
-            description: plan.description.clone(),
+            title: self.setup.title.clone(),
+            description: self.setup.description.clone(),
             dark: self.dark(lit),
             exits: self.setup.exits.iter().map(|e| e.direction).collect(),
             doors,
@@ -234,7 +239,7 @@ impl Room {
         );
         self.journal(ToJournal::PlayerAt {
             name: name.clone(),
-            room: self.setup.id,
+            room: self.setup.key.clone(),
         });
         // A user entering twice would be a bug elsewhere; keep one channel end per name.
         if let Some(at) = self.position(&name) {
@@ -323,7 +328,6 @@ impl Room {
     /// Moves an object from this room to an occupant.
     fn hand_over(&mut self, name: &Name, item: Item) {
         let plan = item.plan.clone();
-        let id = item.id;
         let Some(at) = self.position(name) else {
             return self.setup.items.push(item);
         };
@@ -334,8 +338,8 @@ impl Room {
         match self.occupants[at].to_user.send(ToUser::Given(item)) {
             Ok(()) => {
                 self.journal(ToJournal::ItemAt {
-                    item: id,
-                    place: Whereabouts::Player(name.clone()),
+                    item: plan.key.clone(),
+                    place: Place::Player(name.to_string()),
                 });
                 self.tell_others(
                     name,
@@ -372,8 +376,8 @@ impl Room {
 
     fn drop_quietly(&mut self, item: Item) {
         self.journal(ToJournal::ItemAt {
-            item: item.id,
-            place: Whereabouts::Room(self.setup.id),
+            item: item.plan.key.clone(),
+            place: Place::Room(self.setup.key.clone()),
         });
         self.setup.items.push(item);
     }
@@ -490,14 +494,14 @@ impl Room {
         let what = definite(item.name());
         match action.apply(item.lid, container.key_item.is_some(), key, &what) {
             Ok(lid) => {
-                let id = item.id;
+                let key = item.plan.key.clone();
                 let mut text = format!("You {} {what}.", action.verb());
                 if action == LidAction::Open && !item.contents.is_empty() {
                     let inside: Vec<&str> = item.contents.iter().map(Item::name).collect();
                     text.push_str(&format!(" Inside: {}.", inside.join(", ")));
                 }
                 self.setup.items[at].lid = lid;
-                self.journal(ToJournal::Container { item: id, lid });
+                self.journal(ToJournal::Container { item: key, lid });
                 let verb = action.verb();
                 self.tell_others(
                     name,
@@ -529,8 +533,8 @@ impl Room {
         let text = format!("You put {} in {what}.", definite(item.name()));
         let others = format!("{name} puts {} in {what}.", item.name());
         self.journal(ToJournal::ItemAt {
-            item: item.id,
-            place: Whereabouts::Inside(container.id),
+            item: item.plan.key.clone(),
+            place: Place::Inside(container.plan.key.clone()),
         });
         self.setup.items[at].contents.push(item);
         self.tell_others(name, happened("happened", others));
@@ -561,8 +565,8 @@ impl Room {
                 Some(holding.remove(at))
             });
             self.journal(ToJournal::ItemAt {
-                item: item.id,
-                place: Whereabouts::Npc(npc_id),
+                item: item.plan.key.clone(),
+                place: Place::Npc(plan.key.clone()),
             });
             let others = format!("{name} gives {} to {}.", item.name(), plan.name);
             self.setup.npcs[at].holding.push(item);
@@ -596,7 +600,6 @@ impl Room {
         };
         let receiver = self.occupants[at].name.clone();
         let plan = item.plan.clone();
-        let id = item.id;
         if let Err(lost) = self.occupants[at].to_user.send(ToUser::Given(item)) {
             self.occupants.remove(at);
             if let ToUser::Given(item) = lost.into_inner() {
@@ -605,8 +608,8 @@ impl Room {
             return;
         }
         self.journal(ToJournal::ItemAt {
-            item: id,
-            place: Whereabouts::Player(receiver.clone()),
+            item: plan.key.clone(),
+            place: Place::Player(receiver.to_string()),
         });
         self.send_to(
             &receiver,

@@ -18,8 +18,8 @@ use crossbeam_channel::{never, select, Receiver, Sender, TrySendError};
 
 use crate::event::Event;
 use crate::protocol::{
-    capital, definite, find_in, take_from, Command, FrontendEnd, Item, LidAction, Name, RoomLink,
-    Score, Ticket, ToFrontend, ToGate, ToJournal, ToRoom, ToUser, Whereabouts,
+    capital, definite, find_in, take_from, Command, FrontendEnd, Item, LidAction, Name, Place,
+    RoomLink, Score, Ticket, ToFrontend, ToGate, ToJournal, ToRoom, ToUser,
 };
 use crate::world::atlas::{Atlas, RoomId};
 use crate::world::command::{parse, Verb};
@@ -476,9 +476,9 @@ impl User {
         let key = container.key_item.is_some_and(|k| keys.contains(&k));
         match action.apply(item.lid, container.key_item.is_some(), key, &what) {
             Ok(lid) => {
-                let id = item.id;
+                let item = item.plan.key.clone();
                 self.items[at].lid = lid;
-                let _ = self.to_journal.send(ToJournal::Container { item: id, lid });
+                let _ = self.to_journal.send(ToJournal::Container { item, lid });
                 let text = format!("You {} {what}.", action.verb());
                 self.finish_command(
                     Event::Text {
@@ -529,8 +529,8 @@ impl User {
             return self.finish_command(Event::Error(why), ticket);
         }
         let _ = self.to_journal.send(ToJournal::ItemAt {
-            item: item.id,
-            place: Whereabouts::Inside(container.id),
+            item: item.plan.key.clone(),
+            place: Place::Inside(container.plan.key.clone()),
         });
         let text = format!("You put {} in {where_}.", definite(item.name()));
         self.items[container_at].contents.push(item);
@@ -567,8 +567,8 @@ impl User {
         match take_from(&mut container.contents, what) {
             Some(item) => {
                 let _ = self.to_journal.send(ToJournal::ItemAt {
-                    item: item.id,
-                    place: Whereabouts::Player(self.name.clone()),
+                    item: item.plan.key.clone(),
+                    place: Place::Player(self.name.to_string()),
                 });
                 let plan = item.plan.clone();
                 self.items.push(item);
