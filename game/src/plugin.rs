@@ -18,8 +18,7 @@ use crate::front::websocket::{self, TimedRead};
 use crate::front::{Exchange, WebResponse};
 use crate::settings::Settings;
 use crate::token::TokenKey;
-use crate::world::atlas::Atlas;
-use crate::world::{Logger, World, WorldSettings};
+use crate::world::{Logger, World, WorldSettings, WorldSource};
 
 /// The game, as the server holds it.
 pub struct Game {
@@ -54,18 +53,20 @@ fn start(host: &Host) -> Result<Running, String> {
     let settings = Settings::parse(host.config_toml().as_deref()).map_err(|e| e.to_string())?;
     let key = TokenKey::configured_or_kept(settings.token_key.as_deref(), &settings.state_dir)
         .map_err(|e| format!("[game] token key: {e}"))?;
-    let atlas = match &settings.world {
-        Some(file) => Atlas::from_file(file),
-        None => Atlas::built_in(),
-    }
-    .map_err(|e| format!("the world file is refused: {e}"))?;
-    let world_title = atlas.title.clone();
+    let source = match &settings.world {
+        Some(file) => {
+            WorldSource::read(file).map_err(|e| format!("the world file is refused: {e}"))?
+        }
+        None => WorldSource::built_in(),
+    };
     let world = World::start(WorldSettings {
-        atlas: Arc::new(atlas),
+        world: source,
+        builders: settings.builders.clone(),
         state_dir: settings.state_dir.clone(),
         log: log.clone(),
     })
     .map_err(|e| e.to_string())?;
+    let world_title = world.title.clone();
     let (stop_bots, bots) = if settings.bots > 0 {
         let (stop, stopped) = bounded(1);
         let gate = world.gate();

@@ -11,6 +11,7 @@ use crossbeam_channel::Sender;
 
 use crate::event::Event;
 use crate::world::atlas::{Direction, DoorId, ItemId, ItemPlan, Lid, RoomId};
+use crate::world::build::Edit;
 
 /// A player's name as shown to others.
 pub type Name = Arc<str>;
@@ -201,6 +202,27 @@ pub enum ToRoom {
     /// The neighbour on the other side of a shared door has opened, closed, locked or
     /// unlocked it.
     DoorChanged { door: DoorId, lid: Lid },
+    /// A builder adds an exit (`@dig`, `@link`): refused if the direction is taken, else
+    /// kept with the builder's `edit`; the answer goes to `reply`.
+    AddExit {
+        direction: Direction,
+        link: RoomLink,
+        edit: Edit,
+        reply: Sender<ToUser>,
+        ticket: Ticket,
+    },
+    /// A builder describes this room anew.
+    Describe {
+        name: Name,
+        text: String,
+        ticket: Ticket,
+    },
+    /// A builder destroys the object these words name, here.
+    Destroy {
+        name: Name,
+        words: String,
+        ticket: Ticket,
+    },
     /// The occupant leaves the world; the room answers `Left` and `Done`.
     Leave { name: Name, ticket: Ticket },
     /// The world is stopping: end the process.
@@ -423,6 +445,32 @@ pub enum ToGate {
     },
     /// Show this to every player (a quest's ending).
     Announce { text: String },
+    /// A builder digs a new room `key` beyond exit `direction` of room `from`.
+    Dig {
+        from: RoomId,
+        direction: Direction,
+        key: String,
+        title: String,
+        reply: Sender<ToUser>,
+        ticket: Ticket,
+    },
+    /// A builder links exit `direction` of room `from` to the room with key `to`.
+    Link {
+        from: RoomId,
+        direction: Direction,
+        to: String,
+        reply: Sender<ToUser>,
+        ticket: Ticket,
+    },
+    /// A builder makes object `key` called `name`, in room `room`, into their hands.
+    Create {
+        builder: Name,
+        room: RoomId,
+        key: String,
+        name: String,
+        reply: Sender<ToUser>,
+        ticket: Ticket,
+    },
     /// Tell this user who is playing.
     Who {
         to_user: Sender<ToUser>,
@@ -460,6 +508,14 @@ pub enum ToJournal {
     Container { item: String, lid: Lid },
     /// A player's score is now this.
     Scored { name: Name, score: Score },
+    /// A builder changed the world; kept in order, applied again at every start.
+    Built(Edit),
+    /// Write the world file with every edit to the state directory and tell the user
+    /// where, then `Done(ticket)`.
+    Export {
+        to_user: Sender<ToUser>,
+        ticket: Ticket,
+    },
     /// Answer `Committed(ticket)` once everything sent before this is in the database.
     Commit {
         to_user: Sender<ToUser>,

@@ -11,6 +11,7 @@
 //! snapshot_every = 5000        # accepted and ignored: the state is in SQLite now
 //! web_idle_secs = 900          # a web player with no request or websocket for this long leaves
 //! telnet = "127.0.0.1:4000"    # absent: no telnet frontend
+//! builders = ["wendy"]         # players who may use @dig, @describe, @create, @link, ...
 //!
 //! [game.irc]                   # absent: no IRC frontend
 //! server = "127.0.0.1"
@@ -42,6 +43,8 @@ pub struct Settings {
     pub web_idle_secs: u64,
     /// Where the telnet frontend listens; `None`: no telnet.
     pub telnet: Option<String>,
+    /// Players who may use the builders' commands, by name.
+    pub builders: Vec<String>,
     pub irc: Option<IrcSettings>,
 }
 
@@ -68,6 +71,7 @@ impl Default for Settings {
             snapshot_every: 5000,
             web_idle_secs: 900,
             telnet: None,
+            builders: Vec::new(),
             irc: None,
         }
     }

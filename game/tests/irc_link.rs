@@ -77,7 +77,8 @@ fn the_game_registers_stays_through_pings_and_reconnects() {
         let _ = to_test.send(line.to_string());
     });
     let settings = WorldSettings {
-        atlas: std::sync::Arc::new(game::world::atlas::Atlas::built_in().unwrap()),
+        world: game::world::WorldSource::built_in(),
+        builders: Vec::new(),
         state_dir: dir.path().join("state"),
         log: log.clone(),
     };

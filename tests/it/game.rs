@@ -916,3 +916,34 @@ fn game_telnet_refuses_options_answers_mssp_and_survives_garbage() {
     // The page answers too, and the server is still serving.
     assert_eq!(get(&server, "/plain.txt", None).status, 200);
 }
+
+#[test]
+fn game_builders_named_in_the_config_dig_rooms() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = game_plugins(dir.path());
+    let server = start_game(
+        &plugins,
+        &dir.path().join("state"),
+        "bots = 0\nbuilders = [\"Bob\"]\n",
+    );
+    let (mut bob, _) = WsPlayer::register(&server, "Bob");
+    let (mut eve, _) = WsPlayer::register(&server, "Eve");
+    bob.sees(|t| t == "Eve appears in a flicker of packets.");
+    assert!(eve
+        .command("@dig west shed The Shed")
+        .starts_with("Only builders"));
+    assert_eq!(
+        bob.command("@dig west shed The Shed"),
+        "You dig west: The Shed."
+    );
+    assert!(bob.command("west").starts_with("The Shed"));
+    assert_eq!(
+        bob.command("@describe here Rakes and a wheelbarrow."),
+        "You describe this room anew."
+    );
+    let shed = eve.command("west");
+    assert!(
+        shed.contains("The Shed\nRakes and a wheelbarrow."),
+        "{shed}"
+    );
+}

@@ -45,7 +45,8 @@ fn game() -> Game {
     let dir = tempfile::tempdir().unwrap();
     let log: crate::world::Logger = Arc::new(|_: &str| {});
     let settings = WorldSettings {
-        atlas: std::sync::Arc::new(crate::world::atlas::Atlas::built_in().unwrap()),
+        world: crate::world::WorldSource::built_in(),
+        builders: Vec::new(),
         state_dir: dir.path().to_path_buf(),
         log: log.clone(),
     };

@@ -98,6 +98,8 @@ pub struct Atlas {
     pub doors: Vec<DoorPlan>,
     pub npcs: Vec<NpcPlan>,
     pub quest: Option<QuestPlan>,
+    /// Objects a builder destroyed: not in the world, though their keys stay taken.
+    pub destroyed: std::collections::HashSet<ItemId>,
 }
 
 /// One room.
@@ -266,17 +268,6 @@ impl Atlas {
     /// The built-in world.
     pub fn built_in() -> Result<Atlas, WorldFileError> {
         Atlas::parse(BUILT_IN, "occwserv.toml (built in)")
-    }
-
-    /// Reads and checks a world file.
-    pub fn from_file(path: &std::path::Path) -> Result<Atlas, WorldFileError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| WorldFileError {
-            file: shown.clone(),
-            line: 0,
-            problem: format!("cannot read it: {e}"),
-        })?;
-        Atlas::parse(&text, &shown)
     }
 
     /// Reads a world file's text; `file` names it in errors.
@@ -797,6 +788,7 @@ impl Checker<'_> {
             doors,
             npcs,
             quest,
+            destroyed: Default::default(),
         })
     }
 }

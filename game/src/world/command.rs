@@ -28,6 +28,8 @@ pub enum Verb {
     /// `talk to X`.
     Talk(String),
     Score,
+    /// A builder's command.
+    Build(Build),
     Who,
     Help,
     Quit,
@@ -35,6 +37,60 @@ pub enum Verb {
     Nothing,
     /// Not a command; the text says why, for the player.
     Refused(String),
+}
+
+/// What a builder asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Build {
+    /// `@dig DIRECTION KEY TITLE`
+    Dig(Direction, String, String),
+    /// `@describe here TEXT`
+    Describe(String),
+    /// `@create KEY NAME`
+    Create(String, String),
+    /// `@link DIRECTION ROOM-KEY`
+    Link(Direction, String),
+    /// `@destroy OBJECT`
+    Destroy(String),
+    /// `@export`
+    Export,
+}
+
+/// A builder's line (starting with `@`) to a `Verb`.
+fn build(verb: &str, rest: &str) -> Verb {
+    let mut words = rest.splitn(3, char::is_whitespace);
+    let mut next = || words.next().map(str::trim).filter(|w| !w.is_empty());
+    let usage = |text: &str| Verb::Refused(format!("Usage: {text}"));
+    match verb {
+        "@dig" => match (next().and_then(|d| Direction::parse(&d.to_lowercase())), next(), next()) {
+            (Some(way), Some(key), Some(title)) => {
+                Verb::Build(Build::Dig(way, key.to_lowercase(), title.to_string()))
+            }
+            _ => usage("@dig DIRECTION KEY TITLE, as in: @dig up roof The Roof"),
+        },
+        "@describe" | "@desc" => match rest.strip_prefix("here").map(str::trim) {
+            Some(text) if !text.is_empty() => Verb::Build(Build::Describe(text.to_string())),
+            _ => usage("@describe here TEXT"),
+        },
+        "@create" => match rest.split_once(char::is_whitespace) {
+            Some((key, name)) if !name.trim().is_empty() => {
+                Verb::Build(Build::Create(key.to_lowercase(), name.trim().to_string()))
+            }
+            _ => usage("@create KEY NAME, as in: @create flag a small flag"),
+        },
+        "@link" => match (next().and_then(|d| Direction::parse(&d.to_lowercase())), next()) {
+            (Some(way), Some(to)) => Verb::Build(Build::Link(way, to.to_lowercase())),
+            _ => usage("@link DIRECTION ROOM-KEY, as in: @link north gate"),
+        },
+        "@destroy" => match rest.trim() {
+            "" => usage("@destroy OBJECT"),
+            words => Verb::Build(Build::Destroy(words.to_lowercase())),
+        },
+        "@export" => Verb::Build(Build::Export),
+        other => Verb::Refused(format!(
+            "There is no builder's command '{other}': @dig, @describe, @create, @link, @destroy, @export."
+        )),
+    }
 }
 
 /// Reads one line. Verbs and object words are case-insensitive; spoken text keeps its case.
@@ -56,6 +112,9 @@ pub fn parse(line: &str) -> Verb {
         None => (line.to_lowercase(), ""),
     };
     let object = rest.to_lowercase();
+    if verb.starts_with('@') {
+        return build(&verb, rest);
+    }
     match verb.as_str() {
         "" => Verb::Nothing,
         "look" | "l" if rest.is_empty() => Verb::Look,
@@ -240,6 +299,39 @@ mod tests {
         assert!(matches!(parse("put lamp"), Verb::Drop(_)));
         assert!(matches!(parse("give lamp"), Verb::Refused(_)));
         assert!(matches!(parse("tell bob"), Verb::Refused(_)));
+    }
+
+    #[test]
+    fn builders_commands() {
+        assert_eq!(
+            parse("@dig up Roof The Windy Roof"),
+            Verb::Build(Build::Dig(
+                Direction::Up,
+                "roof".into(),
+                "The Windy Roof".into()
+            ))
+        );
+        assert_eq!(
+            parse("@describe here Wind, and Sky."),
+            Verb::Build(Build::Describe("Wind, and Sky.".into()))
+        );
+        assert_eq!(
+            parse("@create flag a Small Flag"),
+            Verb::Build(Build::Create("flag".into(), "a Small Flag".into()))
+        );
+        assert_eq!(
+            parse("@link n gate"),
+            Verb::Build(Build::Link(Direction::North, "gate".into()))
+        );
+        assert_eq!(
+            parse("@destroy Flag"),
+            Verb::Build(Build::Destroy("flag".into()))
+        );
+        assert_eq!(parse("@export"), Verb::Build(Build::Export));
+        assert!(
+            matches!(parse("@dig sideways x y"), Verb::Refused(why) if why.starts_with("Usage"))
+        );
+        assert!(matches!(parse("@fly"), Verb::Refused(_)));
     }
 
     #[test]

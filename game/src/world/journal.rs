@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::{Origin, Place, Score, ToJournal, ToUser};
 use crate::world::atlas::{Atlas, Lid};
-use crate::world::Logger;
+use crate::world::build::Edit;
+use crate::world::{Logger, WorldSource};
 
 pub const DATABASE_FILE: &str = "world.sqlite";
 /// The files of the journal before the database, migrated once.
@@ -132,6 +133,8 @@ impl std::error::Error for JournalError {}
 /// What loading found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct LoadReport {
+    /// The builders' edits, in order.
+    pub edits: Vec<Edit>,
     /// Players migrated from an old journal (`None`: there was none).
     pub migrated: Option<usize>,
     /// Old log lines that could not be read (a torn last line after a crash is one).
@@ -169,6 +172,7 @@ pub fn load(dir: &Path) -> Result<(State, Connection, LoadReport), JournalError>
         }
     }
     let state = read_state(&conn).map_err(db)?;
+    report.edits = read_edits(&conn).map_err(db)?;
     Ok((state, conn, report))
 }
 
@@ -196,7 +200,35 @@ CREATE TABLE IF NOT EXISTS lids (
     closed INTEGER NOT NULL,
     locked INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS builds (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    edit TEXT NOT NULL
+);
 ";
+
+/// The builders' edits, in the order they were made; unreadable ones are skipped.
+fn read_edits(conn: &Connection) -> rusqlite::Result<Vec<Edit>> {
+    let mut edits = conn.prepare("SELECT edit FROM builds ORDER BY seq")?;
+    let rows = edits.query_map([], |row| row.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        if let Ok(edit) = serde_json::from_str(&row?) {
+            out.push(edit);
+        }
+    }
+    Ok(out)
+}
+
+fn built(tx: &Transaction, edit: &Edit) -> rusqlite::Result<()> {
+    let text = serde_json::to_string(edit)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.execute("INSERT INTO builds (edit) VALUES (?1)", params![text])?;
+    if let Edit::Destroy { item } = edit {
+        tx.execute("DELETE FROM items WHERE key = ?1", params![item])?;
+        tx.execute("DELETE FROM lids WHERE key = ?1", params![item])?;
+    }
+    Ok(())
+}
 
 fn read_state(conn: &Connection) -> rusqlite::Result<State> {
     let mut state = State::default();
@@ -416,9 +448,14 @@ pub struct JournalSetup {
     pub dir: PathBuf,
     pub conn: Connection,
     pub log: Logger,
-    /// Turns the processes' numbers into the keys the database keeps.
+    /// Turns door numbers into the keys the database keeps.
     pub atlas: Arc<Atlas>,
+    /// The world file, for `@export`.
+    pub world: WorldSource,
 }
+
+/// Where `@export` writes, in the state directory.
+pub const EXPORT_FILE: &str = "export.toml";
 
 pub fn run(setup: JournalSetup, inbox: Receiver<ToJournal>) {
     let mut journal = Journal {
@@ -440,9 +477,25 @@ struct Journal {
 }
 
 impl Journal {
+    /// The world file with every committed edit, written to `EXPORT_FILE` (a temporary
+    /// file renamed over it, so a reader never sees half of it).
+    fn export(&self) -> Result<PathBuf, String> {
+        let mut atlas = self.setup.world.atlas().map_err(|e| e.to_string())?;
+        for edit in read_edits(&self.setup.conn).map_err(|e| e.to_string())? {
+            // An edit that no longer fits was reported at start; it is left out here too.
+            let _ = atlas.apply(&edit);
+        }
+        let path = self.setup.dir.join(EXPORT_FILE);
+        let temporary = self.setup.dir.join(format!("{EXPORT_FILE}.tmp"));
+        fs::write(&temporary, atlas.to_toml()).map_err(|e| e.to_string())?;
+        fs::rename(&temporary, &path).map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+
     /// Writes a batch in one transaction, then answers its barriers. False: stop.
     fn write(&mut self, batch: Vec<ToJournal>) -> bool {
         let mut answers = Vec::new();
+        let mut exports = Vec::new();
         let mut synced = Vec::new();
         let mut stop = None;
         let atlas = self.setup.atlas.clone();
@@ -458,6 +511,8 @@ impl Journal {
                     }
                     ToJournal::Container { item, lid } => set_lid(&tx, "lids", &item, lid.into())?,
                     ToJournal::Scored { name, score } => scored(&tx, &name, &score)?,
+                    ToJournal::Built(edit) => built(&tx, &edit)?,
+                    ToJournal::Export { to_user, ticket } => exports.push((to_user, ticket)),
                     ToJournal::Commit { to_user, ticket } => answers.push((to_user, ticket)),
                     ToJournal::Sync { done } => synced.push(done),
                     ToJournal::Stop { done } => stop = Some(done),
@@ -478,6 +533,20 @@ impl Journal {
                 }
                 self.failing = true;
             }
+        }
+        for (to_user, ticket) in exports {
+            let text = match self.export() {
+                Ok(path) => format!(
+                    "The world, with every builder's edit, is written to {}.",
+                    path.display()
+                ),
+                Err(why) => format!("Cannot export the world: {why}"),
+            };
+            let _ = to_user.send(ToUser::Event(crate::event::Event::Text {
+                kind: "happened",
+                text,
+            }));
+            let _ = to_user.send(ToUser::Done(ticket));
         }
         for (to_user, ticket) in answers {
             let _ = to_user.send(ToUser::Committed(ticket));
@@ -519,6 +588,7 @@ mod tests {
             conn,
             log: quiet(),
             atlas: Arc::new(atlas()),
+            world: WorldSource::built_in(),
         };
         let (to_journal, inbox) = unbounded();
         let thread = std::thread::spawn(move || run(setup, inbox));
@@ -594,6 +664,7 @@ mod tests {
         assert_eq!(
             report,
             LoadReport {
+                edits: Vec::new(),
                 migrated: Some(1),
                 unreadable: 1
             }

@@ -15,6 +15,7 @@
 //! users do, and the journal keeps a copy of it for the disk.
 
 pub mod atlas;
+pub mod build;
 pub mod command;
 pub mod gate;
 pub mod journal;
@@ -45,10 +46,50 @@ pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
 /// How long a frontend waits for the gate to answer a login.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A world file's text and the name errors give it.
+#[derive(Clone)]
+pub struct WorldSource {
+    pub text: Arc<str>,
+    pub name: String,
+}
+
+impl WorldSource {
+    /// The built-in world, `game/worlds/occwserv.toml`.
+    pub fn built_in() -> WorldSource {
+        WorldSource {
+            text: atlas::BUILT_IN.into(),
+            name: "occwserv.toml (built in)".to_string(),
+        }
+    }
+
+    /// Reads a world file.
+    pub fn read(path: &std::path::Path) -> Result<WorldSource, atlas::WorldFileError> {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(WorldSource {
+                text: text.into(),
+                name,
+            }),
+            Err(e) => Err(atlas::WorldFileError {
+                file: name,
+                line: 0,
+                problem: format!("cannot read it: {e}"),
+            }),
+        }
+    }
+
+    /// The world as the file has it, without the builders' edits.
+    pub fn atlas(&self) -> Result<Atlas, atlas::WorldFileError> {
+        Atlas::parse(&self.text, &self.name)
+    }
+}
+
 /// What the world needs to start.
 pub struct WorldSettings {
-    /// The map, loaded and checked.
-    pub atlas: Arc<Atlas>,
+    /// The world file.
+    pub world: WorldSource,
+    /// Players who may use the builders' commands (`@dig`, ...), by name.
+    pub builders: Vec<String>,
     pub state_dir: PathBuf,
     pub log: Logger,
 }
@@ -56,6 +97,7 @@ pub struct WorldSettings {
 /// The world could not start.
 #[derive(Debug)]
 pub enum WorldError {
+    WorldFile(atlas::WorldFileError),
     Journal(JournalError),
     Spawn(std::io::Error),
 }
@@ -63,6 +105,7 @@ pub enum WorldError {
 impl fmt::Display for WorldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            WorldError::WorldFile(e) => write!(f, "the world file is refused: {e}"),
             WorldError::Journal(e) => write!(f, "cannot load the world: {e}"),
             WorldError::Spawn(e) => write!(f, "cannot start the world's processes: {e}"),
         }
@@ -74,14 +117,26 @@ impl std::error::Error for WorldError {}
 /// The running world. Frontends talk to it through `to_gate`; dropping it stops it.
 pub struct World {
     pub to_gate: Sender<ToGate>,
+    /// The world's title, from its file.
+    pub title: String,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl World {
     /// Loads the saved state and starts every process.
     pub fn start(settings: WorldSettings) -> Result<World, WorldError> {
+        let mut atlas = settings.world.atlas().map_err(WorldError::WorldFile)?;
         let (state, conn, report) =
             journal::load(&settings.state_dir).map_err(WorldError::Journal)?;
+        // The builders' edits, in the order they were made.
+        for edit in &report.edits {
+            if let Err(why) = atlas.apply(edit) {
+                (settings.log)(&format!(
+                    "game: a builder's edit no longer fits the world file and is skipped ({why}): {edit:?}"
+                ));
+            }
+        }
+        let atlas = Arc::new(atlas);
         if let Some(players) = report.migrated {
             (settings.log)(&format!(
                 "game journal: migrated the old journal in {} ({players} player(s), {} unreadable line(s) skipped) to {}",
@@ -91,7 +146,6 @@ impl World {
             ));
         }
 
-        let atlas = settings.atlas.clone();
         let placed = place_everything(&atlas, &state, &settings.log);
         // What the world file no longer has leaves the database.
         if let Err(e) = journal::forget_unknown(&conn, &atlas) {
@@ -127,6 +181,7 @@ impl World {
             conn,
             log: settings.log.clone(),
             atlas: atlas.clone(),
+            world: settings.world.clone(),
         };
         threads.push(spawn(
             "game-journal".to_string(),
@@ -178,6 +233,12 @@ impl World {
             )?);
         }
         let gate_setup = GateSetup {
+            builders: settings
+                .builders
+                .iter()
+                .map(|name| name.to_lowercase())
+                .collect(),
+            next_item: atlas.items.len(),
             atlas: atlas.clone(),
             rooms: links,
             records: std::mem::take(&mut records),
@@ -188,7 +249,11 @@ impl World {
             "game-gate".to_string(),
             Box::new(move || gate::run(gate_setup, gate_inbox)),
         )?);
-        Ok(World { to_gate, threads })
+        Ok(World {
+            to_gate,
+            title: atlas.title.clone(),
+            threads,
+        })
     }
 
     /// A handle frontends use to log players in.
@@ -324,7 +389,7 @@ fn place_everything(atlas: &Arc<Atlas>, state: &State, log: &Logger) -> Placed {
             .or(plan.container.map(|c| c.starts))
             .unwrap_or_default();
         let contents = (0..spots.len())
-            .filter(|child| spots[*child] == Spot::Inside(id))
+            .filter(|child| spots[*child] == Spot::Inside(id) && !atlas.destroyed.contains(child))
             .map(|child| build(child, atlas, spots, lids))
             .collect();
         Item {
@@ -338,6 +403,9 @@ fn place_everything(atlas: &Arc<Atlas>, state: &State, log: &Logger) -> Placed {
     let mut npc_items: Vec<Vec<Item>> = atlas.npcs.iter().map(|_| Vec::new()).collect();
     let mut player_items: Vec<Vec<Item>> = players.iter().map(|_| Vec::new()).collect();
     for (id, spot) in spots.iter().enumerate() {
+        if atlas.destroyed.contains(&id) {
+            continue;
+        }
         let item = || build(id, atlas, &spots, &state.lids);
         match *spot {
             Spot::Room(room) => room_items[room].push(item()),

@@ -21,6 +21,7 @@ use crate::protocol::{
     Ticket, ToJournal, ToRoom, ToUser,
 };
 use crate::world::atlas::{Atlas, Direction, DoorId, ItemId, Lid, NpcId, RoomId};
+use crate::world::build::Edit;
 
 /// One exit, with the neighbour's channel end.
 pub struct Exit {
@@ -135,6 +136,30 @@ pub fn run(setup: RoomSetup, inbox: Receiver<ToRoom>) {
             ToRoom::DoorChanged { door, lid } => {
                 room.setup.doors.insert(door, lid);
             }
+            ToRoom::AddExit {
+                direction,
+                link,
+                edit,
+                reply,
+                ticket,
+            } => room.add_exit(direction, link, edit, &reply, ticket),
+            ToRoom::Describe { name, text, ticket } => {
+                room.setup.description = text.as_str().into();
+                room.journal(ToJournal::Built(Edit::Describe {
+                    room: room.setup.key.clone(),
+                    text,
+                }));
+                room.answer(
+                    &name,
+                    happened("happened", "You describe this room anew.".to_string()),
+                    ticket,
+                );
+            }
+            ToRoom::Destroy {
+                name,
+                words,
+                ticket,
+            } => room.destroy(&name, &words, ticket),
             ToRoom::Leave { name, ticket } => room.leave(&name, ticket),
             ToRoom::Stop => return,
         }
@@ -656,6 +681,53 @@ impl Room {
                 )
             }
             None => self.refuse(name, format!("There is no {to} here to talk to."), ticket),
+        }
+    }
+
+    /// `@dig` and `@link`: a new exit, unless the direction is taken.
+    fn add_exit(
+        &mut self,
+        direction: Direction,
+        link: RoomLink,
+        edit: Edit,
+        reply: &Sender<ToUser>,
+        ticket: Ticket,
+    ) {
+        let event = if self.setup.exits.iter().any(|e| e.direction == direction) {
+            Event::Error(format!("This room already has an exit {direction}."))
+        } else {
+            let text = match &edit {
+                Edit::Dig { title, .. } => format!("You dig {direction}: {title}."),
+                _ => format!("You open a way {direction}."),
+            };
+            self.setup.exits.push(Exit {
+                direction,
+                link,
+                door: None,
+            });
+            self.setup.exits.sort_by_key(|e| e.direction);
+            self.journal(ToJournal::Built(edit));
+            happened("happened", text)
+        };
+        let _ = reply.send(ToUser::Event(event));
+        let _ = reply.send(ToUser::Done(ticket));
+    }
+
+    /// `@destroy` of an object lying here (or in an open container here).
+    fn destroy(&mut self, name: &Name, words: &str, ticket: Ticket) {
+        match take_from(&mut self.setup.items, words) {
+            Some(item) => {
+                let text = format!("{} is gone.", capital(&definite(item.name())));
+                self.journal(ToJournal::Built(Edit::Destroy {
+                    item: item.plan.key.clone(),
+                }));
+                self.tell_others(
+                    name,
+                    happened("happened", format!("{name} makes {} vanish.", item.name())),
+                );
+                self.answer(name, happened("happened", text), ticket);
+            }
+            None => self.refuse(name, format!("You see no {words} here."), ticket),
         }
     }
 

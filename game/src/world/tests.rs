@@ -17,7 +17,8 @@ const WAIT: Duration = Duration::from_secs(5);
 
 fn world(dir: &Path) -> World {
     let settings = WorldSettings {
-        atlas: std::sync::Arc::new(crate::world::atlas::Atlas::built_in().unwrap()),
+        world: crate::world::WorldSource::built_in(),
+        builders: Vec::new(),
         state_dir: dir.to_path_buf(),
         log: Arc::new(|_: &str| {}),
     };
@@ -423,7 +424,11 @@ fn bots_open_doors_and_give_things() {
         [items.shell]\nname = \"a shell\"\nwords = [\"shell\"]\nin = \"a\"\n";
     let dir = tempfile::tempdir().unwrap();
     let world = World::start(WorldSettings {
-        atlas: Arc::new(Atlas::parse(text, "tiny.toml").unwrap()),
+        world: crate::world::WorldSource {
+            text: text.into(),
+            name: "tiny.toml".to_string(),
+        },
+        builders: Vec::new(),
         state_dir: dir.path().to_path_buf(),
         log: Arc::new(|_: &str| {}),
     })
@@ -443,4 +448,65 @@ fn bots_open_doors_and_give_things() {
     watcher.sees(|e| said(e, " gives "));
     drop(stop);
     bots.join().unwrap();
+}
+
+#[test]
+fn builders_dig_describe_create_link_destroy_and_export_and_it_is_all_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        World::start(WorldSettings {
+            world: crate::world::WorldSource::built_in(),
+            builders: vec!["Bea".to_string()],
+            state_dir: dir.path().to_path_buf(),
+            log: Arc::new(|_: &str| {}),
+        })
+        .unwrap()
+    };
+    {
+        let world = start();
+        let mut carl = Player::join(&world, "carl");
+        assert!(carl
+            .text("@dig up roof The Roof")
+            .starts_with("Only builders"));
+        let mut bea = Player::join(&world, "bea");
+        carl.sees(|e| matches!(e, Event::Arrived { .. }));
+        assert_eq!(bea.text("take lamp"), "You take a brass lamp.");
+        assert_eq!(bea.text("@destroy lamp"), "The brass lamp is gone.");
+        assert_eq!(bea.text("@dig up roof The Roof"), "You dig up: The Roof.");
+        assert_eq!(
+            bea.text("@dig up attic The Attic"),
+            "This room already has an exit up."
+        );
+        assert_eq!(bea.text("@dig east roof Again"), "The key 'roof' is taken.");
+        assert!(bea
+            .text("up")
+            .starts_with("The Roof\nA bare room, freshly dug."));
+        assert_eq!(
+            bea.text("@describe here Wind, and the whole server below."),
+            "You describe this room anew."
+        );
+        assert_eq!(
+            bea.text("@create flag a small flag"),
+            "You make a small flag."
+        );
+        assert_eq!(bea.text("drop flag"), "You drop a small flag.");
+        assert_eq!(bea.text("@link west gate"), "You open a way west.");
+        let export = bea.text("@export");
+        assert!(export.contains("export.toml"), "{export}");
+        let exported = std::fs::read_to_string(dir.path().join("export.toml")).unwrap();
+        let atlas = Atlas::parse(&exported, "export.toml").unwrap();
+        assert!(atlas.room_by_key("roof").is_some());
+        assert!(atlas.item_by_key("lamp").is_none());
+        bea.text("quit");
+    }
+    // Everything the builder did is there after a restart.
+    let world = start();
+    let (mut bea, view) = Player::login(&world, "bea", Origin::Web, LoginMode::Resume).unwrap();
+    let view: Vec<String> = view.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        view,
+        ["The Roof\nWind, and the whole server below.\nExits: west, down.\nYou see a small flag here."]
+    );
+    assert!(bea.text("west").starts_with("The Listening Gate"));
+    assert!(!bea.text("look").contains("lamp"));
 }

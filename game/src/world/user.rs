@@ -22,7 +22,8 @@ use crate::protocol::{
     RoomLink, Score, Ticket, ToFrontend, ToGate, ToJournal, ToRoom, ToUser,
 };
 use crate::world::atlas::{Atlas, RoomId};
-use crate::world::command::{parse, Verb};
+use crate::world::build::Edit;
+use crate::world::command::{parse, Build, Verb};
 
 /// The ticket of the `Enter` that brings a user into the world at login.
 pub const LOGIN_TICKET: Ticket = 0;
@@ -38,6 +39,8 @@ pub struct UserSetup {
     pub room: RoomId,
     pub items: Vec<Item>,
     pub score: Score,
+    /// May use the builders' commands.
+    pub builder: bool,
     pub atlas: Arc<Atlas>,
     pub to_journal: Sender<ToJournal>,
     pub commands: Receiver<Command>,
@@ -54,6 +57,7 @@ struct User {
     last_room: RoomId,
     items: Vec<Item>,
     score: Score,
+    builder: bool,
     atlas: Arc<Atlas>,
     to_journal: Sender<ToJournal>,
     me: Sender<ToUser>,
@@ -73,6 +77,7 @@ pub fn run(setup: UserSetup) {
         room,
         items,
         score,
+        builder,
         atlas,
         to_journal,
         commands,
@@ -87,6 +92,7 @@ pub fn run(setup: UserSetup) {
         last_room: room,
         items,
         score,
+        builder,
         atlas,
         to_journal,
         me,
@@ -428,6 +434,14 @@ impl User {
                     ticket,
                 );
             }
+            Verb::Build(_) if !self.builder => self.finish_command(
+                Event::Error(
+                    "Only builders can do that ([game] builders in the server's config)."
+                        .to_string(),
+                ),
+                ticket,
+            ),
+            Verb::Build(build) => self.build(build, ticket),
             Verb::Inventory => {
                 let items = self.items.iter().map(|i| i.plan.clone()).collect();
                 self.finish_command(Event::Inventory { items }, ticket);
@@ -448,6 +462,88 @@ impl User {
                 self.show_message(ToFrontend::Done(ticket));
             }
             Verb::Refused(why) => self.finish_command(Event::Error(why), ticket),
+        }
+    }
+
+    /// A builder's command: to the room, the gate or the journal, which answer it.
+    fn build(&mut self, build: Build, ticket: Ticket) {
+        let name = self.name.clone();
+        let reply = self.me.clone();
+        let from = self.last_room;
+        let to_gate = |user: &mut User, message: ToGate| {
+            if user.to_gate.send(message).is_err() {
+                user.finish_command(Event::Error("The world is stopping.".to_string()), ticket);
+            }
+        };
+        match build {
+            Build::Dig(direction, key, title) => to_gate(
+                self,
+                ToGate::Dig {
+                    from,
+                    direction,
+                    key,
+                    title,
+                    reply,
+                    ticket,
+                },
+            ),
+            Build::Link(direction, to) => to_gate(
+                self,
+                ToGate::Link {
+                    from,
+                    direction,
+                    to,
+                    reply,
+                    ticket,
+                },
+            ),
+            Build::Create(key, item_name) => to_gate(
+                self,
+                ToGate::Create {
+                    builder: name,
+                    room: from,
+                    key,
+                    name: item_name,
+                    reply,
+                    ticket,
+                },
+            ),
+            Build::Describe(text) => {
+                self.send_to_room(ToRoom::Describe { name, text, ticket }, ticket)
+            }
+            Build::Destroy(words) => match self.items.iter().position(|i| i.answers_to(&words)) {
+                Some(at) => {
+                    let item = self.items.remove(at);
+                    let _ = self.to_journal.send(ToJournal::Built(Edit::Destroy {
+                        item: item.plan.key.clone(),
+                    }));
+                    let text = format!("{} is gone.", capital(&definite(item.name())));
+                    self.finish_command(
+                        Event::Text {
+                            kind: "happened",
+                            text,
+                        },
+                        ticket,
+                    );
+                }
+                None => self.send_to_room(
+                    ToRoom::Destroy {
+                        name,
+                        words,
+                        ticket,
+                    },
+                    ticket,
+                ),
+            },
+            Build::Export => {
+                let export = ToJournal::Export {
+                    to_user: reply,
+                    ticket,
+                };
+                if self.to_journal.send(export).is_err() {
+                    self.finish_command(Event::Error("The world is stopping.".to_string()), ticket);
+                }
+            }
         }
     }
 
