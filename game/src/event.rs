@@ -107,7 +107,8 @@ pub const HELP: &str = "Commands:\n\
     tell <player> <text>     a private message, on any frontend\n\
     who                      who is playing\n\
     help                     this list\n\
-    quit                     leave the world (you keep your place and your things)";
+    quit                     leave the world (you keep your place and your things)\n\
+    @dig @describe @create @link @destroy @export   for builders (see docs/GAME.md)";
 
 fn item_name(item: &ItemRef) -> &str {
     &item.name
