@@ -510,3 +510,59 @@ fn builders_dig_describe_create_link_destroy_and_export_and_it_is_all_kept() {
     assert!(bea.text("west").starts_with("The Listening Gate"));
     assert!(!bea.text("look").contains("lamp"));
 }
+
+#[test]
+fn a_world_file_that_adds_and_removes_things_keeps_the_rest_of_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let start = |text: &str| {
+        let seen = lines.clone();
+        World::start(WorldSettings {
+            world: crate::world::WorldSource {
+                text: text.into(),
+                name: "changed.toml".to_string(),
+            },
+            builders: Vec::new(),
+            state_dir: dir.path().to_path_buf(),
+            log: Arc::new(move |line: &str| seen.lock().unwrap().push(line.to_string())),
+        })
+        .unwrap()
+    };
+    let built_in = crate::world::atlas::BUILT_IN;
+    {
+        let world = start(built_in);
+        let mut alice = Player::join(&world, "alice");
+        alice.text("take lamp");
+        alice.text("n");
+        alice.text("take scroll");
+        let mut bob = Player::join(&world, "bob");
+        walk(&mut bob, &["n", "w", "d"]);
+        assert!(bob.text("look").starts_with("The Epoll Grotto"));
+    }
+    // The new file has no lamp and no grotto, and a new room and object.
+    let lamp = built_in.find("[items.lamp]").unwrap();
+    let after_lamp = lamp + built_in[lamp..].find("\n\n").unwrap();
+    let changed = format!("{}{}", &built_in[..lamp], &built_in[after_lamp..])
+        .replace(
+            "exits = { east = \"hall\", down = \"grotto\", up = \"recycler\" }",
+            "exits = { east = \"hall\", up = \"recycler\" }",
+        )
+        .replace("[rooms.grotto]", "[rooms.attic]")
+        .replace("in = \"grotto\"", "in = \"attic\"")
+        + "\n[items.hat]\nname = \"a hat\"\nwords = [\"hat\"]\nin = \"gate\"\n";
+    let world = start(&changed);
+    let logged = lines.lock().unwrap().join("\n");
+    assert!(logged.contains("object 'lamp'"), "{logged}");
+    assert!(logged.contains("room 'grotto'"), "{logged}");
+    let (mut alice, _) = Player::login(&world, "alice", Origin::Web, LoginMode::Resume).unwrap();
+    assert_eq!(
+        alice.text("i"),
+        "You are carrying a scroll reading GET / HTTP/1.1."
+    );
+    let (mut bob, view) = Player::login(&world, "bob", Origin::Web, LoginMode::Resume).unwrap();
+    assert!(
+        matches!(&view[..], [Event::Room(room)] if &*room.title == "The Listening Gate"),
+        "{view:?}"
+    );
+    assert!(bob.text("look").contains("a hat"));
+}
