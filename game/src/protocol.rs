@@ -523,7 +523,7 @@ pub enum ToJournal {
     },
     /// Write everything out now, then answer.
     Sync { done: Sender<()> },
-    /// Write a final snapshot and end.
+    /// Commit what is waiting, fold the write-ahead log into the database, and end.
     Stop { done: Sender<()> },
 }
 

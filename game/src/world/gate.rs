@@ -509,7 +509,7 @@ impl Gate {
     }
 
     /// Displaces every user, waits (bounded) for them to hand their records back, then stops
-    /// the rooms and the journal, which writes its final snapshot.
+    /// the rooms and the journal, which commits what is left and folds its log in.
     fn stop(&mut self, inbox: &Receiver<ToGate>) {
         self.stopping = true;
         for online in self.online.values() {

@@ -7,7 +7,7 @@
 //!      ▲  │                │  ▲           │  ──ToRoom──▶  │
 //!      │  └───Command──────┼──┼──────────▶│               │
 //!      └──(ClientId, ToFrontend)──────────┘               ▼
-//!                          └──────────────────────────▶ journal ──▶ world.json, changes.log
+//!                          └──────────────────────────▶ journal ──▶ world.sqlite
 //! ```
 //!
 //! Objects are records owned by whichever room or user holds them; a user's channel end
@@ -263,7 +263,7 @@ impl World {
         }
     }
 
-    /// Displaces every player, writes the final snapshot and ends every process.
+    /// Displaces every player, lets the journal commit the last changes, and ends every process.
     pub fn stop(&mut self) {
         let (done, finished) = bounded(1);
         if self.to_gate.send(ToGate::Stop { done }).is_ok() {
