@@ -608,7 +608,7 @@ impl IrcClient {
 }
 
 #[test]
-fn game_starts_when_attached_and_answers_irc_with_no_http_request() {
+fn game_starts_when_attached_and_answers_irc_with_no_http_request_and_tells_cross_frontends() {
     let ircd = Ngircd::start();
     let dir = tempfile::tempdir().unwrap();
     let plugins = game_plugins(dir.path());
@@ -639,6 +639,17 @@ fn game_starts_when_attached_and_answers_irc_with_no_http_request() {
         };
         let seen = ivy.ask("occgam", "look", |said| said.starts_with(room));
         assert_eq!(seen, room);
+        if round == 1 {
+            // A private word from a websocket player reaches the IRC player, and back.
+            let (mut wanda, _) = WsPlayer::register(&server, "Wanda");
+            assert_eq!(wanda.command("tell ivy psst"), "You tell Ivy: psst");
+            ivy.line_where(|line| line.ends_with("PRIVMSG Ivy :Wanda tells you: psst"));
+            let answer = ivy.ask("occgam", "tell wanda hello", |said| {
+                said.starts_with("You tell")
+            });
+            assert_eq!(answer, "You tell Wanda: hello");
+            wanda.sees(|t| t == "Ivy tells you: hello");
+        }
         if round == 0 {
             let moved = ivy.ask("occgam", "north", |said| said.starts_with("Front-End"));
             assert_eq!(moved, "Front-End Hall");
