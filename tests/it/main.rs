@@ -5,6 +5,7 @@ mod support;
 mod cache;
 mod cgi;
 mod cgi_apps;
+mod deploy;
 mod game;
 mod hardening;
 mod plugins;
