@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Debian package and checks it as an installer would see it: the files it puts
+# Builds the Debian package (and `cargo install --path .`) and checks it as an installer would see it: the files it puts
 # down (dpkg -x into an empty root), its conffile, the systemd units (systemd-analyze
 # verify), the logrotate snippet (logrotate -d), and the installed server answering on
 # 127.0.0.1 with the installed config, site and plug-ins. Run by .ci/run; needs cargo-deb.
@@ -44,6 +44,11 @@ if find "$root" -name '*crash*' | grep -q .; then fail "the crash plug-in is in 
 grep -qx /etc/occwserv/occwserv.toml "$work/control/conffiles" || fail "the config is not a conffile"
 grep -q /var/lib/occwserv "$work/control/postinst" || fail "postinst does not make /var/lib/occwserv"
 grep -q '^user = "www-data"' "$root/etc/occwserv/occwserv.toml" || fail "the config does not drop to www-data"
+
+# `cargo install --path .` puts the same server in place (reusing the release build).
+cargo install --quiet --locked --path . --root "$work/cargo"
+(cd "$work" && "$work/cargo/bin/occwserv" --help > "$work/help") || fail "the cargo-installed server does not run"
+grep -q -- --plugins "$work/help" || fail "the cargo-installed server prints no usage"
 
 # The units, with their commands pointed at the unpacked files.
 mkdir -p "$work/units"
