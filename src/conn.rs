@@ -50,6 +50,9 @@ pub struct Conn {
     /// The last read emptied the socket (it returned less than asked, or nothing), so with
     /// an edge-triggered epoll set the next byte to arrive raises a new event.
     pub read_dry: bool,
+    /// It came through a listener with `proxy_protocol`: its first bytes are a PROXY header,
+    /// read before the first request.
+    pub proxy_header_due: bool,
 }
 
 /// What a non-blocking read found.
@@ -82,6 +85,7 @@ impl Conn {
             replica: 0,
             slot: None,
             read_dry: false,
+            proxy_header_due: false,
         }
     }
 

@@ -1,22 +1,28 @@
 //! The command line: parse flags and config, bind, start the network, wait for signals.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 use occwserv::network;
 use occwserv::protocol::ToLog;
-use occwserv::support::config::{Config, Overrides, ToConfig};
+use occwserv::support::config::{Config, Listen, ListenAt, Overrides, ToConfig};
+use occwserv::support::service;
 
 const CONFIG_KEYS: &str = "\
 Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
-  listen = \"127.0.0.1:8080\"        address to listen on (a change needs a restart)
+  listen = \"127.0.0.1:8080\"        address to listen on, or a list: [\"0.0.0.0:80\", \"[::]:80\",
+                                    { addr = \"127.0.0.1:8081\", proxy_protocol = true }]
+                                    (a change needs a restart; with systemd socket activation
+                                    the inherited sockets are used)
+  user = \"www-data\", group = \"www-data\"  drop to these after binding (started as root)
+  [proxy]  trusted = [\"127.0.0.1/32\"]  who may send PROXY protocol headers
   root = \"html\"                    document root
   cgi_bin = \"cgi-bin\"              CGI programs, served under /cgi-bin/
   plugins = \"target/release\"       directory scanned for gateway plug-ins (*.so), under /ogi/
@@ -42,8 +48,12 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
   [cache]  enabled = true, max_bytes = 67108864, max_file_bytes = 1048576, revalidate_ms = 1000
   [cgi]    max = 32, queue = 256, idle_timeout_secs = 30, total_timeout_secs = 300
   [ogi]    instances = 16, queue = 256, timeout_secs = 30, scan_interval_ms = 500
+  [compression]  enabled = true, encodings = [\"br\", \"zstd\", \"gzip\"], precompressed = true,
+           on_the_fly = true, min_bytes = 256, types = [\"text/*\", ...],
+           level = { br = 5, zstd = 3, gzip = 6 }   (see docs/COMPRESSION.md)
   [game]   state_dir, token_key, bots; [game.irc] server, port, nick, channel (see docs/GAME.md)
-Signals: SIGHUP reloads the config and reopens the logs; SIGTERM/SIGINT drain and exit 0.";
+Signals: SIGHUP reloads the config and reopens the logs; SIGTERM/SIGINT drain and exit 0;
+SIGUSR2 starts the binary at the same path on the same sockets, then drains once it is ready.";
 
 /// occwserv: a web server built as a CSP process network.
 #[derive(Parser, Debug)]
@@ -52,9 +62,9 @@ struct Args {
     /// TOML config file (keys below).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080].
+    /// Address to listen on, repeatable [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR:PORT")]
-    listen: Option<SocketAddr>,
+    listen: Vec<SocketAddr>,
     /// Document root [default: ./html].
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
@@ -64,12 +74,26 @@ struct Args {
     /// Directory of gateway plug-ins [default: ./target/release].
     #[arg(long, value_name = "DIR")]
     plugins: Option<PathBuf>,
+    /// Check the configuration (and root, logs, plug-in directory) and exit: 0 if good, 2 with
+    /// the problems listed.
+    #[arg(long)]
+    check: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let overrides = Overrides {
-        listen: args.listen,
+        listen: (!args.listen.is_empty()).then(|| {
+            Listen(
+                args.listen
+                    .iter()
+                    .map(|&addr| ListenAt {
+                        addr,
+                        proxy_protocol: false,
+                    })
+                    .collect(),
+            )
+        }),
         root: args.root,
         cgi_bin: args.cgi_bin,
         plugins: args.plugins,
@@ -85,12 +109,66 @@ fn main() -> ExitCode {
         None => Config::default(),
     };
     overrides.apply(&mut cfg);
+    if args.check {
+        return check(&cfg, args.config.as_deref());
+    }
     match serve(cfg, args.config, overrides) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("occwserv: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `--check`: everything that would stop the server at start, without starting it.
+fn check(cfg: &Config, file: Option<&Path>) -> ExitCode {
+    let mut problems = Vec::new();
+    if !cfg.root.is_dir() {
+        problems.push(format!(
+            "root {} is not a readable directory",
+            cfg.root.display()
+        ));
+    }
+    if !cfg.plugins.is_dir() {
+        problems.push(format!(
+            "plugins {} is not a readable directory",
+            cfg.plugins.display()
+        ));
+    }
+    if cfg.cgi_bin.exists() && !cfg.cgi_bin.is_dir() {
+        problems.push(format!(
+            "cgi_bin {} is not a directory",
+            cfg.cgi_bin.display()
+        ));
+    }
+    for (key, spec) in [
+        ("access_log", &cfg.access_log),
+        ("error_log", &cfg.error_log),
+    ] {
+        if let Some(problem) = occwserv::support::log::check_writable(spec) {
+            problems.push(format!("{key}: {problem}"));
+        }
+    }
+    for name in cfg.user.iter() {
+        if !matches!(nix::unistd::User::from_name(name), Ok(Some(_))) {
+            problems.push(format!("user {name}: no such user"));
+        }
+    }
+    for name in cfg.group.iter() {
+        if !matches!(nix::unistd::Group::from_name(name), Ok(Some(_))) {
+            problems.push(format!("group {name}: no such group"));
+        }
+    }
+    let source = file.map_or("built-in defaults".to_string(), |f| f.display().to_string());
+    if problems.is_empty() {
+        println!("occwserv: configuration {source} is good");
+        ExitCode::SUCCESS
+    } else {
+        for problem in &problems {
+            eprintln!("occwserv: {source}: {problem}");
+        }
+        ExitCode::from(2)
     }
 }
 
@@ -102,32 +180,61 @@ fn serve(
     if !cfg.root.is_dir() {
         return Err(format!("root {} is not a readable directory", cfg.root.display()).into());
     }
+    // The path of our own binary now, before a new build may replace the file (SIGUSR2).
+    let exe = std::env::current_exe()?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     occwserv::support::log::check_paths(&cfg.access_log, &cfg.error_log)?;
     raise_fd_limit();
-    let listener = bind(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-    let local = listener.local_addr()?;
-    let control = listener.try_clone()?;
-    let signals = Signals::new([SIGHUP, SIGINT, SIGTERM])?;
-    let running = network::start(listener, cfg, config_file, overrides)?;
+    let (listeners, inherited) = service::listeners(&cfg)?;
+    let local = listeners
+        .iter()
+        .filter_map(|l| l.socket.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut control = Vec::new();
+    for listening in &listeners {
+        control.push(listening.socket.try_clone()?);
+    }
+    let logs: Vec<PathBuf> = [&cfg.access_log, &cfg.error_log]
+        .into_iter()
+        .filter(|spec| !matches!(spec.as_str(), "" | "-" | "stderr" | "stdout"))
+        .map(PathBuf::from)
+        .collect();
+    let dropped = service::drop_privileges(cfg.user.as_deref(), cfg.group.as_deref(), &logs)?;
+    let signals = Signals::new([SIGHUP, SIGINT, SIGTERM, SIGUSR2])?;
+    let running = network::start(listeners, cfg, config_file, overrides)?;
     println!("listening on {local}");
+    for note in [inherited, dropped].into_iter().flatten() {
+        let _ = running.to_log.try_send(ToLog::Error(note));
+    }
     let _ = running.to_log.try_send(ToLog::Error(format!(
         "occwserv {} listening on {local}",
         env!("CARGO_PKG_VERSION")
     )));
-    wait_for_signals(signals, &running, &control);
+    service::notify("READY=1");
+    if let Some(every) = service::watchdog_interval() {
+        let _ = std::thread::Builder::new()
+            .name("watchdog".to_string())
+            .spawn(move || loop {
+                service::notify("WATCHDOG=1");
+                std::thread::sleep(every);
+            });
+    }
+    let upgrade = Upgrade {
+        exe,
+        args,
+        sockets: control,
+    };
+    wait_for_signals(signals, &running, &upgrade);
     Ok(())
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
+/// What SIGUSR2 needs to start the new binary on our sockets.
+struct Upgrade {
+    exe: PathBuf,
+    args: Vec<std::ffi::OsString>,
+    sockets: Vec<TcpListener>,
 }
 
 /// Raises the open-file limit to its hard maximum: one descriptor per connection.
@@ -138,27 +245,50 @@ fn raise_fd_limit() {
     }
 }
 
-fn wait_for_signals(mut signals: Signals, running: &network::Running, listener: &TcpListener) {
+fn wait_for_signals(mut signals: Signals, running: &network::Running, upgrade: &Upgrade) {
     for signal in signals.forever() {
         match signal {
             SIGHUP => {
+                service::notify("RELOADING=1");
                 let _ = running.to_config.send(ToConfig::Reload);
+                service::notify("READY=1");
+            }
+            SIGUSR2 => {
+                let log = |line: String| {
+                    let _ = running.to_log.try_send(ToLog::Error(line));
+                };
+                log(format!("upgrade: starting {}", upgrade.exe.display()));
+                let sockets: Vec<&TcpListener> = upgrade.sockets.iter().collect();
+                match service::upgrade(
+                    &upgrade.exe,
+                    &upgrade.args,
+                    &sockets,
+                    Duration::from_secs(30),
+                ) {
+                    Ok(pid) => {
+                        log(format!(
+                            "upgrade: process {pid} is serving; this one stops accepting and drains"
+                        ));
+                        service::notify(&format!("MAINPID={pid}"));
+                        drain(running);
+                        return;
+                    }
+                    Err(e) => log(format!("upgrade failed, still serving: {e}")),
+                }
             }
             _ => {
-                drain(running, listener);
+                service::notify("STOPPING=1");
+                drain(running);
                 return;
             }
         }
     }
 }
 
-/// Stops accepting, lets in-flight responses finish, then returns (exit 0).
-fn drain(running: &network::Running, listener: &TcpListener) {
+/// Stops accepting, lets in-flight responses finish, then returns (exit 0). The listening
+/// sockets are left as they are: a new binary or systemd may be using them.
+fn drain(running: &network::Running) {
     running.meters.draining.store(true, Ordering::SeqCst);
-    let _ = nix::sys::socket::shutdown(
-        std::os::fd::AsRawFd::as_raw_fd(listener),
-        nix::sys::socket::Shutdown::Both,
-    );
     let grace = Duration::from_secs(running.live.load().shutdown_grace_secs);
     let deadline = Instant::now() + grace;
     while running.meters.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {

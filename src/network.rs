@@ -24,7 +24,6 @@
 //! recycler closes instead of sending home.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -38,6 +37,7 @@ use crate::farm::cgi::{self, CgiOut};
 use crate::farm::plugin::keeper::{Keeper, KeeperOut};
 use crate::farm::plugin::{self, PluginOut};
 use crate::farm::static_file::{self, StaticOut};
+use crate::net::acceptor::Listening;
 use crate::net::replica::{self, ReplicaOut};
 use crate::net::send_pool::{self, SendPoolOut};
 use crate::par::Net;
@@ -59,15 +59,17 @@ pub struct Running {
     pub net: Net,
 }
 
-/// Wires and starts every process. `listener` is already bound.
+/// Wires and starts every process. The listeners are already bound.
 pub fn start(
-    listener: TcpListener,
+    listeners: Vec<Listening>,
     cfg: Config,
     config_file: Option<PathBuf>,
     overrides: Overrides,
 ) -> std::io::Result<Running> {
-    listener.set_nonblocking(true)?;
-    let listener = Arc::new(listener);
+    for listening in &listeners {
+        listening.socket.set_nonblocking(true)?;
+    }
+    let listeners = Arc::new(listeners);
     let cpus = crate::par::allowed_cpus();
     let replicas = match cfg.cores {
         0 => cpus.len().max(1),
@@ -145,7 +147,7 @@ pub fn start(
 
     let cgi_out = CgiOut {
         to_recycler: to_recycler.clone(),
-        to_static,
+        to_static: to_static.clone(),
         to_log: to_log.clone(),
         live: live.clone(),
     };
@@ -212,9 +214,10 @@ pub fn start(
             index,
             replicas,
             cpu: (cfg.pin_cores && !cpus.is_empty()).then(|| cpus[index % cpus.len()]),
-            listener: listener.clone(),
+            listeners: listeners.clone(),
             to_replicas: to_replicas.clone(),
             to_cgi: to_cgi.clone(),
+            to_static: to_static.clone(),
             to_plugin: to_plugin.clone(),
             to_stats: to_stats.clone(),
             to_send_pool: to_send_pool.clone(),
@@ -228,7 +231,7 @@ pub fn start(
             replica::run(inbox, replica_out)
         })?;
     }
-    drop((to_cgi, to_plugin, to_cache_control, to_replicas));
+    drop((to_cgi, to_static, to_plugin, to_cache_control, to_replicas));
 
     let stats_out = stats::StatsOut {
         to_recycler,

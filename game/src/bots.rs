@@ -14,9 +14,11 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::event::Event;
-use crate::protocol::{ClientId, Command, FrontendEnd, LoginMode, Origin, Session, ToFrontend};
-use crate::world::atlas::{Direction, ITEMS};
+use crate::event::{Event, ItemRef};
+use crate::protocol::{
+    ClientId, Command, FrontendEnd, LoginMode, Name, Origin, Session, ToFrontend,
+};
+use crate::world::atlas::Direction;
 use crate::world::{GateHandle, Logger};
 
 /// Messages from the bots' user processes that may wait for the bots process; more are
@@ -70,8 +72,12 @@ pub struct BotSettings {
 struct Bot {
     session: Option<Session>,
     exits: Vec<Direction>,
-    items_here: Vec<usize>,
-    carrying: Vec<usize>,
+    items_here: Vec<ItemRef>,
+    carrying: Vec<ItemRef>,
+    /// A door here is closed (and not locked): worth opening.
+    closed_door: bool,
+    /// Others in the room, who may be given things.
+    people_here: Vec<Name>,
     waiting_since: Option<Instant>,
     next_at: Instant,
     next_ticket: u64,
@@ -103,6 +109,8 @@ pub fn run(gate: GateHandle, settings: BotSettings, stop: Receiver<()>, log: Log
             exits: Vec::new(),
             items_here: Vec::new(),
             carrying: Vec::new(),
+            closed_door: false,
+            people_here: Vec::new(),
             waiting_since: Some(now),
             next_at: first,
             next_ticket: 1,
@@ -137,18 +145,26 @@ impl Bot {
         match message {
             ToFrontend::Event(Event::Room(view)) => {
                 self.exits = view.exits;
-                self.items_here = view.items;
+                self.items_here = view.items.into_iter().filter(|i| !i.fixed).collect();
+                self.closed_door = view.doors.iter().any(|d| d.ends_with(" is closed."));
+                self.people_here = view.people;
             }
             ToFrontend::Event(Event::YouTook { item }) => {
-                self.items_here.retain(|i| *i != item);
+                self.items_here.retain(|i| i.key != item.key);
                 self.carrying.push(item);
             }
             ToFrontend::Event(Event::YouDropped { item }) => {
-                self.carrying.retain(|i| *i != item);
+                self.carrying.retain(|i| i.key != item.key);
                 self.items_here.push(item);
             }
-            ToFrontend::Event(Event::Took { item, .. }) => self.items_here.retain(|i| *i != item),
+            ToFrontend::Event(Event::Took { item, .. }) => {
+                self.items_here.retain(|i| i.key != item.key)
+            }
             ToFrontend::Event(Event::Dropped { item, .. }) => self.items_here.push(item),
+            ToFrontend::Event(Event::Arrived { who, .. }) => self.people_here.push(who),
+            ToFrontend::Event(Event::Departed { who, .. }) => {
+                self.people_here.retain(|p| *p != who)
+            }
             ToFrontend::Event(_) => {}
             ToFrontend::Done(_) => self.waiting_since = None,
             ToFrontend::Ended => self.session = None,
@@ -165,7 +181,7 @@ impl Bot {
         }
         let Some(session) = &self.session else { return };
         let roll: f64 = rng.gen();
-        let word = |item: usize| ITEMS[item].words[0];
+        let word = |item: &ItemRef| item.word().to_string();
         let line = if self.exits.is_empty() {
             "look".to_string()
         } else if roll < 0.08 {
@@ -173,12 +189,20 @@ impl Bot {
         } else if roll < 0.25 && self.carrying.len() < 3 && !self.items_here.is_empty() {
             format!(
                 "take {}",
-                self.items_here.choose(rng).map_or("all", |i| word(*i))
+                self.items_here.choose(rng).map_or("all".to_string(), word)
             )
+        } else if roll < 0.3 && self.closed_door {
+            self.closed_door = false;
+            "open door".to_string()
+        } else if roll < 0.35 && !self.carrying.is_empty() && !self.people_here.is_empty() {
+            let at = rng.gen_range(0..self.carrying.len());
+            let item = self.carrying.remove(at);
+            let to = self.people_here.choose(rng).map_or("nobody", |p| &**p);
+            format!("give {} to {to}", word(&item))
         } else if roll < 0.25 + 0.1 * self.carrying.len() as f64 {
             format!(
                 "drop {}",
-                self.carrying.choose(rng).map_or("all", |i| word(*i))
+                self.carrying.choose(rng).map_or("all".to_string(), word)
             )
         } else {
             self.exits

@@ -3,7 +3,12 @@
 use std::fmt;
 
 use crate::protocol::Name;
-use crate::world::atlas::{Direction, ITEMS};
+use std::sync::Arc;
+
+use crate::world::atlas::{Direction, ItemPlan};
+
+/// An object as events name it.
+pub type ItemRef = Arc<ItemPlan>;
 
 /// One thing a player sees happen. Structured, so bots can read it; `Display` renders the
 /// text a person reads (one or more lines).
@@ -23,15 +28,18 @@ pub enum Event {
     /// You spoke.
     YouSaid { text: String },
     /// Someone picked an object up.
-    Took { who: Name, item: usize },
+    Took { who: Name, item: ItemRef },
     /// Someone put an object down.
-    Dropped { who: Name, item: usize },
+    Dropped { who: Name, item: ItemRef },
     /// You picked an object up.
-    YouTook { item: usize },
+    YouTook { item: ItemRef },
     /// You put an object down.
-    YouDropped { item: usize },
+    YouDropped { item: ItemRef },
     /// What you carry.
-    Inventory { items: Vec<usize> },
+    Inventory { items: Vec<ItemRef> },
+    /// Anything else worth a line: `kind` is `examine`, `emote`, `tell`, `score`,
+    /// `happened` (doors, gifts, characters' answers) or `announce` (to everyone).
+    Text { kind: &'static str, text: String },
     /// Who is playing: people by name, bots by count.
     Who { people: Vec<Name>, bots: usize },
     /// The list of commands.
@@ -45,11 +53,17 @@ pub enum Event {
 /// A room as its occupant sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoomView {
-    pub title: &'static str,
-    pub description: &'static str,
+    pub title: Arc<str>,
+    pub description: Arc<str>,
+    /// Dark, and the viewer has no light: only the way out shows.
+    pub dark: bool,
     pub exits: Vec<Direction>,
-    /// Objects lying here (indices into the atlas).
-    pub items: Vec<usize>,
+    /// Doors on the exits: "The brass-bound door north is locked."
+    pub doors: Vec<String>,
+    /// Objects lying here.
+    pub items: Vec<ItemRef>,
+    /// Characters here, by name ("the porter").
+    pub characters: Vec<String>,
     /// Everyone else here.
     pub people: Vec<Name>,
 }
@@ -67,6 +81,7 @@ impl Event {
             Event::Inventory { .. } => "inventory",
             Event::Who { .. } => "who",
             Event::Help => "help",
+            Event::Text { kind, .. } => kind,
             Event::Goodbye => "goodbye",
             Event::Error(_) => "error",
         }
@@ -76,16 +91,27 @@ impl Event {
 pub const HELP: &str = "Commands:\n\
     look (l)                 describe the room\n\
     go <direction>           or just north, south, east, west, up, down (n s e w u d)\n\
-    take <object>            pick something up (also: get)\n\
+    take <object>            pick something up (also: get; take all)\n\
     drop <object>            put something down\n\
+    examine <thing> (x)      look closely at an object, a door or a character\n\
+    read <object>            read what is written on it\n\
+    open/close <thing>       a door or a container\n\
+    lock/unlock <thing>      with the right key\n\
+    put <object> in <box>    put something into a container\n\
+    give <object> to <who>   to a character or another player\n\
+    talk to <who>            talk to a character\n\
     inventory (i)            what you carry\n\
+    score                    your points in the quest\n\
     say <text>               speak to the room (also: 'text)\n\
+    emote <text>             act (also: :text): emote waves\n\
+    tell <player> <text>     a private message, on any frontend\n\
     who                      who is playing\n\
     help                     this list\n\
-    quit                     leave the world (you keep your place and your things)";
+    quit                     leave the world (you keep your place and your things)\n\
+    @dig @describe @create @link @destroy @export   for builders (see docs/GAME.md)";
 
-fn item_name(index: usize) -> &'static str {
-    ITEMS.get(index).map_or("something", |plan| plan.name)
+fn item_name(item: &ItemRef) -> &str {
+    &item.name
 }
 
 /// "a, b and c".
@@ -103,6 +129,15 @@ fn list<T: AsRef<str>>(parts: &[T]) -> String {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Event::Room(view) if view.dark => {
+                write!(
+                    f,
+                    "{}\nIt is pitch dark. You might bump into something without a light.",
+                    view.title
+                )?;
+                let exits: Vec<&str> = view.exits.iter().map(|d| d.name()).collect();
+                write!(f, "\nExits: {}.", exits.join(", "))
+            }
             Event::Room(view) => {
                 write!(f, "{}\n{}", view.title, view.description)?;
                 let exits: Vec<&str> = view.exits.iter().map(|d| d.name()).collect();
@@ -111,9 +146,21 @@ impl fmt::Display for Event {
                 } else {
                     write!(f, "\nExits: {}.", exits.join(", "))?;
                 }
+                for door in &view.doors {
+                    write!(f, "\n{door}")?;
+                }
                 if !view.items.is_empty() {
-                    let items: Vec<&str> = view.items.iter().map(|i| item_name(*i)).collect();
+                    let items: Vec<&str> = view.items.iter().map(item_name).collect();
                     write!(f, "\nYou see {} here.", list(&items))?;
+                }
+                if !view.characters.is_empty() {
+                    let who = crate::protocol::capital(&list(&view.characters));
+                    let verb = if view.characters.len() == 1 {
+                        "is"
+                    } else {
+                        "are"
+                    };
+                    write!(f, "\n{who} {verb} here.")?;
                 }
                 if !view.people.is_empty() {
                     write!(f, "\nAlso here: {}.", list(&view.people))?;
@@ -134,15 +181,15 @@ impl fmt::Display for Event {
             Event::Departed { who, toward: None } => write!(f, "{who} fades away."),
             Event::Said { who, text } => write!(f, "{who} says: {text}"),
             Event::YouSaid { text } => write!(f, "You say: {text}"),
-            Event::Took { who, item } => write!(f, "{who} takes {}.", item_name(*item)),
-            Event::Dropped { who, item } => write!(f, "{who} drops {}.", item_name(*item)),
-            Event::YouTook { item } => write!(f, "You take {}.", item_name(*item)),
-            Event::YouDropped { item } => write!(f, "You drop {}.", item_name(*item)),
+            Event::Took { who, item } => write!(f, "{who} takes {}.", item_name(item)),
+            Event::Dropped { who, item } => write!(f, "{who} drops {}.", item_name(item)),
+            Event::YouTook { item } => write!(f, "You take {}.", item_name(item)),
+            Event::YouDropped { item } => write!(f, "You drop {}.", item_name(item)),
             Event::Inventory { items } if items.is_empty() => {
                 f.write_str("You are carrying nothing.")
             }
             Event::Inventory { items } => {
-                let items: Vec<&str> = items.iter().map(|i| item_name(*i)).collect();
+                let items: Vec<&str> = items.iter().map(item_name).collect();
                 write!(f, "You are carrying {}.", list(&items))
             }
             Event::Who { people, bots } => {
@@ -161,6 +208,7 @@ impl fmt::Display for Event {
                 f.write_str("You leave the world. Your place and your things are kept for you.")
             }
             Event::Error(why) => f.write_str(why),
+            Event::Text { text, .. } => f.write_str(text),
         }
     }
 }
@@ -171,17 +219,22 @@ mod tests {
 
     #[test]
     fn a_room_reads_like_prose() {
+        let atlas = crate::world::atlas::Atlas::built_in().unwrap();
+        let item = |key: &str| atlas.items[atlas.item_by_key(key).unwrap()].clone();
         let view = RoomView {
-            title: "Hall",
-            description: "A hall.",
+            title: "Hall".into(),
+            description: "A hall.".into(),
+            dark: false,
             exits: vec![Direction::North, Direction::Up],
-            items: vec![0, 1],
+            doors: vec![],
+            items: vec![item("lamp"), item("chalk")],
+            characters: vec!["the porter".to_string()],
             people: vec!["alice".into(), "bob".into(), "carol".into()],
         };
         assert_eq!(
             Event::Room(view).to_string(),
             "Hall\nA hall.\nExits: north, up.\nYou see a brass lamp and a stub of chalk here.\n\
-             Also here: alice, bob and carol."
+             The porter is here.\nAlso here: alice, bob and carol."
         );
     }
 

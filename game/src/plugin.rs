@@ -12,21 +12,23 @@ use plugin_api::{declare_plugin, Connection, Host, Next, Plugin, WsStream};
 
 use crate::bots::{self, BotSettings};
 use crate::front::irc::Irc;
+use crate::front::telnet::Telnet;
 use crate::front::web::{Route, Web, WebRequest};
 use crate::front::websocket::{self, TimedRead};
 use crate::front::{Exchange, WebResponse};
 use crate::settings::Settings;
 use crate::token::TokenKey;
-use crate::world::{Logger, World, WorldSettings};
+use crate::world::{Logger, World, WorldSettings, WorldSource};
 
 /// The game, as the server holds it.
 pub struct Game {
-    running: Result<Running, String>,
+    running: Running,
 }
 
 struct Running {
     web: Web,
     irc: Option<Irc>,
+    telnet: Option<Telnet>,
     stop_bots: Option<Sender<()>>,
     bots: Option<std::thread::JoinHandle<()>>,
     world: World,
@@ -34,8 +36,9 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // Frontends first, so every player leaves before the world writes its last snapshot.
+        // Frontends first, so every player leaves before the world stops.
         self.irc.take();
+        self.telnet.take();
         self.stop_bots.take();
         if let Some(bots) = self.bots.take() {
             let _ = bots.join();
@@ -50,12 +53,20 @@ fn start(host: &Host) -> Result<Running, String> {
     let settings = Settings::parse(host.config_toml().as_deref()).map_err(|e| e.to_string())?;
     let key = TokenKey::configured_or_kept(settings.token_key.as_deref(), &settings.state_dir)
         .map_err(|e| format!("[game] token key: {e}"))?;
+    let source = match &settings.world {
+        Some(file) => {
+            WorldSource::read(file).map_err(|e| format!("the world file is refused: {e}"))?
+        }
+        None => WorldSource::built_in(),
+    };
     let world = World::start(WorldSettings {
+        world: source,
+        builders: settings.builders.clone(),
         state_dir: settings.state_dir.clone(),
-        snapshot_every: settings.snapshot_every,
         log: log.clone(),
     })
     .map_err(|e| e.to_string())?;
+    let world_title = world.title.clone();
     let (stop_bots, bots) = if settings.bots > 0 {
         let (stop, stopped) = bounded(1);
         let gate = world.gate();
@@ -79,9 +90,36 @@ fn start(host: &Host) -> Result<Running, String> {
         ),
         None => None,
     };
+    let telnet = match &settings.telnet {
+        Some(address) => match Telnet::start(
+            address,
+            world.gate(),
+            key.clone(),
+            world_title.clone(),
+            log.clone(),
+        ) {
+            Ok(telnet) => {
+                log(&format!(
+                    "game telnet: listening on {address} (port {})",
+                    telnet.port
+                ));
+                Some(telnet)
+            }
+            // The rest of the game plays on without it.
+            Err(e) => {
+                log(&format!("game telnet: cannot listen on {address}: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
     let web = Web::new(world.gate(), key, settings.web_idle(), log.clone());
     log(&format!(
-        "game: world loaded from {}, {} bot(s), IRC {}",
+        "game: world '{world_title}' ({}) loaded with its state from {}, {} bot(s), IRC {}",
+        settings
+            .world
+            .as_ref()
+            .map_or("built in".to_string(), |w| w.display().to_string()),
         settings.state_dir.display(),
         settings.bots,
         settings
@@ -95,6 +133,7 @@ fn start(host: &Host) -> Result<Running, String> {
     Ok(Running {
         web,
         irc,
+        telnet,
         stop_bots,
         bots,
         world,
@@ -129,11 +168,14 @@ impl TimedRead for WsStream {
 
 impl Plugin for Game {
     fn new(host: &Host) -> Self {
-        let running = start(host);
-        if let Err(why) = &running {
-            host.log(&format!("game: cannot start: {why}"));
+        match start(host) {
+            Ok(running) => Game { running },
+            // The plug-in interface has no other word for "this instance cannot exist": the
+            // panic stops at the boundary, where the server logs it (with this message),
+            // counts a fault on /stats.html, answers 500, and makes a fresh instance (reading
+            // the world file again) for the next request.
+            Err(why) => panic!("game: cannot start: {why}"),
         }
-        Game { running }
     }
 
     fn persist(&self) -> bool {
@@ -141,18 +183,7 @@ impl Plugin for Game {
     }
 
     fn handle(&mut self, conn: Connection) -> Next {
-        let running = match &mut self.running {
-            Ok(running) => running,
-            Err(why) => {
-                let body = format!("The game cannot start: {why}\n");
-                let _ = conn.respond(
-                    503,
-                    &[("Content-Type", "text/plain; charset=utf-8")],
-                    body.as_bytes(),
-                );
-                return Next::Continue;
-            }
-        };
+        let running = &mut self.running;
         let request = conn.request();
         let base = request
             .path
@@ -193,4 +224,4 @@ impl Plugin for Game {
     }
 }
 
-declare_plugin!(Game, name: "game", version: env!("CARGO_PKG_VERSION"));
+declare_plugin!(Game, name: "game", version: env!("CARGO_PKG_VERSION"), start: attached);

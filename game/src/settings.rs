@@ -3,12 +3,15 @@
 //!
 //! ```toml
 //! [game]
-//! state_dir = "state/game"     # snapshot, change log and generated token key
+//! world = "game/worlds/occwserv.toml"  # the world file (else the built-in occwserv world)
+//! state_dir = "state/game"     # world.sqlite (the state) and the generated token key
 //! token_key = "..."            # HMAC key for browser tokens (else generated once, kept in state_dir)
 //! bots = 12                    # wandering bots
 //! bot_think_ms = 3000          # mean time between one bot's actions
-//! snapshot_every = 5000        # changes between snapshots
+//! snapshot_every = 5000        # accepted and ignored: the state is in SQLite now
 //! web_idle_secs = 900          # a web player with no request or websocket for this long leaves
+//! telnet = "127.0.0.1:4000"    # absent: no telnet frontend
+//! builders = ["wendy"]         # players who may use @dig, @describe, @create, @link, ...
 //!
 //! [game.irc]                   # absent: no IRC frontend
 //! server = "127.0.0.1"
@@ -29,12 +32,19 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
+    /// The world file; `None`: the built-in world (`game/worlds/occwserv.toml`).
+    pub world: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub token_key: Option<String>,
     pub bots: usize,
     pub bot_think_ms: u64,
+    /// Ignored: kept so configs written for the old journal still load.
     pub snapshot_every: u64,
     pub web_idle_secs: u64,
+    /// Where the telnet frontend listens; `None`: no telnet.
+    pub telnet: Option<String>,
+    /// Players who may use the builders' commands, by name.
+    pub builders: Vec<String>,
     pub irc: Option<IrcSettings>,
 }
 
@@ -53,12 +63,15 @@ pub struct IrcSettings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            world: None,
             state_dir: PathBuf::from("state/game"),
             token_key: None,
             bots: 12,
             bot_think_ms: 3000,
             snapshot_every: 5000,
             web_idle_secs: 900,
+            telnet: None,
+            builders: Vec::new(),
             irc: None,
         }
     }

@@ -77,8 +77,9 @@ fn the_game_registers_stays_through_pings_and_reconnects() {
         let _ = to_test.send(line.to_string());
     });
     let settings = WorldSettings {
+        world: game::world::WorldSource::built_in(),
+        builders: Vec::new(),
         state_dir: dir.path().join("state"),
-        snapshot_every: 100,
         log: log.clone(),
     };
     let world = World::start(settings).unwrap();

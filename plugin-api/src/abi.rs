@@ -20,7 +20,8 @@ pub const MAGIC: [u8; 8] = *b"OCCWOGI\0";
 /// Changes when a shared type or an entry point changes incompatibly.
 pub const ABI_MAJOR: u32 = 1;
 /// Grows when something is added that older servers may ignore.
-pub const ABI_MINOR: u32 = 0;
+/// 1: `Declaration::flags` (`FLAG_START_WHEN_ATTACHED`).
+pub const ABI_MINOR: u32 = 1;
 /// The lowest plug-in minor this server needs.
 pub const HOST_NEEDS_MINOR: u32 = 0;
 /// The ELF section that holds the declaration.
@@ -48,7 +49,8 @@ pub struct Declaration {
     pub layout_fingerprint: u64,
     /// 1 when the plug-in was built with `panic = "unwind"`.
     pub panic_unwind: u32,
-    pub reserved: u32,
+    /// `FLAG_*` bits; 0 in plug-ins built before ABI minor 1, which read the same.
+    pub flags: u32,
     /// `rustc -V` of the compiler, NUL-padded.
     pub rustc: [u8; RUSTC_FIELD_BYTES],
     /// The path segment after `/ogi/`, NUL-padded.
@@ -56,6 +58,11 @@ pub struct Declaration {
     /// The plug-in's own version, NUL-padded.
     pub version: [u8; VERSION_FIELD_BYTES],
 }
+
+/// `Declaration::flags`: the plug-in is persistent and starts as soon as it is attached
+/// (its world, its bots, its own listeners), not with its first request. The server makes
+/// its instance on the instance's own thread right away and does not ask `persist`.
+pub const FLAG_START_WHEN_ATTACHED: u32 = 1;
 
 /// Status of an entry-point call.
 pub const CALL_OK: u32 = 0;
@@ -251,7 +258,7 @@ macro_rules! layout {
 
 /// The size, alignment and field offsets of every shared struct, folded into one number.
 pub const LAYOUT_FINGERPRINT: u64 = {
-    let declaration = layout!(Declaration; magic, abi_major, abi_minor, layout_fingerprint, panic_unwind, reserved, rustc, name, version);
+    let declaration = layout!(Declaration; magic, abi_major, abi_minor, layout_fingerprint, panic_unwind, flags, rustc, name, version);
     let entries = layout!(Entries; init, new_instance, persist, handle, drop_instance);
     let host_api = layout!(HostApi; log, config_toml, give_back);
     let bytes = layout!(Bytes; ptr, len);
@@ -319,11 +326,22 @@ impl Declaration {
             abi_minor: ABI_MINOR,
             layout_fingerprint: LAYOUT_FINGERPRINT,
             panic_unwind: if panic_unwind { 1 } else { 0 },
-            reserved: 0,
+            flags: 0,
             rustc: fill::<RUSTC_FIELD_BYTES>(RUSTC_VERSION, true),
             name: fill::<NAME_FIELD_BYTES>(name, false),
             version: fill::<VERSION_FIELD_BYTES>(version, false),
         }
+    }
+
+    /// The same declaration, for a persistent plug-in that starts when attached.
+    pub const fn started_when_attached(mut self) -> Declaration {
+        self.flags |= FLAG_START_WHEN_ATTACHED;
+        self
+    }
+
+    /// True when the plug-in asks to start as soon as it is attached.
+    pub fn starts_when_attached(&self) -> bool {
+        self.flags & FLAG_START_WHEN_ATTACHED != 0
     }
 
     /// Reads a declaration from the start of `bytes` (an ELF section's contents).
@@ -342,7 +360,7 @@ impl Declaration {
             abi_minor: u32_at(offset_of!(Declaration, abi_minor)),
             layout_fingerprint: u64::from_ne_bytes(u64_bytes),
             panic_unwind: u32_at(offset_of!(Declaration, panic_unwind)),
-            reserved: u32_at(offset_of!(Declaration, reserved)),
+            flags: u32_at(offset_of!(Declaration, flags)),
             rustc: [0; RUSTC_FIELD_BYTES],
             name: [0; NAME_FIELD_BYTES],
             version: [0; VERSION_FIELD_BYTES],
@@ -379,10 +397,7 @@ impl Declaration {
             offset_of!(Declaration, panic_unwind),
             &self.panic_unwind.to_ne_bytes(),
         );
-        put(
-            offset_of!(Declaration, reserved),
-            &self.reserved.to_ne_bytes(),
-        );
+        put(offset_of!(Declaration, flags), &self.flags.to_ne_bytes());
         put(offset_of!(Declaration, rustc), &self.rustc);
         put(offset_of!(Declaration, name), &self.name);
         put(offset_of!(Declaration, version), &self.version);

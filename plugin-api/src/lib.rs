@@ -59,7 +59,8 @@ pub trait Plugin: Send + 'static {
         Self: Sized;
 
     /// Asked once, of the first instance of each loaded generation, when its first request has
-    /// arrived and before it is handled. `true`: this instance owns the path, and every later
+    /// arrived and before it is handled (not asked of a plug-in declared `start: attached`,
+    /// which is persistent). `true`: this instance owns the path, and every later
     /// request goes to it (on its thread, one at a time). `false`: each request gets a fresh
     /// instance, several may run at once, and each is dropped after its request.
     fn persist(&self) -> bool;
@@ -82,14 +83,23 @@ pub enum Next {
 /// `.occwserv_plugin` ELF section) and its C entry points, each of which catches panics.
 ///
 /// `name` is the path segment after `/ogi/` (1 to 63 characters of `a-z 0-9 - _ .`).
+/// With `start: attached`, the plug-in is persistent and its instance is made as soon as the
+/// server attaches it (a game world with bots and listeners of its own), not on its first
+/// request; `persist` is then not asked.
 #[macro_export]
 macro_rules! declare_plugin {
     ($plugin:ty, name: $name:expr, version: $version:expr $(,)?) => {
+        $crate::declare_plugin!(@with $plugin, $crate::abi::Declaration::new($name, $version, cfg!(panic = "unwind")));
+    };
+    ($plugin:ty, name: $name:expr, version: $version:expr, start: attached $(,)?) => {
+        $crate::declare_plugin!(@with $plugin,
+            $crate::abi::Declaration::new($name, $version, cfg!(panic = "unwind")).started_when_attached());
+    };
+    (@with $plugin:ty, $declaration:expr) => {
         #[unsafe(no_mangle)]
         #[used]
         #[unsafe(link_section = ".occwserv_plugin")]
-        pub static OCCWSERV_PLUGIN_DECLARATION: $crate::abi::Declaration =
-            $crate::abi::Declaration::new($name, $version, cfg!(panic = "unwind"));
+        pub static OCCWSERV_PLUGIN_DECLARATION: $crate::abi::Declaration = $declaration;
 
         #[unsafe(no_mangle)]
         pub static OCCWSERV_PLUGIN_ENTRIES: $crate::abi::Entries =

@@ -102,7 +102,8 @@ pub fn run(inbox: Receiver<ToRecycler>, out: RecyclerOut) {
 
 /// Hands a persistent connection home to its replica, which reads its next request.
 fn keep(conn: Conn, out: &RecyclerOut, cfg: &Config) {
-    if out.meters.draining() || conn.requests >= cfg.max_keep_alive_requests {
+    // While draining too: its replica answers the next request with `Connection: close`.
+    if conn.requests >= cfg.max_keep_alive_requests {
         close(conn, out);
         return;
     }

@@ -20,7 +20,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use lru::LruCache;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
+use super::compressor::{self, CompressionTally, SharedTally};
 use super::{CacheBoard, CacheRow, CacheSnapshot, Entry, Hit, Representation, Table, TableBoard};
+use crate::http::encoding::Coding;
 use crate::protocol::{ToCacheControl, ToLog};
 use crate::support::config::{Config, Live};
 
@@ -52,6 +54,10 @@ pub struct Control {
     admissions: u64,
     evictions: u64,
     stale_drops: u64,
+    /// Entries admitted since the last `take_admitted`, for cache.compress.
+    admitted: Vec<Arc<Entry>>,
+    /// Bytes not sent thanks to coded variants (reported with the hits).
+    bytes_saved: u64,
 }
 
 impl Default for Control {
@@ -69,10 +75,13 @@ impl Control {
             admissions: 0,
             evictions: 0,
             stale_drops: 0,
+            admitted: Vec::new(),
+            bytes_saved: 0,
         }
     }
 
     pub fn hit(&mut self, hit: Hit) {
+        self.bytes_saved += hit.saved_bytes;
         match self.table.get_mut(&hit.key) {
             Some(c) => {
                 c.score += f64::from(hit.count);
@@ -154,11 +163,16 @@ impl Control {
             }
             if let Some(entry) = load(key, file, *len) {
                 // A file that grew since it was scored must still fit the budget.
-                let used: u64 = self.cached.values().map(|e| e.body.len() as u64).sum();
-                if used + entry.body.len() as u64 <= cfg.cache.max_bytes
+                // Variants still to be made are counted at the size of the body.
+                let used = self.used_bytes();
+                if used + entry.charged_bytes() <= cfg.cache.max_bytes
                     && entry.body.len() as u64 <= cfg.cache.max_file_bytes
                 {
-                    self.cached.insert(key.to_string(), Arc::new(entry));
+                    let entry = Arc::new(entry);
+                    if entry.pending() {
+                        self.admitted.push(entry.clone());
+                    }
+                    self.cached.insert(key.to_string(), entry);
                     self.admissions += 1;
                     changed = true;
                 }
@@ -171,8 +185,14 @@ impl Control {
         Arc::new(self.cached.clone())
     }
 
+    /// Memory the cached entries hold, every variant counted (pending ones reserved).
     pub fn used_bytes(&self) -> u64 {
-        self.cached.values().map(|e| e.body.len() as u64).sum()
+        self.cached.values().map(|e| e.charged_bytes()).sum()
+    }
+
+    /// Entries admitted since the last call whose variants are still to be made.
+    pub fn take_admitted(&mut self) -> Vec<Arc<Entry>> {
+        std::mem::take(&mut self.admitted)
     }
 
     pub fn snapshot(&self, cfg: &Config) -> CacheSnapshot {
@@ -201,6 +221,23 @@ impl Control {
             admissions: self.admissions,
             evictions: self.evictions,
             stale_drops: self.stale_drops,
+            variants_cached: self
+                .cached
+                .values()
+                .map(|e| {
+                    Coding::ALL
+                        .iter()
+                        .filter(|&&c| e.variant(c).is_some())
+                        .count()
+                })
+                .sum(),
+            variant_bytes: self
+                .cached
+                .values()
+                .flat_map(|e| Coding::ALL.map(|c| e.variant(c).map_or(0, |v| v.body.len() as u64)))
+                .sum(),
+            bytes_saved: self.bytes_saved,
+            compression: CompressionTally::default(),
             rows,
         }
     }
@@ -208,6 +245,18 @@ impl Control {
 
 pub fn run(inbox: Receiver<ToCacheControl>, out: ControlOut) {
     let mut control = Control::default();
+    // cache.compress, owned here: it ends when `to_compress` is dropped with this process.
+    let (to_compress, compress_inbox) = crossbeam_channel::bounded(TABLE_ENTRIES);
+    let tally = SharedTally::default();
+    let compress_tally = tally.clone();
+    let spawned = std::thread::Builder::new()
+        .name("cache.compress".to_string())
+        .spawn(move || compressor::run(compress_inbox, compress_tally));
+    if let Err(e) = spawned {
+        let _ = out.to_log.try_send(ToLog::Error(format!(
+            "cache: cannot start cache.compress ({e}); files are cached uncompressed"
+        )));
+    }
     let mut last_tick = Instant::now();
     loop {
         match inbox.recv_timeout(TICK.saturating_sub(last_tick.elapsed())) {
@@ -232,10 +281,27 @@ pub fn run(inbox: Receiver<ToCacheControl>, out: ControlOut) {
         let changed = control.rebalance(&cfg, |key, file, len| {
             load(&cfg, key, file, len, &out.to_log)
         });
+        for entry in control.take_admitted() {
+            let job = compressor::Job {
+                entry,
+                cfg: Arc::clone(&cfg),
+            };
+            if let Err(e) = to_compress.try_send(job) {
+                // Too much queued: this entry stays uncompressed, its reservation released.
+                let entry = e.into_inner().entry;
+                for coding in entry.wanted().collect::<Vec<_>>() {
+                    entry.set_variant(coding, None);
+                }
+            }
+        }
         if changed {
             out.table.store(control.table());
         }
-        out.board.store(Arc::new(control.snapshot(&cfg)));
+        let mut snapshot = control.snapshot(&cfg);
+        if let Ok(t) = tally.lock() {
+            snapshot.compression = t.clone();
+        }
+        out.board.store(Arc::new(snapshot));
     }
 }
 
@@ -288,12 +354,15 @@ fn load(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    Some(Entry::new(
-        Arc::from(key),
-        Arc::from(file),
-        Representation::of(&meta, &name),
-        body,
-    ))
+    let rep = Representation::of(&meta, &name);
+    let c = &cfg.compression;
+    let codable = c.compressible_type(rep.mime)
+        && (c.precompressed || (c.on_the_fly && rep.len >= c.min_bytes));
+    let mut entry = Entry::new(Arc::from(key), Arc::from(file), rep, body);
+    if codable {
+        entry.want(c.codings().as_slice());
+    }
+    Some(entry)
 }
 
 #[cfg(test)]
@@ -317,6 +386,7 @@ mod tests {
                 file: Arc::from(Path::new(key.trim_start_matches('/'))),
                 len,
                 count: 1,
+                saved_bytes: 0,
             });
         }
     }
@@ -365,6 +435,41 @@ mod tests {
         control.rebalance(&cfg, fake);
         assert!(control.used_bytes() <= 100);
         assert!(!control.table().contains_key("/huge"));
+    }
+
+    #[test]
+    fn variants_count_in_the_budget_reserved_until_made() {
+        let mut cfg = Config::default();
+        cfg.cache.max_bytes = 120;
+        let mut control = Control::new(8);
+        let coded = |key: &str, file: &Path, len: u64| {
+            let mut entry = fake(key, file, len)?;
+            entry.want(&Coding::ALL);
+            Some(entry)
+        };
+        hits(&mut control, "/a", 20, 10);
+        hits(&mut control, "/b", 20, 5);
+        control.rebalance(&cfg, coded);
+        // /a holds its body and three reservations of its size: /b does not fit beside it.
+        assert!(control.table().contains_key("/a") && !control.table().contains_key("/b"));
+        assert_eq!(control.used_bytes(), 80);
+        let admitted = control.take_admitted();
+        assert_eq!(admitted.len(), 1);
+        let a = &admitted[0];
+        let variant = |len: usize| super::super::Variant {
+            rep: a.rep.coded(Coding::Br, len as u64),
+            body: vec![1; len],
+            from_sibling: false,
+        };
+        a.set_variant(Coding::Br, Some(variant(5)));
+        a.set_variant(Coding::Zstd, Some(variant(5)));
+        a.set_variant(Coding::Gzip, None);
+        assert!(!a.pending());
+        assert_eq!(control.used_bytes(), 30);
+        control.rebalance(&cfg, coded);
+        assert!(control.table().contains_key("/b"));
+        assert_eq!(control.used_bytes(), 110);
+        assert_eq!(control.snapshot(&cfg).variants_cached, 2);
     }
 
     #[test]

@@ -3,16 +3,20 @@
 //! publishes what is cached as a table (`TableBoard`) that every replica reads: the paper's
 //! `cache.hash` lookup is a read of that table by the process that holds the request.
 
+pub mod compress;
+pub mod compressor;
 pub mod control;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
+
+use crate::http::encoding::{variant_etag, Coding};
 
 /// What a response says about a file: the same for a cached and an uncached answer.
 #[derive(Debug, Clone)]
@@ -24,6 +28,8 @@ pub struct Representation {
     pub mime: &'static str,
     /// Identity of the file on disk, to notice replacement.
     pub inode: u64,
+    /// The content coding of these bytes (`None`: the file as it is).
+    pub encoding: Option<Coding>,
 }
 
 impl Representation {
@@ -39,6 +45,17 @@ impl Representation {
                 .first_raw()
                 .unwrap_or("application/octet-stream"),
             inode: meta.ino(),
+            encoding: None,
+        }
+    }
+
+    /// The same resource coded: its own length and entity tag.
+    pub fn coded(&self, coding: Coding, len: u64) -> Representation {
+        Representation {
+            len,
+            etag: variant_etag(&self.etag, coding),
+            encoding: Some(coding),
+            ..self.clone()
         }
     }
 
@@ -60,8 +77,16 @@ pub struct Entry {
     pub file: Arc<Path>,
     pub rep: Representation,
     pub body: Vec<u8>,
+    /// Coded variants by `Coding::index`, made off the request path by cache.compress:
+    /// unset while pending, `None` when not worth keeping (or not wanted).
+    variants: [OnceLock<Option<Variant>>; 3],
+    /// The codings asked of cache.compress when the entry was admitted.
+    wanted: [bool; 3],
     /// Milliseconds after `born` when the file was last checked on disk.
     checked_ms: AtomicU64,
+    /// Found changed on disk: no worker serves it again, in any coding, even before
+    /// cache.control publishes a table without it.
+    stale: AtomicBool,
     born: Instant,
 }
 
@@ -72,9 +97,62 @@ impl Entry {
             file,
             rep,
             body,
+            variants: Default::default(),
+            wanted: [false; 3],
             checked_ms: AtomicU64::new(0),
+            stale: AtomicBool::new(false),
             born: Instant::now(),
         }
+    }
+
+    /// Asks for these codings; until each is made (`set_variant`) its memory is reserved at
+    /// the size of the body.
+    pub fn want(&mut self, codings: &[Coding]) {
+        for c in codings {
+            self.wanted[c.index()] = true;
+        }
+    }
+
+    pub fn wanted(&self) -> impl Iterator<Item = Coding> + '_ {
+        Coding::ALL.into_iter().filter(|c| self.wanted[c.index()])
+    }
+
+    /// Stores a variant (or `None`: none worth keeping); the first answer stands.
+    pub fn set_variant(&self, coding: Coding, variant: Option<Variant>) {
+        let _ = self.variants[coding.index()].set(variant);
+    }
+
+    /// A variant that is ready.
+    pub fn variant(&self, coding: Coding) -> Option<&Variant> {
+        self.variants[coding.index()].get().and_then(Option::as_ref)
+    }
+
+    /// Whether some wanted coding is still being made.
+    pub fn pending(&self) -> bool {
+        self.wanted()
+            .any(|c| self.variants[c.index()].get().is_none())
+    }
+
+    /// Memory this entry holds or has reserved: the body, each variant made, and the size
+    /// of the body for each variant still pending (a kept variant is never larger).
+    pub fn charged_bytes(&self) -> u64 {
+        let variants: u64 = self
+            .wanted()
+            .map(|c| match self.variants[c.index()].get() {
+                None => self.body.len() as u64,
+                Some(Some(v)) => v.body.len() as u64,
+                Some(None) => 0,
+            })
+            .sum();
+        self.body.len() as u64 + variants
+    }
+
+    pub fn mark_stale(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
     }
 
     /// True when the entry was last checked against the disk more than `interval_ms` ago.
@@ -90,6 +168,15 @@ impl Entry {
     }
 }
 
+/// A coded copy of a cached body.
+#[derive(Debug)]
+pub struct Variant {
+    pub rep: Representation,
+    pub body: Vec<u8>,
+    /// Made from a precompressed sibling file rather than by compressing.
+    pub from_sibling: bool,
+}
+
 /// What is cached now: request path → entry. Published whole by cache.control.
 pub type Table = Arc<HashMap<String, Arc<Entry>>>;
 
@@ -103,6 +190,8 @@ pub struct Hit {
     pub file: Arc<Path>,
     pub len: u64,
     pub count: u32,
+    /// Bytes coded variants saved against the file over these hits (0 for identity answers).
+    pub saved_bytes: u64,
 }
 
 /// A worker's hits since its last report, one row per file: a repeated hit costs a lookup
@@ -114,11 +203,19 @@ pub struct HitTally {
 
 impl HitTally {
     /// Counts a hit on `key`; `file` is asked for only on the file's first hit in the batch.
-    pub fn count(&mut self, key: &str, len: u64, file: impl FnOnce() -> Arc<Path>) {
+    /// `saved_bytes`: what a coded answer saved against the file.
+    pub fn count(
+        &mut self,
+        key: &str,
+        len: u64,
+        saved_bytes: u64,
+        file: impl FnOnce() -> Arc<Path>,
+    ) {
         match self.rows.get_mut(key) {
             Some(hit) => {
                 hit.count += 1;
                 hit.len = len;
+                hit.saved_bytes += saved_bytes;
             }
             None => {
                 let key: Arc<str> = Arc::from(key);
@@ -129,6 +226,7 @@ impl HitTally {
                         file: file(),
                         len,
                         count: 1,
+                        saved_bytes,
                     },
                 );
             }
@@ -136,9 +234,18 @@ impl HitTally {
     }
 
     /// Counts a hit on a cached entry, sharing its key.
-    pub fn count_entry(&mut self, key: &Arc<str>, len: u64, file: impl FnOnce() -> Arc<Path>) {
+    pub fn count_entry(
+        &mut self,
+        key: &Arc<str>,
+        len: u64,
+        saved_bytes: u64,
+        file: impl FnOnce() -> Arc<Path>,
+    ) {
         match self.rows.get_mut(&**key) {
-            Some(hit) => hit.count += 1,
+            Some(hit) => {
+                hit.count += 1;
+                hit.saved_bytes += saved_bytes;
+            }
             None => {
                 self.rows.insert(
                     key.clone(),
@@ -147,6 +254,7 @@ impl HitTally {
                         file: file(),
                         len,
                         count: 1,
+                        saved_bytes,
                     },
                 );
             }
@@ -188,6 +296,12 @@ pub struct CacheSnapshot {
     pub admissions: u64,
     pub evictions: u64,
     pub stale_drops: u64,
+    /// Coded variants held, their bytes, and bytes not sent thanks to them.
+    pub variants_cached: usize,
+    pub variant_bytes: u64,
+    pub bytes_saved: u64,
+    /// What cache.compress has made: per coding (with a time histogram) and per type.
+    pub compression: compressor::CompressionTally,
     pub rows: Vec<CacheRow>,
 }
 

@@ -16,10 +16,12 @@ use std::time::{Instant, SystemTime};
 use crossbeam_channel::{SendError, Sender};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
+use crate::cache::compressor::{open_sibling, sibling_rep};
 use crate::cache::{Entry, HitTally, Representation};
 use crate::conn::Conn;
-use crate::farm::reply;
+use crate::farm::{coded_stream, reply};
 use crate::http::body::decode;
+use crate::http::encoding::{AcceptEncoding, Choice, Coding};
 use crate::http::path::{normalize, SafePath};
 use crate::http::range::{self, RangeAnswer};
 use crate::http::response::{none_match, not_modified_since, push_header, push_header_u64};
@@ -54,6 +56,9 @@ pub enum Done {
     Recycle(ToRecycler),
     /// The client reads slowly: the rest of the answer goes to send.pool.
     Defer(Box<Unsent>),
+    /// A file to send compressed as it is read (`coded_stream`), which writes at the client's
+    /// pace: a worker that must not wait on a client hands it to the static farm.
+    Farm(Box<(Conn, Request)>),
 }
 
 impl From<ToRecycler> for Done {
@@ -66,6 +71,8 @@ const ALLOW: &str = "GET, HEAD, OPTIONS";
 
 pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
     let mut worker = Worker::new();
+    // A farm worker may write a coded stream at the client's pace.
+    worker.streams = true;
     while let Some(job) = inbox.recv() {
         let cfg = out.live.load();
         let done = match job {
@@ -91,6 +98,11 @@ pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
                 .to_send_pool
                 .send(ToSendPool::Finish(unsent))
                 .map_err(|SendError(orphan)| drop(orphan)),
+            // Not made by a worker that streams; closed properly should it ever be.
+            Done::Farm(job) => out
+                .to_recycler
+                .send(ToRecycler::Close(job.0, CloseReason::HandlerFailed, None))
+                .map_err(|SendError(orphan)| drop(orphan)),
         };
         if handed_on.is_err() {
             return;
@@ -108,6 +120,8 @@ pub struct Worker {
     head: Vec<u8>,
     hits: HitTally,
     pieces: VecDeque<Piece>,
+    /// May write a coded stream itself (a static farm worker); else it hands it on.
+    streams: bool,
 }
 
 /// What opening a request path found.
@@ -135,6 +149,7 @@ impl Worker {
             head: Vec::with_capacity(16 * 1024),
             hits: HitTally::default(),
             pieces: VecDeque::new(),
+            streams: false,
         }
     }
 
@@ -185,10 +200,71 @@ impl Worker {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let rep = Representation::of(&meta, &name);
-                if req.method == Method::Get && rep.len > 0 {
-                    self.hits.count(&req.path, rep.len, || Arc::from(relative));
+                // A precompressed sibling, when the client takes its coding (COMPRESSION.md).
+                // Only a request that names codings can get one (and the type check is skipped
+                // for the others).
+                let negotiable = req.header_str("accept-encoding").is_some()
+                    && cfg.compression.may_vary(rep.mime, rep.len);
+                let mut coded = None;
+                if negotiable {
+                    let choice = self.negotiate(req, cfg, |worker, coding| {
+                        if !cfg.compression.precompressed {
+                            return None;
+                        }
+                        let root = worker.root_fd(&cfg.root).ok()?;
+                        open_sibling(root, &relative, coding, rep.modified)
+                    });
+                    match choice {
+                        Ok(found) => coded = found,
+                        Err(()) => return not_acceptable(conn, req, cfg, Handler::Static),
+                    }
                 }
-                self.respond(conn, req, cfg, &rep, Source::File(file), Handler::Static)
+                let saved_bytes = coded
+                    .as_ref()
+                    .map_or(0, |((_, m), _)| rep.len.saturating_sub(m.len()));
+                if req.method == Method::Get && rep.len > 0 {
+                    self.hits
+                        .count(&req.path, rep.len, saved_bytes, || Arc::from(relative));
+                }
+                if coded.is_none() && negotiable && self.streams_coded(req, cfg, rep.len) {
+                    let accept = AcceptEncoding::parse(req.header_str("accept-encoding"));
+                    let codings = cfg.compression.codings();
+                    if let Choice::Coded(coding) = accept.choose(codings.as_slice(), |_| true) {
+                        let coded_rep = coded_stream::representation(&rep, coding);
+                        let fresh = match req.header_str("if-none-match") {
+                            Some(inm) => none_match(inm, &coded_rep.etag),
+                            None => req
+                                .header_str("if-modified-since")
+                                .is_some_and(|ims| not_modified_since(ims, rep.modified)),
+                        };
+                        if fresh {
+                            let source = Source::File(file);
+                            return self.respond(
+                                conn,
+                                req,
+                                cfg,
+                                &coded_rep,
+                                source,
+                                Handler::Static,
+                            );
+                        }
+                        if !self.streams {
+                            return Done::Farm(Box::new((conn, req.clone())));
+                        }
+                        return coded_stream::send(conn, req, cfg, &coded_rep, file, coding).into();
+                    }
+                }
+                match coded {
+                    Some(((sibling, sibling_meta), coding)) => {
+                        let rep = sibling_rep(&rep, &sibling_meta, coding);
+                        let source = Source::File(sibling);
+                        self.respond(conn, req, cfg, &rep, source, Handler::Static)
+                    }
+                    None => {
+                        let source = Source::File(file);
+                        self.respond(conn, req, cfg, &rep, source, Handler::Static)
+                    }
+                }
             }
             Found::Redirect => {
                 let mut location = format!("{}/", req.path);
@@ -243,20 +319,77 @@ impl Worker {
         entry: &Entry,
         to_cache_control: &Sender<ToCacheControl>,
     ) -> Done {
+        if entry.is_stale() {
+            return self.serve(conn, req, cfg);
+        }
         if entry.due_for_check(cfg.cache.revalidate_ms) && !self.still_fresh(entry, cfg) {
+            entry.mark_stale();
             let _ = to_cache_control.try_send(ToCacheControl::Stale(entry.key.to_string()));
             return self.serve(conn, req, cfg);
         }
+        let negotiable = req.header_str("accept-encoding").is_some()
+            && cfg.compression.may_vary(entry.rep.mime, entry.rep.len);
+        let variant = if negotiable {
+            match self.negotiate(req, cfg, |_, coding| entry.variant(coding)) {
+                Ok(variant) => variant.map(|(v, _)| v),
+                Err(()) => return not_acceptable(conn, req, cfg, Handler::Cache),
+            }
+        } else {
+            None
+        };
+        let (rep, body) = match variant {
+            Some(v) => (&v.rep, &v.body[..]),
+            None => (&entry.rep, &entry.body[..]),
+        };
+        let saved_bytes = entry.rep.len.saturating_sub(rep.len);
         self.hits
-            .count_entry(&entry.key, entry.rep.len, || entry.file.clone());
-        self.respond(
-            conn,
-            req,
-            cfg,
-            &entry.rep,
-            Source::Bytes(&entry.body),
-            Handler::Cache,
-        )
+            .count_entry(&entry.key, entry.rep.len, saved_bytes, || {
+                entry.file.clone()
+            });
+        let source = Source::Bytes(body);
+        self.respond(conn, req, cfg, rep, source, Handler::Cache)
+    }
+
+    /// Whether a file is sent compressed on the fly rather than as it is: it will never be
+    /// cached (too large, or the cache is off), and no range or precondition asks for the
+    /// file's own bytes.
+    fn streams_coded(&self, req: &Request, cfg: &Config, len: u64) -> bool {
+        let c = &cfg.compression;
+        c.on_the_fly
+            && len >= c.min_bytes
+            && (!cfg.cache.enabled || len > cfg.cache.max_file_bytes)
+            && ["range", "if-match", "if-unmodified-since"]
+                .iter()
+                .all(|h| req.header_str(h).is_none())
+    }
+
+    /// Chooses the coding of the answer from `Accept-Encoding` among what `available` finds
+    /// (asked best first): `Ok(None)` is identity, `Err` means nothing acceptable (406). A
+    /// range request is always answered from the file as it is (COMPRESSION.md).
+    fn negotiate<T>(
+        &mut self,
+        req: &Request,
+        cfg: &Config,
+        mut available: impl FnMut(&mut Worker, Coding) -> Option<T>,
+    ) -> Result<Option<(T, Coding)>, ()> {
+        let Some(field) = req.header_str("accept-encoding") else {
+            return Ok(None); // No field: identity, with nothing more to look at.
+        };
+        let accept = AcceptEncoding::parse(Some(field));
+        let ranged = req.method == Method::Get && req.header_str("range").is_some();
+        let mut found = None;
+        let choice = accept.choose(cfg.compression.codings().as_slice(), |coding| {
+            if ranged {
+                return false;
+            }
+            found = available(self, coding).map(|f| (coding, f));
+            found.is_some()
+        });
+        match choice {
+            Choice::NotAcceptable => Err(()),
+            Choice::Identity => Ok(None),
+            Choice::Coded(_) => Ok(found.map(|(coding, f)| (f, coding))),
+        }
     }
 
     fn still_fresh(&mut self, entry: &Entry, cfg: &Config) -> bool {
@@ -339,6 +472,8 @@ impl Worker {
         source: Source,
         handler: Handler,
     ) -> Done {
+        // The coding of the answer could have been another (COMPRESSION.md).
+        let vary = rep.encoding.is_some() || cfg.compression.may_vary(rep.mime, rep.len);
         let len = rep.len;
         let keep_alive = req.keep_alive && req.body == Body::None;
         if let Some(if_match) = req.header_str("if-match") {
@@ -362,6 +497,7 @@ impl Worker {
         if not_modified {
             reply::head(304, req, keep_alive, &mut self.head);
             push_header(&mut self.head, "ETag", rep.etag.as_bytes());
+            push_coding(&mut self.head, rep, vary);
             push_header(
                 &mut self.head,
                 "Last-Modified",
@@ -404,6 +540,7 @@ impl Worker {
             rep.last_modified.as_bytes(),
         );
         push_header(&mut self.head, "ETag", rep.etag.as_bytes());
+        push_coding(&mut self.head, rep, vary);
         push_header(&mut self.head, "Accept-Ranges", b"bytes");
         if status == 206 {
             let content_range = format!("bytes {}-{}/{}", start, start + count - 1, len);
@@ -547,6 +684,29 @@ impl Worker {
             }
         }
     }
+}
+
+/// `Content-Encoding` of a coded answer, and `Vary` when the coding depends on the request.
+fn push_coding(head: &mut Vec<u8>, rep: &Representation, vary: bool) {
+    if let Some(coding) = rep.encoding {
+        push_header(head, "Content-Encoding", coding.token().as_bytes());
+    }
+    if vary {
+        push_header(head, "Vary", b"Accept-Encoding");
+    }
+}
+
+/// 406: the client refused identity and takes no coding that is available.
+fn not_acceptable(conn: Conn, req: &Request, cfg: &Config, handler: Handler) -> Done {
+    reply::error_with(
+        conn,
+        Some(req),
+        406,
+        cfg,
+        handler,
+        &[("Vary", "Accept-Encoding")],
+    )
+    .into()
 }
 
 /// A static answer never uses a request body. One already wholly buffered (a small POST, or

@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod cgi;
+pub mod encoding;
 pub mod path;
 pub mod range;
 pub mod request;

@@ -20,6 +20,13 @@ const BUSY_RESPONSE: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nServer: occwserv\r\nContent-Type: text/plain\r\n\
 Content-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\nserver at capacity.\n";
 
+/// A listening socket and how its connections begin.
+pub struct Listening {
+    pub socket: TcpListener,
+    /// Every connection on it starts with a PROXY protocol header.
+    pub proxy_protocol: bool,
+}
+
 /// What one accept found. Moved by value: boxing the `Conn` would cost an allocation per
 /// connection.
 #[allow(clippy::large_enum_variant)]
@@ -54,17 +61,17 @@ impl Acceptor {
     /// Takes one connection from the (non-blocking) listener.
     pub fn accept(
         &mut self,
-        listener: &TcpListener,
+        listening: &Listening,
         cfg: &Config,
         meters: &Meters,
         to_log: &Sender<ToLog>,
     ) -> Accepted {
+        let listener = &listening.socket;
         loop {
             match listener.accept() {
                 Ok((stream, peer)) => {
-                    if meters.draining() {
-                        return Accepted::Closed;
-                    }
+                    // Accepted while the server begins to drain: it is still answered (with
+                    // `Connection: close`), never dropped unanswered.
                     if meters.active.load(Ordering::Relaxed) >= cfg.max_connections {
                         refuse(stream, meters);
                         continue;
@@ -81,7 +88,9 @@ impl Acceptor {
                     self.next_id += self.step;
                     meters.accepted.fetch_add(1, Ordering::Relaxed);
                     meters.active.fetch_add(1, Ordering::Relaxed);
-                    return Accepted::Conn(Conn::new(id, stream, peer, local));
+                    let mut conn = Conn::new(id, stream, peer, local);
+                    conn.proxy_header_due = listening.proxy_protocol;
+                    return Accepted::Conn(conn);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Accepted::Again,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {

@@ -15,7 +15,6 @@
 //! answer (stats records, log lines, cache hits) is batched and sent at most a few times a
 //! second, so it wakes nobody per request.
 
-use std::net::TcpListener;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,12 +29,12 @@ use crate::farm::front_end::{self, Head, Route};
 use crate::farm::reply;
 use crate::farm::static_file::{self, Done, Worker};
 use crate::http::{Body, Method, Request};
-use crate::net::acceptor::{Accepted, Acceptor};
+use crate::net::acceptor::{Accepted, Acceptor, Listening};
 use crate::net::send_pool::SendPoolSender;
 use crate::net::wake::{WakingInbox, WakingSender};
 use crate::protocol::{
     CloseReason, Handler, ToCacheControl, ToCgi, ToLog, ToPlugin, ToRecycler, ToReplica,
-    ToSendPool, ToStats,
+    ToSendPool, ToStatic, ToStats,
 };
 use crate::support::config::{Config, Live};
 use crate::support::meters::{Meters, ReplicaGauge};
@@ -58,11 +57,13 @@ pub struct ReplicaOut {
     pub replicas: usize,
     /// The core its thread is pinned to, if any.
     pub cpu: Option<usize>,
-    pub listener: Arc<TcpListener>,
+    pub listeners: Arc<Vec<Listening>>,
     /// Every replica's inbox (this one's too), by index: new connections go to the least
     /// loaded.
     pub to_replicas: Vec<ReplicaSender>,
     pub to_cgi: Sender<ToCgi>,
+    /// Compressed streams of files too large for the cache (they wait on their client).
+    pub to_static: Sender<ToStatic>,
     pub to_plugin: Sender<ToPlugin>,
     pub to_stats: Sender<ToStats>,
     pub to_send_pool: SendPoolSender,
@@ -74,10 +75,16 @@ pub struct ReplicaOut {
     pub meters: Arc<Meters>,
 }
 
-/// Token of the listening socket in the epoll set (slots never reach it).
-const LISTENER_TOKEN: u64 = u64::MAX - 1;
+/// Tokens of the listening sockets in the epoll set: this bit and the listener's index (slot
+/// tokens never have it: their generation is kept below 2^31).
+const LISTENER_TOKEN: u64 = 1 << 63;
+/// Generations of a slot wrap below this, so a slot's token never looks like a listener's.
+const GENERATIONS: u32 = 1 << 31;
 /// How often parked connections are checked for their deadlines, and batches sent.
 const TICK: Duration = Duration::from_millis(100);
+/// On drain, how long an idle connection is kept for a request already on its way (answered
+/// with `Connection: close`) before it is closed.
+const DRAIN_IDLE: Duration = Duration::from_millis(500);
 /// Most connections taken from the listener per wake-up, so parked ones are not starved.
 const ACCEPT_BURST: usize = 64;
 
@@ -109,15 +116,22 @@ pub fn run(inbox: ReplicaInbox, out: ReplicaOut) {
     if inbox.register(&epoll).is_err() {
         return;
     }
-    let listening = epoll
-        .add(
-            &*out.listener,
-            EpollEvent::new(
-                EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
-                LISTENER_TOKEN,
-            ),
-        )
-        .is_ok();
+    let listening: Vec<bool> = out
+        .listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            epoll
+                .add(
+                    &l.socket,
+                    EpollEvent::new(
+                        EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
+                        LISTENER_TOKEN | i as u64,
+                    ),
+                )
+                .is_ok()
+        })
+        .collect();
     let mut replica = Replica {
         gauge: out.meters.replica(out.index),
         acceptor: Acceptor::new(out.index as u64, out.replicas as u64),
@@ -128,6 +142,7 @@ pub fn run(inbox: ReplicaInbox, out: ReplicaOut) {
         free: Vec::new(),
         parked: 0,
         listening,
+        draining: false,
         epoll,
         out,
     };
@@ -142,7 +157,10 @@ pub fn run(inbox: ReplicaInbox, out: ReplicaOut) {
             }
         }
         if replica.out.meters.draining() {
-            return replica.stop();
+            replica.drain();
+            if replica.parked == 0 {
+                return replica.stop();
+            }
         }
         let until = replica
             .books
@@ -150,8 +168,8 @@ pub fn run(inbox: ReplicaInbox, out: ReplicaOut) {
             .map_or(next_tick, |due| due.min(next_tick));
         let ready = inbox.wait(&replica.epoll, &mut events, until);
         for event in &events[..ready] {
-            if event.data() == LISTENER_TOKEN {
-                replica.accept();
+            if event.data() & LISTENER_TOKEN != 0 {
+                replica.accept((event.data() & !LISTENER_TOKEN) as usize);
             } else {
                 replica.readable(event.data());
             }
@@ -176,7 +194,10 @@ struct Replica {
     slots: Vec<Slot>,
     free: Vec<u32>,
     parked: usize,
-    listening: bool,
+    /// Which listeners are still in the epoll set.
+    listening: Vec<bool>,
+    /// The server is draining and this replica has stopped accepting.
+    draining: bool,
     epoll: Epoll,
     out: ReplicaOut,
 }
@@ -200,16 +221,20 @@ impl Replica {
         }
     }
 
-    /// acceptor: takes what the listener holds, up to a burst.
-    fn accept(&mut self) {
-        if !self.listening {
+    /// acceptor: takes what listener `which` holds, up to a burst.
+    fn accept(&mut self, which: usize) {
+        if !self.listening.get(which).copied().unwrap_or(false) {
             return;
         }
+        let listeners = self.out.listeners.clone();
+        let Some(listening) = listeners.get(which) else {
+            return;
+        };
         for _ in 0..ACCEPT_BURST {
             let cfg = self.out.live.load();
             match self
                 .acceptor
-                .accept(&self.out.listener, &cfg, &self.out.meters, &self.out.to_log)
+                .accept(listening, &cfg, &self.out.meters, &self.out.to_log)
             {
                 Accepted::Conn(conn) => {
                     // The connection goes to the replica with the fewest open, this one
@@ -241,8 +266,8 @@ impl Replica {
                 }
                 Accepted::Again => return,
                 Accepted::Closed => {
-                    let _ = self.epoll.delete(&*self.out.listener);
-                    self.listening = false;
+                    let _ = self.epoll.delete(&listening.socket);
+                    self.listening[which] = false;
                     return;
                 }
             }
@@ -301,6 +326,10 @@ impl Replica {
     /// on a channel. Returns the connection when it may carry another request now.
     fn answer(&mut self, conn: Conn, mut req: Request, cfg: &Config) -> Option<Conn> {
         self.gauge.requests.fetch_add(1, Ordering::Relaxed);
+        if self.draining || conn.requests + 1 >= cfg.max_keep_alive_requests {
+            // The answer says `Connection: close`, so the client goes elsewhere for the next.
+            req.keep_alive = false;
+        }
         if let Body::Length(n) = req.body {
             if n > cfg.max_body_bytes {
                 let msg = reply::error(conn, Some(&req), 413, cfg, Handler::FrontEnd);
@@ -334,6 +363,25 @@ impl Replica {
                     self.close(unsent.conn);
                 }
                 None
+            }
+            // A compressed stream paced by its client runs off the core, in the static farm.
+            Done::Farm(job) => {
+                let (mut conn, req) = *job;
+                self.detach(&mut conn);
+                let refused = match self.out.to_static.try_send(ToStatic::File { conn, req }) {
+                    Ok(()) => return None,
+                    Err(e) => e.into_inner(),
+                };
+                let (ToStatic::File { conn, req } | ToStatic::Cached { conn, req, .. }) = refused;
+                let msg = reply::error_with(
+                    conn,
+                    Some(&req),
+                    503,
+                    cfg,
+                    Handler::Static,
+                    &[("Retry-After", "1")],
+                );
+                self.recycle(msg, cfg)
             }
         }
     }
@@ -401,10 +449,13 @@ impl Replica {
         match msg {
             ToRecycler::KeepAlive(conn, exchange) => {
                 let conn = self.books.record(conn, exchange, cfg);
-                if self.out.meters.draining() || conn.requests >= cfg.max_keep_alive_requests {
+                if conn.requests >= cfg.max_keep_alive_requests {
                     self.close(conn);
                     return None;
                 }
+                // Draining or not, a connection whose answer promised more is kept for its
+                // next request (answered with `Connection: close` while draining): closing it
+                // now could cut a request already on its way.
                 if conn.unread.is_empty() && conn.read_dry {
                     // Edge-triggered: the last read emptied the socket, so the next byte
                     // to arrive raises a new event.
@@ -430,9 +481,6 @@ impl Replica {
 
     /// idle.pool: waits for the connection's next request in the epoll set.
     fn park(&mut self, mut conn: Conn, cfg: &Config) {
-        if self.out.meters.draining() && conn.unread.is_empty() {
-            return self.close(conn);
-        }
         let slot = match conn.slot {
             Some(slot) => slot,
             None => match self.register(&conn) {
@@ -446,10 +494,13 @@ impl Replica {
         };
         let partial = !conn.unread.is_empty();
         let since = Instant::now();
-        let deadline = match conn.head_deadline {
+        let mut deadline = match conn.head_deadline {
             Some(deadline) if partial => deadline,
             _ => since + cfg.keep_alive_timeout(),
         };
+        if self.draining && !partial {
+            deadline = deadline.min(since + DRAIN_IDLE);
+        }
         if let Some(place) = self.slots.get_mut(slot as usize) {
             place.parked = Some(Parked {
                 conn,
@@ -473,7 +524,7 @@ impl Replica {
             }
         };
         let slot = &mut self.slots[index as usize];
-        slot.generation = slot.generation.wrapping_add(1);
+        slot.generation = (slot.generation + 1) % GENERATIONS;
         slot.in_use = true;
         let token = (u64::from(slot.generation) << 32) | u64::from(index);
         let event = EpollEvent::new(
@@ -497,7 +548,7 @@ impl Replica {
         if let Some(slot) = self.slots.get_mut(index as usize) {
             slot.in_use = false;
             slot.parked = None;
-            slot.generation = slot.generation.wrapping_add(1);
+            slot.generation = (slot.generation + 1) % GENERATIONS;
             self.free.push(index);
         }
     }
@@ -554,10 +605,34 @@ impl Replica {
         self.books.send_access();
     }
 
-    /// On drain or shutdown: stop accepting, close every parked connection, send the batches.
+    /// The server is draining: stop accepting (the listening sockets stay open for a new binary
+    /// or the service manager), and give each parked connection a moment for a request already
+    /// sent, which is answered with `Connection: close`.
+    fn drain(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        for (listening, on) in self.out.listeners.iter().zip(self.listening.iter_mut()) {
+            if *on {
+                let _ = self.epoll.delete(&listening.socket);
+                *on = false;
+            }
+        }
+        let soon = Instant::now() + DRAIN_IDLE;
+        for slot in &mut self.slots {
+            if let Some(parked) = slot.parked.as_mut().filter(|p| !p.partial) {
+                parked.deadline = parked.deadline.min(soon);
+            }
+        }
+    }
+
+    /// On shutdown: stop accepting, close every parked connection, send the batches.
     fn stop(mut self) {
-        if self.listening {
-            let _ = self.epoll.delete(&*self.out.listener);
+        for (listening, on) in self.out.listeners.iter().zip(&self.listening) {
+            if *on {
+                let _ = self.epoll.delete(&listening.socket);
+            }
         }
         for index in 0..self.slots.len() {
             if let Some(entry) = self.slots[index].parked.take() {

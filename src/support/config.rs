@@ -13,14 +13,20 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 use serde::Deserialize;
 
+use crate::http::encoding::{type_matches, Coding};
 use crate::protocol::ToLog;
 
 /// The whole configuration. Every key is documented in `docs/CONFIG.md` and `--help`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address to listen on.
-    pub listen: SocketAddr,
+    /// Addresses to listen on: one, or a list of addresses and `{ addr, proxy_protocol }` tables.
+    pub listen: Listen,
+    /// The user and group to run as once the sockets are bound and the logs open (as root).
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// `[proxy]`: who may send a PROXY protocol header.
+    pub proxy: ProxyConfig,
     /// Document root.
     pub root: PathBuf,
     /// Directory of CGI programs, served under `/cgi-bin/`.
@@ -78,8 +84,83 @@ pub struct Config {
     pub cgi: CgiConfig,
     /// Gateway plug-in settings.
     pub ogi: OgiConfig,
+    /// Content codings (`docs/COMPRESSION.md`).
+    pub compression: CompressionConfig,
     /// The adventure game's settings (passed to the `game` plug-in as TOML).
     pub game: Option<toml::Table>,
+}
+
+/// Where to listen: `listen = "ADDR:PORT"`, or a list whose entries are addresses or tables
+/// `{ addr = "ADDR:PORT", proxy_protocol = true }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen(pub Vec<ListenAt>);
+
+/// One listening address.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenAt {
+    pub addr: SocketAddr,
+    /// Every connection on it starts with a PROXY protocol header (v1 or v2) from a trusted peer.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+}
+
+impl Listen {
+    pub fn one(addr: SocketAddr) -> Listen {
+        Listen(vec![ListenAt {
+            addr,
+            proxy_protocol: false,
+        }])
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let addrs: Vec<String> = self.0.iter().map(|l| l.addr.to_string()).collect();
+        f.write_str(&addrs.join(", "))
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Listen, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Entry {
+            Addr(SocketAddr),
+            Table(ListenAt),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(Entry),
+            Many(Vec<Entry>),
+        }
+        let entries = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(entry) => vec![entry],
+            OneOrMany::Many(entries) => entries,
+        };
+        Ok(Listen(
+            entries
+                .into_iter()
+                .map(|entry| match entry {
+                    Entry::Addr(addr) => ListenAt {
+                        addr,
+                        proxy_protocol: false,
+                    },
+                    Entry::Table(at) => at,
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// `[proxy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Networks (CIDR) whose PROXY protocol headers are believed; a header from anyone else
+    /// is refused.
+    pub trusted: Vec<String>,
 }
 
 /// `[cache]`.
@@ -129,7 +210,10 @@ pub struct OgiConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: Listen::one(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            user: None,
+            group: None,
+            proxy: ProxyConfig::default(),
             root: PathBuf::from("html"),
             cgi_bin: PathBuf::from("cgi-bin"),
             plugins: default_plugins_dir(),
@@ -156,8 +240,145 @@ impl Default for Config {
             cache: CacheConfig::default(),
             cgi: CgiConfig::default(),
             ogi: OgiConfig::default(),
+            compression: CompressionConfig::default(),
             game: None,
         }
+    }
+}
+
+/// `[compression]`: content codings (`docs/COMPRESSION.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressionConfig {
+    pub enabled: bool,
+    /// The server's preference among the codings a client accepts: `br`, `zstd`, `gzip`.
+    pub encodings: Vec<String>,
+    /// Serve `FILE.br`, `FILE.zst`, `FILE.gz` beside `FILE` when accepted and not older.
+    pub precompressed: bool,
+    /// Compress cacheable files (in the cache) and streamed answers (CGI, large files).
+    pub on_the_fly: bool,
+    /// Smallest body compressed on the fly.
+    pub min_bytes: u64,
+    /// Media types compressed (`text/*` matches every text type).
+    pub types: Vec<String>,
+    /// Compression levels per coding.
+    pub level: CompressionLevels,
+}
+
+/// `[compression] level = { br = 5, zstd = 3, gzip = 6 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressionLevels {
+    pub br: u32,
+    pub zstd: i32,
+    pub gzip: u32,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig {
+            enabled: true,
+            encodings: ["br", "zstd", "gzip"].map(String::from).to_vec(),
+            precompressed: true,
+            on_the_fly: true,
+            min_bytes: 256,
+            types: [
+                "text/*",
+                "application/javascript",
+                "application/json",
+                "application/xml",
+                "image/svg+xml",
+                "application/wasm",
+            ]
+            .map(String::from)
+            .to_vec(),
+            level: CompressionLevels::default(),
+        }
+    }
+}
+
+impl Default for CompressionLevels {
+    fn default() -> Self {
+        CompressionLevels {
+            br: 5,
+            zstd: 3,
+            gzip: 6,
+        }
+    }
+}
+
+/// The configured codings in order, without allocating (there are at most three).
+#[derive(Debug, Clone, Copy)]
+pub struct Codings {
+    codings: [Coding; 3],
+    len: usize,
+}
+
+impl Default for Codings {
+    fn default() -> Self {
+        Codings {
+            codings: Coding::ALL,
+            len: 0,
+        }
+    }
+}
+
+impl Codings {
+    pub fn as_slice(&self) -> &[Coding] {
+        &self.codings[..self.len]
+    }
+}
+
+impl CompressionConfig {
+    /// The configured codings, in order of preference, each once (validated at load).
+    pub fn codings(&self) -> Codings {
+        let mut list = Codings::default();
+        for coding in self.encodings.iter().filter_map(|e| Coding::from_token(e)) {
+            if !list.as_slice().contains(&coding) && list.len < list.codings.len() {
+                list.codings[list.len] = coding;
+                list.len += 1;
+            }
+        }
+        list
+    }
+
+    /// The level for a coding.
+    pub fn level_of(&self, coding: Coding) -> i32 {
+        match coding {
+            Coding::Br => self.level.br as i32,
+            Coding::Zstd => self.level.zstd,
+            Coding::Gzip => self.level.gzip as i32,
+        }
+    }
+
+    /// Whether a response of this type may be coded at all.
+    pub fn compressible_type(&self, mime: &str) -> bool {
+        self.enabled && type_matches(&self.types, mime)
+    }
+
+    /// Whether the coding of a file's answer can depend on `Accept-Encoding` (so it says
+    /// `Vary`): a compressible type, and either large enough to compress or with siblings
+    /// looked for.
+    pub fn may_vary(&self, mime: &str, len: u64) -> bool {
+        self.compressible_type(mime)
+            && ((self.on_the_fly && len >= self.min_bytes) || self.precompressed)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for e in &self.encodings {
+            if Coding::from_token(e).is_none() || e.eq_ignore_ascii_case("x-gzip") {
+                return Err(ConfigError(format!(
+                    "compression.encodings: unknown coding {e:?} (br, zstd, gzip)"
+                )));
+            }
+        }
+        let l = &self.level;
+        if !(l.br <= 11 && (1..=22).contains(&l.zstd) && (1..=9).contains(&l.gzip)) {
+            return Err(ConfigError(
+                "compression.level: br 0..=11, zstd 1..=22, gzip 1..=9".to_string(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -277,7 +498,7 @@ impl Config {
                 "static_idle must not exceed static_max".to_string(),
             ));
         }
-        Ok(())
+        self.compression.validate()
     }
 }
 
@@ -299,7 +520,7 @@ pub type Live = Arc<ArcSwap<Config>>;
 /// Settings given on the command line; they win over the file on every reload.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<Listen>,
     pub root: Option<PathBuf>,
     pub cgi_bin: Option<PathBuf>,
     pub plugins: Option<PathBuf>,
@@ -307,8 +528,8 @@ pub struct Overrides {
 
 impl Overrides {
     pub fn apply(&self, cfg: &mut Config) {
-        if let Some(v) = self.listen {
-            cfg.listen = v;
+        if let Some(v) = &self.listen {
+            cfg.listen = v.clone();
         }
         if let Some(v) = &self.root {
             cfg.root = v.clone();
@@ -354,7 +575,7 @@ pub fn run(
                         "config reload: listen {} kept; a new address needs a restart",
                         old.listen
                     )));
-                    cfg.listen = old.listen;
+                    cfg.listen = old.listen.clone();
                 }
                 crate::support::log::set_access_log_on(!cfg.access_log.is_empty());
                 live.store(Arc::new(cfg));

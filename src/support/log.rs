@@ -59,6 +59,33 @@ pub fn check_paths(access: &str, error: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Why a log could not be written, without creating or changing anything (`--check`).
+pub fn check_writable(spec: &str) -> Option<String> {
+    if matches!(spec, "" | "-" | "stderr" | "stdout") {
+        return None;
+    }
+    let path = Path::new(spec);
+    if path.exists() {
+        return OpenOptions::new()
+            .append(true)
+            .open(path)
+            .err()
+            .map(|e| format!("{spec}: {e}"));
+    }
+    let mut dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    // The nearest existing directory must let us create the rest.
+    while let Some(d) = dir {
+        if d.exists() {
+            let probe = nix::unistd::access(d, nix::unistd::AccessFlags::W_OK);
+            return probe
+                .err()
+                .map(|e| format!("{spec}: {} is not writable: {e}", d.display()));
+        }
+        dir = d.parent().filter(|d| !d.as_os_str().is_empty());
+    }
+    None
+}
+
 pub fn run(inbox: Receiver<ToLog>, live: Live) {
     let cfg = live.load();
     let (mut access_spec, mut error_spec) = (cfg.access_log.clone(), cfg.error_log.clone());

@@ -3,4 +3,5 @@
 pub mod config;
 pub mod log;
 pub mod meters;
+pub mod service;
 pub mod stats;

@@ -3,6 +3,7 @@
 
 pub mod irc;
 pub mod page;
+pub mod telnet;
 pub mod web;
 pub mod web_client;
 pub mod websocket;

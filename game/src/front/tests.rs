@@ -45,8 +45,9 @@ fn game() -> Game {
     let dir = tempfile::tempdir().unwrap();
     let log: crate::world::Logger = Arc::new(|_: &str| {});
     let settings = WorldSettings {
+        world: crate::world::WorldSource::built_in(),
+        builders: Vec::new(),
         state_dir: dir.path().to_path_buf(),
-        snapshot_every: 100,
         log: log.clone(),
     };
     let world = World::start(settings).unwrap();

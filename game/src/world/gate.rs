@@ -8,16 +8,19 @@
 //! rooms and the journal.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::event::Event;
 use crate::protocol::{
-    Item, Login, LoginError, LoginMode, Name, Occupant, Origin, RoomLink, Session, ToGate,
+    Item, Login, LoginError, LoginMode, Name, Occupant, Origin, RoomLink, Score, Session, ToGate,
     ToJournal, ToRoom, ToUser,
 };
-use crate::world::atlas::{start_room, RoomId};
+use crate::world::atlas::{Atlas, Direction, RoomId};
+use crate::world::build::{self, key_is_free, valid_key, Edit};
+use crate::world::room::{self, Exit, RoomSetup};
 use crate::world::user::{self, UserSetup, LOGIN_TICKET};
 
 /// Lines a player may type ahead while the world works on the previous one.
@@ -36,10 +39,16 @@ pub struct Record {
     pub origin: Origin,
     pub room: RoomId,
     pub items: Vec<Item>,
+    pub score: Score,
 }
 
 /// Everything the gate starts with.
 pub struct GateSetup {
+    pub atlas: Arc<Atlas>,
+    /// Who may build, by lower-cased name.
+    pub builders: Vec<String>,
+    /// The id the next object a builder makes will have.
+    pub next_item: usize,
     /// Every room's link, indexed by room id.
     pub rooms: Vec<RoomLink>,
     /// Every player's record, keyed by lower-cased name.
@@ -57,6 +66,10 @@ struct Online {
 
 struct Gate {
     setup: GateSetup,
+    /// Every room's key, by id (the atlas's, then those dug since start).
+    room_keys: Vec<String>,
+    /// Keys taken since start (rooms dug, objects made).
+    made: std::collections::HashSet<String>,
     online: HashMap<String, Online>,
     /// Logins waiting for the same player's previous user process to leave.
     waiting: HashMap<String, Login>,
@@ -74,8 +87,11 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 pub fn run(setup: GateSetup, inbox: Receiver<ToGate>) {
+    let room_keys = setup.atlas.rooms.iter().map(|r| r.key.clone()).collect();
     let mut gate = Gate {
         setup,
+        room_keys,
+        made: Default::default(),
         online: HashMap::new(),
         waiting: HashMap::new(),
         stopping: false,
@@ -83,7 +99,43 @@ pub fn run(setup: GateSetup, inbox: Receiver<ToGate>) {
     while let Ok(message) = inbox.recv() {
         match message {
             ToGate::Login(login) => gate.login(login),
-            ToGate::Logout { name, room, items } => gate.logout(name, room, items),
+            ToGate::Logout {
+                name,
+                room,
+                items,
+                score,
+            } => gate.logout(name, room, items, score),
+            ToGate::Tell {
+                from,
+                to,
+                text,
+                reply,
+                ticket,
+            } => gate.tell(&from, &to, &text, &reply, ticket),
+            ToGate::Announce { text } => gate.announce(&text),
+            ToGate::Dig {
+                from,
+                direction,
+                key,
+                title,
+                reply,
+                ticket,
+            } => gate.dig(from, direction, key, title, &reply, ticket),
+            ToGate::Link {
+                from,
+                direction,
+                to,
+                reply,
+                ticket,
+            } => gate.link(from, direction, &to, &reply, ticket),
+            ToGate::Create {
+                builder,
+                room,
+                key,
+                name,
+                reply,
+                ticket,
+            } => gate.create(&builder, room, key, name, &reply, ticket),
             ToGate::Who { to_user, ticket } => gate.who(&to_user, ticket),
             ToGate::Stop { done } => {
                 gate.stop(&inbox);
@@ -145,8 +197,9 @@ impl Gate {
                 Record {
                     name,
                     origin,
-                    room: start_room(),
+                    room: self.setup.atlas.start,
                     items: Vec::new(),
+                    score: Score::default(),
                 }
             }
         };
@@ -160,18 +213,24 @@ impl Gate {
             origin,
             room,
             items,
+            score,
         } = record;
         let room = if room < self.setup.rooms.len() {
             room
         } else {
-            start_room()
+            self.setup.atlas.start
         };
+        let lit = items.iter().any(|i| i.plan.light);
         let (to_user, inbox) = unbounded();
         let (commands_tx, commands) = bounded(COMMAND_QUEUE);
         let setup = UserSetup {
             name: name.clone(),
             room,
             items,
+            score,
+            builder: self.setup.builders.contains(&name.to_lowercase()),
+            atlas: self.setup.atlas.clone(),
+            to_journal: self.setup.to_journal.clone(),
             commands,
             inbox,
             me: to_user.clone(),
@@ -195,6 +254,7 @@ impl Gate {
         let _ = self.setup.rooms[room].to_room.send(ToRoom::Enter {
             user: occupant,
             from: None,
+            lit,
             ticket: LOGIN_TICKET,
         });
         self.online.insert(
@@ -212,7 +272,7 @@ impl Gate {
         }));
     }
 
-    fn logout(&mut self, name: Name, room: RoomId, items: Vec<Item>) {
+    fn logout(&mut self, name: Name, room: RoomId, items: Vec<Item>, score: Score) {
         let key = name.to_lowercase();
         let origin = match self.online.remove(&key) {
             Some(online) => online.origin,
@@ -225,10 +285,209 @@ impl Gate {
                 origin,
                 room,
                 items,
+                score,
             },
         );
         if let Some(login) = self.waiting.remove(&key) {
             self.login(login);
+        }
+    }
+
+    /// A private message: to the player on whatever frontend, and an answer to the sender.
+    fn tell(&self, from: &Name, to: &str, text: &str, reply: &Sender<ToUser>, ticket: u64) {
+        let answer = match self.online.get(&to.to_lowercase()) {
+            Some(online) if online.origin != Origin::Bot => {
+                let told = Event::Text {
+                    kind: "tell",
+                    text: format!("{from} tells you: {text}"),
+                };
+                match online.to_user.send(ToUser::Event(told)) {
+                    Ok(()) => Event::Text {
+                        kind: "tell",
+                        text: format!("You tell {}: {text}", online.name),
+                    },
+                    Err(_) => Event::Error(format!("{to} has just left.")),
+                }
+            }
+            _ => Event::Error(format!("No one called {to} is playing.")),
+        };
+        let _ = reply.send(ToUser::Event(answer));
+        let _ = reply.send(ToUser::Done(ticket));
+    }
+
+    /// Answers a builder's command with one line.
+    fn answer(reply: &Sender<ToUser>, event: Event, ticket: u64) {
+        let _ = reply.send(ToUser::Event(event));
+        let _ = reply.send(ToUser::Done(ticket));
+    }
+
+    /// Why a builder may not use `key` for something new, if they may not.
+    fn key_refused(&self, key: &str) -> Option<String> {
+        if !valid_key(key) {
+            Some("A key is 1 to 40 lower-case letters, digits or '-'.".to_string())
+        } else if !key_is_free(&self.setup.atlas, key) || self.made.contains(key) {
+            Some(format!("The key '{key}' is taken."))
+        } else {
+            None
+        }
+    }
+
+    /// `@dig`: starts the new room's process, then asks the builder's room for the exit.
+    fn dig(
+        &mut self,
+        from: RoomId,
+        direction: Direction,
+        key: String,
+        title: String,
+        reply: &Sender<ToUser>,
+        ticket: u64,
+    ) {
+        if let Some(why) = self.key_refused(&key) {
+            return Gate::answer(reply, Event::Error(why), ticket);
+        }
+        let (Some(from_link), Some(from_key)) = (
+            self.setup.rooms.get(from).cloned(),
+            self.room_keys.get(from).cloned(),
+        ) else {
+            return Gate::answer(reply, Event::Error("You are nowhere.".into()), ticket);
+        };
+        let id = self.setup.rooms.len();
+        let (to_room, inbox) = unbounded();
+        let link = RoomLink { id, to_room };
+        let plan = build::dug_room(&key, &title, direction.opposite(), from);
+        let setup = RoomSetup {
+            id,
+            key: key.clone(),
+            title: plan.title.clone(),
+            description: plan.description.clone(),
+            dark: false,
+            atlas: self.setup.atlas.clone(),
+            exits: vec![Exit {
+                direction: direction.opposite(),
+                link: from_link.clone(),
+                door: None,
+            }],
+            doors: HashMap::new(),
+            items: Vec::new(),
+            npcs: Vec::new(),
+            link: link.clone(),
+            to_journal: self.setup.to_journal.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("room:{key}"))
+            .spawn(move || room::run(setup, inbox));
+        if let Err(e) = spawned {
+            let why = format!("The new room cannot start: {e}");
+            return Gate::answer(reply, Event::Error(why), ticket);
+        }
+        self.setup.rooms.push(link.clone());
+        self.room_keys.push(key.clone());
+        self.made.insert(key.clone());
+        let edit = Edit::Dig {
+            from: from_key,
+            direction: direction.name().to_string(),
+            key,
+            title,
+        };
+        let add = ToRoom::AddExit {
+            direction,
+            link,
+            edit,
+            reply: reply.clone(),
+            ticket,
+        };
+        if from_link.to_room.send(add).is_err() {
+            Gate::answer(reply, Event::Error("The world is stopping.".into()), ticket);
+        }
+    }
+
+    /// `@link`: asks the builder's room for an exit to an existing room.
+    fn link(
+        &mut self,
+        from: RoomId,
+        direction: Direction,
+        to: &str,
+        reply: &Sender<ToUser>,
+        ticket: u64,
+    ) {
+        let Some(to_id) = self.room_keys.iter().position(|k| k == to) else {
+            return Gate::answer(
+                reply,
+                Event::Error(format!("There is no room '{to}'.")),
+                ticket,
+            );
+        };
+        let (Some(from_link), Some(from_key)) = (
+            self.setup.rooms.get(from).cloned(),
+            self.room_keys.get(from).cloned(),
+        ) else {
+            return Gate::answer(reply, Event::Error("You are nowhere.".into()), ticket);
+        };
+        let add = ToRoom::AddExit {
+            direction,
+            link: self.setup.rooms[to_id].clone(),
+            edit: Edit::Link {
+                from: from_key,
+                direction: direction.name().to_string(),
+                to: to.to_string(),
+            },
+            reply: reply.clone(),
+            ticket,
+        };
+        if from_link.to_room.send(add).is_err() {
+            Gate::answer(reply, Event::Error("The world is stopping.".into()), ticket);
+        }
+    }
+
+    /// `@create`: makes a new object and hands it to the builder.
+    fn create(
+        &mut self,
+        builder: &Name,
+        room: RoomId,
+        key: String,
+        name: String,
+        reply: &Sender<ToUser>,
+        ticket: u64,
+    ) {
+        if let Some(why) = self.key_refused(&key) {
+            return Gate::answer(reply, Event::Error(why), ticket);
+        }
+        let Some(room_key) = self.room_keys.get(room).cloned() else {
+            return Gate::answer(reply, Event::Error("You are nowhere.".into()), ticket);
+        };
+        let id = self.setup.next_item;
+        self.setup.next_item += 1;
+        self.made.insert(key.clone());
+        let plan = Arc::new(build::made_item(&key, &name, room));
+        let _ = self.setup.to_journal.send(ToJournal::Built(Edit::Create {
+            key: key.clone(),
+            name: name.clone(),
+            room: room_key,
+        }));
+        let _ = self.setup.to_journal.send(ToJournal::ItemAt {
+            item: key,
+            place: crate::protocol::Place::Player(builder.to_string()),
+        });
+        let _ = reply.send(ToUser::Event(Event::Text {
+            kind: "happened",
+            text: format!("You make {name}."),
+        }));
+        let _ = reply.send(ToUser::Given(Item {
+            id,
+            plan,
+            lid: Default::default(),
+            contents: Vec::new(),
+        }));
+        let _ = reply.send(ToUser::Done(ticket));
+    }
+
+    /// Shows a line to every player in the world.
+    fn announce(&self, text: &str) {
+        for online in self.online.values() {
+            let _ = online.to_user.send(ToUser::Event(Event::Text {
+                kind: "announce",
+                text: text.to_string(),
+            }));
         }
     }
 
@@ -250,7 +509,7 @@ impl Gate {
     }
 
     /// Displaces every user, waits (bounded) for them to hand their records back, then stops
-    /// the rooms and the journal, which writes its final snapshot.
+    /// the rooms and the journal, which commits what is left and folds its log in.
     fn stop(&mut self, inbox: &Receiver<ToGate>) {
         self.stopping = true;
         for online in self.online.values() {
@@ -262,7 +521,23 @@ impl Gate {
         let deadline = Instant::now() + STOP_GRACE;
         while !self.online.is_empty() {
             match inbox.recv_deadline(deadline) {
-                Ok(ToGate::Logout { name, room, items }) => self.logout(name, room, items),
+                Ok(ToGate::Logout {
+                    name,
+                    room,
+                    items,
+                    score,
+                }) => self.logout(name, room, items, score),
+                Ok(ToGate::Tell { reply, ticket, .. }) => {
+                    let _ = reply.send(ToUser::Done(ticket));
+                }
+                Ok(ToGate::Announce { .. }) => {}
+                Ok(
+                    ToGate::Dig { reply, ticket, .. }
+                    | ToGate::Link { reply, ticket, .. }
+                    | ToGate::Create { reply, ticket, .. },
+                ) => {
+                    let _ = reply.send(ToUser::Done(ticket));
+                }
                 Ok(ToGate::Login(login)) => {
                     let _ = login.reply.send(Err(LoginError::Stopping));
                 }

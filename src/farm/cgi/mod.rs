@@ -26,10 +26,11 @@ use crate::conn::Conn;
 use crate::farm::reply;
 use crate::http::body::{BodyError, BodyReader};
 use crate::http::cgi::{environment, locate, EnvInput};
+use crate::http::encoding::{AcceptEncoding, Choice, Coding};
 use crate::http::{Body, Method, Request};
 use crate::par::Inbox;
 use crate::protocol::{CloseReason, Exchange, Handler, ToCgi, ToLog, ToRecycler, ToStatic};
-use crate::support::config::{Config, Live};
+use crate::support::config::{CompressionConfig, Config, Live};
 use program::{Input, Program};
 use stream::{Ending, Limits, Stream};
 
@@ -132,6 +133,21 @@ fn serve(
     }
 }
 
+/// `[compression]` when programs' output may be coded on the fly, with the coding this
+/// client takes best (`None`: identity; a client refusing everything gets identity too).
+fn stream_coding(req: &Request, cfg: &Config) -> Option<(CompressionConfig, Option<Coding>)> {
+    let c = &cfg.compression;
+    if !(c.enabled && c.on_the_fly) {
+        return None;
+    }
+    let accept = AcceptEncoding::parse(req.header_str("accept-encoding"));
+    let coding = match accept.choose(c.codings().as_slice(), |_| true) {
+        Choice::Coded(coding) => Some(coding),
+        Choice::Identity | Choice::NotAcceptable => None,
+    };
+    Some((c.clone(), coding))
+}
+
 fn is_cgi_path(path: &str) -> bool {
     path == crate::http::cgi::URL_PREFIX
         || path
@@ -232,6 +248,7 @@ fn run_once(mut conn: Conn, req: Request, cfg: &Arc<Config>, worker: &mut Worker
         total_timeout: Duration::from_secs(cfg.cgi.total_timeout_secs),
         body_timeout: cfg.body_timeout(),
         send_timeout: cfg.send_timeout(),
+        compression: stream_coding(&req, cfg),
     };
     let ending = Stream::new(
         &mut conn,

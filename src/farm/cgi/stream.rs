@@ -10,12 +10,15 @@ use nix::sys::socket::{recv, MsgFlags};
 
 use super::program::{millis, Program};
 use super::Worker;
+use crate::cache::compress::Encoder;
 use crate::conn::Conn;
 use crate::http::body::{BodyError, BodyReader};
 use crate::http::cgi::{nph_status, parse_response, Head, Response};
+use crate::http::encoding::{variant_etag, Coding};
 use crate::http::response::{push_date, push_header, push_header_u64, push_u64, SERVER};
 use crate::http::{reason_phrase, Request};
 use crate::protocol::CloseReason;
+use crate::support::config::CompressionConfig;
 
 /// How long a parsed head is held back to learn whether the whole body follows at once, so
 /// short answers go out in one write with a Content-Length instead of chunked.
@@ -103,6 +106,18 @@ pub struct Stream<'a> {
     total_deadline: Instant,
     body_deadline: Instant,
     send_timeout: Duration,
+    /// `[compression]` when on-the-fly coding is on, and the coding this client takes best.
+    compression: Option<(CompressionConfig, Option<Coding>)>,
+    /// The body's compressor, once the head said it is coded.
+    coder: Option<Coder>,
+}
+
+/// Streamed compression of the program's output: every piece read is compressed and flushed
+/// at once, so a slow program's output is not held back, and no more than one piece waits.
+struct Coder {
+    encoder: Encoder,
+    /// Output bytes still to take when the program gave a Content-Length.
+    input_left: Option<u64>,
 }
 
 /// Timeouts of one exchange.
@@ -111,6 +126,8 @@ pub struct Limits {
     pub total_timeout: Duration,
     pub body_timeout: Duration,
     pub send_timeout: Duration,
+    /// `[compression]` when on-the-fly coding is on, and the coding this client takes best.
+    pub compression: Option<(CompressionConfig, Option<Coding>)>,
 }
 
 impl<'a> Stream<'a> {
@@ -146,6 +163,8 @@ impl<'a> Stream<'a> {
             total_deadline: now + limits.total_timeout,
             body_deadline: now + limits.body_timeout,
             send_timeout: limits.send_timeout,
+            compression: limits.compression.clone(),
+            coder: None,
         }
     }
 
@@ -430,7 +449,9 @@ impl<'a> Stream<'a> {
                 let no_body = self.req.is_head() || matches!(head.status, 204 | 304);
                 if no_body {
                     self.worker.held.clear();
-                    let length = head.content_length.filter(|_| head.status != 204);
+                    let mut head = head;
+                    let coded = self.req.is_head() && self.code_head(&mut head, None).is_some();
+                    let length = head.content_length.filter(|_| head.status != 204 && !coded);
                     self.send_head(&head, length.map_or(HeadFraming::None, HeadFraming::Length))?;
                     self.phase = Phase::Discard;
                     return Ok(());
@@ -462,9 +483,14 @@ impl<'a> Stream<'a> {
     /// Sends the held head and body. `complete`: the output has ended, so the held bytes
     /// are the whole body and their length is known.
     fn release_hold(&mut self, complete: bool) -> Result<(), Ending> {
-        let Phase::Hold { head, .. } = std::mem::replace(&mut self.phase, Phase::Discard) else {
+        let Phase::Hold { mut head, .. } = std::mem::replace(&mut self.phase, Phase::Discard)
+        else {
             return Ok(());
         };
+        let known = complete.then_some(self.worker.held.len() as u64);
+        if let Some(coding) = self.code_head(&mut head, known) {
+            return self.release_coded(head, coding, complete);
+        }
         let framing = match head.content_length {
             Some(length) => Framing::Length(length),
             None if complete => Framing::Length(self.worker.held.len() as u64),
@@ -498,8 +524,179 @@ impl<'a> Stream<'a> {
         Ok(())
     }
 
+    /// Decides whether the body goes out coded: on-the-fly coding on, a coding the client
+    /// takes, a successful status, a compressible type not already coded, and not known to
+    /// be shorter than `min_bytes`. Adds `Vary` (whenever the type could be coded) and
+    /// `Content-Encoding`; the program's Content-Length no longer applies to what is sent.
+    fn code_head(&mut self, head: &mut Head, known_len: Option<u64>) -> Option<Coding> {
+        let (cfg, coding) = self.compression.as_ref()?;
+        let field = |name: &str| {
+            head.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        let mime = field("content-type")?;
+        if !cfg.compressible_type(&mime) || field("content-encoding").is_some() {
+            return None;
+        }
+        match head
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case("vary"))
+        {
+            None => head
+                .headers
+                .push(("Vary".to_string(), b"Accept-Encoding".to_vec())),
+            Some((_, value)) => {
+                let text = String::from_utf8_lossy(value).to_ascii_lowercase();
+                if text.trim() != "*" && !text.contains("accept-encoding") {
+                    value.extend_from_slice(b", Accept-Encoding");
+                }
+            }
+        }
+        let coding = (*coding)?;
+        let len = known_len.or(head.content_length);
+        let ok_status = (200..300).contains(&head.status) && !matches!(head.status, 204 | 206);
+        if !ok_status || len.is_some_and(|n| n < cfg.min_bytes) {
+            return None;
+        }
+        head.headers.push((
+            "Content-Encoding".to_string(),
+            coding.token().as_bytes().to_vec(),
+        ));
+        // The program's tag names its own bytes; the coded ones get a tag of their own.
+        if let Some((_, tag)) = head
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case("etag"))
+        {
+            let text = String::from_utf8_lossy(tag).into_owned();
+            let (weak, bare) = match text.trim().strip_prefix("W/") {
+                Some(bare) => ("W/", bare.to_string()),
+                None => ("", text.trim().to_string()),
+            };
+            *tag = format!("{weak}{}", variant_etag(&bare, coding)).into_bytes();
+        }
+        Some(coding)
+    }
+
+    /// Sends the held head and body, the body coded: whole with its length when the output
+    /// has ended, else chunked (HTTP/1.1) or until close (HTTP/1.0).
+    fn release_coded(&mut self, head: Head, coding: Coding, complete: bool) -> Result<(), Ending> {
+        let level = self
+            .compression
+            .as_ref()
+            .map_or(1, |(cfg, _)| cfg.level_of(coding));
+        let encoder = match Encoder::new(coding, level) {
+            Ok(encoder) => encoder,
+            Err(e) => return Err(self.failed(500, &format!("cannot start {coding}: {e}"))),
+        };
+        let mut coder = Coder {
+            encoder,
+            input_left: head.content_length,
+        };
+        let held = std::mem::take(&mut self.worker.held);
+        let take = coder
+            .input_left
+            .map_or(held.len(), |n| held.len().min(n as usize));
+        let mut packed = Vec::new();
+        let pushed = coder.encoder.push(&held[..take], !complete, &mut packed);
+        coder.input_left = coder.input_left.map(|n| n - take as u64);
+        self.worker.held = held;
+        self.worker.held.clear();
+        if let Err(e) = pushed {
+            return Err(self.failed(500, &format!("{coding} failed: {e}")));
+        }
+        let finished = complete || coder.input_left == Some(0);
+        let mut coder = Some(coder);
+        if finished {
+            if let Some(Err(e)) = coder.take().map(|c| c.encoder.finish(&mut packed)) {
+                return Err(self.failed(500, &format!("{coding} failed: {e}")));
+            }
+        }
+        let framing = if finished {
+            Framing::Length(packed.len() as u64)
+        } else if self.req.minor_version >= 1 {
+            Framing::Chunked
+        } else {
+            self.keep_alive = false;
+            Framing::UntilClose
+        };
+        let head_framing = match framing {
+            Framing::Length(n) => HeadFraming::Length(n),
+            Framing::Chunked => HeadFraming::Chunked,
+            Framing::UntilClose => HeadFraming::None,
+        };
+        let mut head = head;
+        head.content_length = None;
+        let mut out = std::mem::take(&mut self.worker.out);
+        out.clear();
+        self.push_head(&mut out, &head, head_framing);
+        let (framing, sent) = frame_body(&mut out, framing, &packed);
+        let written = self
+            .conn
+            .write_all_until(&out, Instant::now() + self.send_timeout);
+        self.worker.out = out;
+        written.map_err(|e| self.write_failed(&e))?;
+        self.body_bytes += sent;
+        self.phase = match framing {
+            Framing::Length(_) => Phase::Discard,
+            other => {
+                self.coder = coder;
+                Phase::Body(other)
+            }
+        };
+        Ok(())
+    }
+
+    /// Compresses `n` fresh output bytes (in `read_scratch`), or with `n == 0` ends the
+    /// stream, and sends what is ready framed so. Returns whether the coded body is complete.
+    fn send_coded(&mut self, framing: Framing, n: usize) -> Result<bool, Ending> {
+        let Some(coder) = self.coder.as_mut() else {
+            return Ok(true);
+        };
+        let take = coder.input_left.map_or(n, |left| n.min(left as usize));
+        coder.input_left = coder.input_left.map(|left| left - take as u64);
+        let last = n == 0 || coder.input_left == Some(0);
+        let mut packed = std::mem::take(&mut self.worker.held);
+        packed.clear();
+        let mut result = coder
+            .encoder
+            .push(&self.worker.read_scratch[..take], !last, &mut packed);
+        if last {
+            if let Some(coder) = self.coder.take() {
+                result = result.and_then(|()| coder.encoder.finish(&mut packed));
+            }
+        }
+        if let Err(e) = result {
+            self.worker.held = packed;
+            return Err(self.failed(500, &format!("compression failed: {e}")));
+        }
+        let mut out = std::mem::take(&mut self.worker.out);
+        out.clear();
+        let (_, sent) = frame_body(&mut out, framing, &packed);
+        if last && framing == Framing::Chunked {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+        let deadline = Instant::now() + self.send_timeout;
+        let written = self.conn.write_all_until(&out, deadline);
+        self.worker.out = out;
+        self.worker.held = packed;
+        self.worker.held.clear();
+        written.map_err(|e| self.write_failed(&e))?;
+        self.body_bytes += sent;
+        Ok(last)
+    }
+
     /// Sends `n` fresh output bytes (in `read_scratch`) as body.
     fn send_body(&mut self, framing: Framing, n: usize) -> Result<(), Ending> {
+        if self.coder.is_some() {
+            if self.send_coded(framing, n)? {
+                self.phase = Phase::Discard;
+            }
+            return Ok(());
+        }
         let mut out = std::mem::take(&mut self.worker.out);
         out.clear();
         let (framing, sent) = frame_body(&mut out, framing, &self.worker.read_scratch[..n]);
@@ -588,6 +785,21 @@ impl<'a> Stream<'a> {
                 return self.end_of_output();
             }
             _ => {}
+        }
+        if let Phase::Body(framing) = self.phase {
+            if self.coder.is_some() && self.program.crash_signal(CRASH_CHECK).is_none() {
+                // The coded stream's last bytes (and last chunk) go out now.
+                return match self.send_coded(framing, 0) {
+                    Ok(_) => {
+                        self.phase = Phase::Discard;
+                        if framing == Framing::UntilClose {
+                            self.keep_alive = false;
+                        }
+                        self.answered()
+                    }
+                    Err(ending) => ending,
+                };
+            }
         }
         match std::mem::replace(&mut self.phase, Phase::Discard) {
             Phase::Head | Phase::Hold { .. } => self.failed(502, "exited without any output"),

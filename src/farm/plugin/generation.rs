@@ -152,15 +152,57 @@ impl Generation {
             drop(guard);
             return self.run_fresh(job, Some(instance), cfg, out);
         }
+        let queue = match self.spawn_owner(Some(instance), None, cfg, &out.live) {
+            Ok(queue) => queue,
+            Err(_) => {
+                return Some(reply::error(
+                    job.conn,
+                    Some(&job.req),
+                    503,
+                    cfg,
+                    Handler::Plugin,
+                ))
+            }
+        };
+        drop(guard);
+        self.enqueue(&queue, job, cfg)
+    }
+
+    /// A plug-in declared `start: attached`: its owner thread starts now and makes the instance
+    /// at once, after `previous` (the generation it replaces) has let go of its instance, so
+    /// two instances never share the plug-in's state. Requests queue meanwhile.
+    pub fn start_when_attached(&self, previous: Option<Arc<GenerationState>>, live: &Live) {
+        let guard = self
+            .deciding
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.mode.get().is_none() {
+            // A failure is logged; the first request then tries again through `decide`.
+            let _ = self.spawn_owner(None, previous, &live.load(), live);
+        }
+        drop(guard);
+    }
+
+    /// Starts the owner thread with `instance` (or one it makes itself) and makes this
+    /// generation persistent. Called with `deciding` held.
+    fn spawn_owner(
+        &self,
+        instance: Option<Instance>,
+        previous: Option<Arc<GenerationState>>,
+        cfg: &Config,
+        live: &Live,
+    ) -> std::io::Result<Sender<Job>> {
         let (queue, jobs) = bounded::<Job>(cfg.ogi.queue.max(1));
+        let holding = instance.is_some();
         let owner = Owner {
-            instance: Some(instance),
+            instance,
+            previous,
             home: self.home.clone(),
-            live: out.live.clone(),
+            live: live.clone(),
         };
         let thread_name = format!("ogi-{}#{}", self.library.name(), self.library.generation);
         self.state.owning.store(true, Ordering::Relaxed);
-        self.state.holding.store(true, Ordering::Relaxed);
+        self.state.holding.store(holding, Ordering::Relaxed);
         if let Err(e) = std::thread::Builder::new()
             .name(thread_name)
             .spawn(move || owner.run(jobs))
@@ -169,18 +211,11 @@ impl Generation {
             self.state.holding.store(false, Ordering::Relaxed);
             self.library
                 .log(&format!("cannot start the owner thread: {e}"));
-            return Some(reply::error(
-                job.conn,
-                Some(&job.req),
-                503,
-                cfg,
-                Handler::Plugin,
-            ));
+            return Err(e);
         }
         self.state.persist.store(2, Ordering::Relaxed);
         let _ = self.mode.set(Mode::Persistent(queue.clone()));
-        drop(guard);
-        self.enqueue(&queue, job, cfg)
+        Ok(queue)
     }
 
     /// Queues a request for the owning instance; a full queue is answered 503.

@@ -505,7 +505,12 @@ impl Keeper {
             self.out.live.clone(),
         );
         let version = declaration.version();
-        match table.insert(name.clone(), Route::Ready(Arc::new(fresh))) {
+        let fresh = Arc::new(fresh);
+        if declaration.starts_when_attached() {
+            let previous = current.as_ref().map(|g| g.state.clone());
+            fresh.start_when_attached(previous, &self.out.live);
+        }
+        match table.insert(name.clone(), Route::Ready(fresh)) {
             Some(Route::Ready(old)) => {
                 self.announcements.push(format!(
                         "plugin {name} {version}: generation {generation} from {shown} replaces generation {}, which drains",

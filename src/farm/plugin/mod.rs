@@ -1,6 +1,7 @@
 //! ogi.farm worker: calls gateway plug-ins under `/ogi/NAME`.
 //! Instances: a farm (1 idle, up to `ogi.instances`), sharing one inbox; plus one owner thread
-//! (`ogi-NAME#GEN`) per persistent plug-in generation, started on its first request.
+//! (`ogi-NAME#GEN`) per persistent plug-in generation, started on its first request, or by
+//! the keeper as soon as it is attached when the plug-in declares `start: attached`.
 //! In: ToPlugin. Out: ToRecycler (every connection, when the plug-in gives it back),
 //! ToPluginKeeper (deadlines), ToLog. Stops: inbox disconnected.
 //!

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -16,12 +17,17 @@ use crate::support::config::Live;
 /// making a fresh instance after one terminates or faults.
 pub(super) struct Owner {
     pub instance: Option<Instance>,
+    /// The generation this one replaces, when it starts before its first request.
+    pub previous: Option<Arc<GenerationState>>,
     pub home: Arc<GenerationHome>,
     pub live: Live,
 }
 
 impl Owner {
     pub(super) fn run(mut self, jobs: Receiver<Job>) {
+        if self.instance.is_none() {
+            self.start_now();
+        }
         // Ends when the generation is replaced or detached and its queue has drained.
         for job in jobs {
             let cfg = self.live.load();
@@ -60,6 +66,36 @@ impl Owner {
         self.home.state.owning.store(false, Ordering::Relaxed);
     }
 }
+
+impl Owner {
+    /// Makes the instance before any request (`start: attached`), once the generation this
+    /// one replaces has dropped its instance (waited for at most `PREVIOUS_GRACE`).
+    fn start_now(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            let give_up = Instant::now() + PREVIOUS_GRACE;
+            while previous.owning.load(Ordering::Relaxed) && Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if previous.owning.load(Ordering::Relaxed) {
+                self.home
+                    .library
+                    .log("the generation it replaces still holds its instance; starting anyway");
+            }
+        }
+        match self.home.library.new_instance() {
+            Ok(instance) => {
+                self.instance = Some(instance);
+                self.home.state.holding.store(true, Ordering::Relaxed);
+                self.home.library.log("started when attached");
+            }
+            // The next request tries again.
+            Err(fault) => note_fault(&self.home.library, &self.home.counters, fault),
+        }
+    }
+}
+
+/// How long a generation that starts when attached waits for the one it replaces.
+const PREVIOUS_GRACE: Duration = Duration::from_secs(15);
 
 /// Takes connections back from one generation's instances and sends them on to the recycler.
 pub(super) struct GenerationHome {

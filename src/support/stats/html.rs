@@ -69,6 +69,7 @@ pub fn render(s: &Snapshot) -> String {
     workers(&mut h, s);
     latency(&mut h, s);
     cache(&mut h, &s.cache);
+    compression(&mut h, &s.cache.table);
     plugins(&mut h, &s.plugins);
     h.push_str("</div>\n<footer>The same numbers: <a href=\"/stats.json\">/stats.json</a> · \
                 <a href=\"/metrics\">/metrics</a> (Prometheus text). This page refreshes itself every second.</footer>\n");
@@ -306,6 +307,63 @@ fn cache(h: &mut String, c: &Cache) {
             row.bytes,
             row.score,
             row.state
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+}
+
+/// Content codings: what the cache holds coded, what it saved, and what cache.compress did
+/// per coding (times as a histogram) and per type (`COMPRESSION.md`).
+fn compression(h: &mut String, c: &crate::cache::CacheSnapshot) {
+    use crate::cache::compressor::TIME_BUCKETS_MICROS;
+    h.push_str("<section class=\"wide\"><h2>Compression</h2>\n");
+    let _ = writeln!(
+        h,
+        "<p>{} coded variants cached ({}); {} not sent thanks to them.</p>",
+        int("cache.variants_cached", c.variants_cached),
+        live("cache.variant_bytes", "bytes", &bytes(c.variant_bytes)),
+        live("cache.bytes_saved", "bytes", &bytes(c.bytes_saved)),
+    );
+    h.push_str("<table><thead><tr><th>coding</th><th>compressed</th><th>from siblings</th><th>not smaller</th><th>ratio</th>");
+    for (i, limit) in TIME_BUCKETS_MICROS.iter().enumerate() {
+        let _ = match (i, *limit) {
+            (_, u64::MAX) => write!(h, "<th>slower</th>"),
+            (_, l) if l >= 1000 => write!(h, "<th>&lt; {} ms</th>", l / 1000),
+            (_, l) => write!(h, "<th>&lt; {l} µs</th>"),
+        };
+    }
+    h.push_str("</tr></thead><tbody>\n");
+    let ratio = |out_bytes: u64, in_bytes: u64| {
+        if in_bytes == 0 {
+            "-".to_string()
+        } else {
+            percent(out_bytes as f64 / in_bytes as f64)
+        }
+    };
+    for row in &c.compression.codings {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            row.coding,
+            row.compressed,
+            row.from_siblings,
+            row.not_smaller,
+            ratio(row.out_bytes, row.in_bytes)
+        );
+        for n in row.time_histogram {
+            let _ = write!(h, "<td>{n}</td>");
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody></table>\n<table><thead><tr><th>type</th><th>bytes in</th><th>bytes out</th><th>ratio</th></tr></thead><tbody>\n");
+    for row in &c.compression.types {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&row.mime),
+            row.in_bytes,
+            row.out_bytes,
+            ratio(row.out_bytes, row.in_bytes)
         );
     }
     h.push_str("</tbody></table></section>\n");

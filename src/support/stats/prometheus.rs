@@ -304,6 +304,27 @@ pub fn render(s: &Snapshot) -> String {
         "Cached files dropped because they changed on disk.",
         cache.table.stale_drops,
     );
+    single(
+        &mut p,
+        "compression_variants_cached",
+        "gauge",
+        "Coded variants (br, zstd, gzip) held in the cache.",
+        cache.table.variants_cached,
+    );
+    single(
+        &mut p,
+        "compression_variant_bytes",
+        "gauge",
+        "Bytes of coded variants held in the cache.",
+        cache.table.variant_bytes,
+    );
+    single(
+        &mut p,
+        "compression_saved_bytes_total",
+        "counter",
+        "File bytes not sent thanks to cached or precompressed coded variants.",
+        cache.table.bytes_saved,
+    );
 
     if !s.plugins.is_empty() {
         family(
