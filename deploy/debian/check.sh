@@ -65,13 +65,14 @@ logrotate -d -s "$work/logrotate.state" "$root/etc/logrotate.d/occwserv" 2> "$wo
     || { cat "$work/logrotate.out" >&2; fail "logrotate refuses the snippet"; }
 grep -q 'rotating pattern: /var/log/occwserv/\*.log' "$work/logrotate.out" || fail "logrotate reads no pattern"
 
-# The installed server, from an empty directory (not a checkout), with the installed config
-# moved under the unpacked root. It runs as whoever runs this check, so the privilege drop
+# The installed config, moved under the unpacked root, passes `occwserv --check` (www-data
+# and all). The installed server then starts from an empty directory (not a checkout). It runs as whoever runs this check, so the privilege drop
 # (tested on its own) is left out; 127.0.0.1:0 replaces port 80.
 mkdir -p "$root/var/log/occwserv" "$root/var/lib/occwserv/game" "$work/cwd"
 sed -e "s#\"/var/#\"$root/var/#g" -e "s#\"/usr/lib/occwserv/#\"$root/usr/lib/occwserv/#g" \
-    -e '/^user = /d' -e '/^group = /d' \
-    "$root/etc/occwserv/occwserv.toml" > "$work/occwserv.toml"
+    "$root/etc/occwserv/occwserv.toml" > "$work/checked.toml"
+"$root/usr/bin/occwserv" --check --config "$work/checked.toml" || fail "occwserv --check refuses the installed config"
+sed -e '/^user = /d' -e '/^group = /d' "$work/checked.toml" > "$work/occwserv.toml"
 (cd "$work/cwd" && exec "$root/usr/bin/occwserv" --config "$work/occwserv.toml" --listen 127.0.0.1:0 \
     > "$work/stdout" 2>&1 < /dev/null) &
 server=$!
