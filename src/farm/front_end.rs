@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use crate::conn::{Conn, ReadOutcome};
+use crate::http::proxy_header::{self, is_trusted, ProxyHeader};
 use crate::http::request::{parse_head, HeadLimits};
 use crate::http::{HttpError, Request};
 use crate::protocol::{CloseReason, Handler, StatsFormat, ToRecycler};
@@ -47,6 +48,8 @@ pub enum Head {
     Park(Conn),
     /// The connection is finished (closed by the peer, or answered with an error).
     Done(ToRecycler),
+    /// Closed unanswered, for the reason given (a bad or untrusted PROXY header).
+    Refused(Conn, String),
 }
 
 /// Reads and parses the connection's next request head, as far as the socket allows now.
@@ -59,8 +62,28 @@ pub fn read_head(mut conn: Conn, buf: &mut Vec<u8>, cfg: &Config) -> Head {
         buf.extend_from_slice(&conn.unread);
         conn.unread = Vec::new();
     }
+    if conn.proxy_header_due && !is_trusted(&cfg.proxy.trusted, conn.peer.ip()) {
+        let why = format!("PROXY header from untrusted peer {} refused", conn.peer);
+        return Head::Refused(conn, why);
+    }
     loop {
-        if !buf.is_empty() {
+        if conn.proxy_header_due && !buf.is_empty() {
+            match proxy_header::parse(buf) {
+                ProxyHeader::Incomplete => {}
+                ProxyHeader::Bad(why) => {
+                    let why = format!("{}: {why}", conn.peer);
+                    return Head::Refused(conn, why);
+                }
+                ProxyHeader::Found { client, len } => {
+                    if let Some(client) = client {
+                        conn.peer = client;
+                    }
+                    buf.drain(..len);
+                    conn.proxy_header_due = false;
+                    continue;
+                }
+            }
+        } else if !buf.is_empty() {
             match parse_head(buf, &limits) {
                 Ok(Some(req)) => {
                     if buf.len() > req.head_len {

@@ -4,6 +4,7 @@ pub mod body;
 pub mod cgi;
 pub mod encoding;
 pub mod path;
+pub mod proxy_header;
 pub mod range;
 pub mod request;
 pub mod response;

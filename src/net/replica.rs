@@ -313,6 +313,11 @@ impl Replica {
             let next = match front_end::read_head(conn, &mut self.buf, &cfg) {
                 Head::Park(conn) => return self.park(conn, &cfg),
                 Head::Done(msg) => self.recycle(msg, &cfg),
+                Head::Refused(conn, why) => {
+                    let _ = self.out.to_log.try_send(ToLog::Error(why));
+                    self.close(conn);
+                    None
+                }
                 Head::Request(conn, req) => self.answer(conn, *req, &cfg),
             };
             match next {

@@ -493,6 +493,8 @@ impl Config {
                 "front_end_idle must not exceed front_end_max".to_string(),
             ));
         }
+        crate::http::proxy_header::parse_trusted(&self.proxy.trusted)
+            .map_err(|e| ConfigError(format!("[proxy] trusted: {e}")))?;
         if self.static_idle > self.static_max {
             return Err(ConfigError(
                 "static_idle must not exceed static_max".to_string(),

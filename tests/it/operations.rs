@@ -35,9 +35,10 @@ impl Setup {
 
     fn write_config(&self, extra: &str) {
         let text = format!(
-            "root = {:?}\nplugins = {:?}\naccess_log = \"\"\nerror_log = {:?}\n{extra}\n",
+            "root = {:?}\nplugins = {:?}\naccess_log = {:?}\nerror_log = {:?}\n{extra}\n",
             self.path("docroot").to_string_lossy(),
             self.dir.path().to_string_lossy(),
+            self.path("access.log").to_string_lossy(),
             self.path("error.log").to_string_lossy(),
         );
         std::fs::write(self.path("occwserv.toml"), text).unwrap();
@@ -405,4 +406,96 @@ fn a_new_binary_that_fails_to_start_leaves_the_old_one_serving() {
     assert!(setup.wait_for_log("upgrade failed, still serving"));
     assert_eq!(get(addr, "/plain.txt").status, 200);
     assert!(Path::new(&format!("/proc/{}", _running.0.id())).exists());
+}
+
+/// Sends `bytes` on a new connection to `addr` and reads until the server closes it.
+fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(bytes).unwrap();
+    read_to_close(&mut s)
+}
+
+#[test]
+fn proxy_protocol_gives_the_real_client_to_logs_and_cgi_and_refuses_untrusted_headers() {
+    let (proxied, plain) = (free_port(), free_port());
+    let setup = Setup::new("");
+    let cgi = setup.path("cgi-bin");
+    std::fs::create_dir_all(&cgi).unwrap();
+    let script = cgi.join("addr.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$REMOTE_ADDR\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let listen = format!(
+        "listen = [{{ addr = \"127.0.0.1:{proxied}\", proxy_protocol = true }}, \"127.0.0.1:{plain}\"]\ncgi_bin = {:?}",
+        cgi.to_string_lossy()
+    );
+    setup.write_config(&format!("{listen}\n[proxy]\ntrusted = [\"127.0.0.0/8\"]"));
+    let child = Command::new(binary())
+        .arg("--config")
+        .arg(setup.path("occwserv.toml"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _running = Running(child);
+    let proxied_addr: SocketAddr = format!("127.0.0.1:{proxied}").parse().unwrap();
+    let plain_addr: SocketAddr = format!("127.0.0.1:{plain}").parse().unwrap();
+    wait_serving(proxied_addr);
+    wait_serving(plain_addr);
+
+    // Version 1, as text, then the request.
+    let v1 = exchange(
+        proxied_addr,
+        b"PROXY TCP4 203.0.113.7 127.0.0.1 51234 80\r\nGET /cgi-bin/addr.sh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let resp = Response::parse(&v1);
+    assert_eq!(resp.status, 200, "{}", setup.error_log());
+    assert_eq!(resp.text(), "203.0.113.7\n");
+    // Version 2, binary (HAProxy's send-proxy-v2): 198.51.100.9:8080 to 127.0.0.1:80.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend_from_slice(&[
+        0x21, 0x11, 0, 12, 198, 51, 100, 9, 127, 0, 0, 1, 0x1f, 0x90, 0, 80,
+    ]);
+    v2.extend_from_slice(b"GET /plain.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(Response::parse(&exchange(proxied_addr, &v2)).status, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(setup.path("access.log")).unwrap_or_default();
+        if log.contains("198.51.100.9 - - ") && log.contains("203.0.113.7 - - ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "access log: {log}");
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    // No header, or a broken one: closed without an answer, and logged.
+    assert!(exchange(proxied_addr, b"GET /plain.txt HTTP/1.1\r\nHost: x\r\n\r\n").is_empty());
+    assert!(exchange(proxied_addr, b"PROXY TCP4 not-an-address 127.0.0.1 1 2\r\n").is_empty());
+    assert!(setup.wait_for_log("PROXY v1"));
+    // The plain listener takes no header: there the client is the TCP peer.
+    let resp = Response::parse(&exchange(
+        plain_addr,
+        b"GET /cgi-bin/addr.sh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ));
+    assert_eq!(resp.text(), "127.0.0.1\n");
+    drop(_running);
+
+    // A header from a peer that is not trusted is refused.
+    setup.write_config(&format!("{listen}\n[proxy]\ntrusted = [\"10.0.0.0/8\"]"));
+    let child = Command::new(binary())
+        .arg("--config")
+        .arg(setup.path("occwserv.toml"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _running = Running(child);
+    wait_serving(proxied_addr);
+    let refused = exchange(
+        proxied_addr,
+        b"PROXY TCP4 203.0.113.7 127.0.0.1 51234 80\r\nGET /plain.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(refused.is_empty(), "{}", String::from_utf8_lossy(&refused));
+    assert!(setup.wait_for_log("PROXY header from untrusted peer 127.0.0.1"));
 }

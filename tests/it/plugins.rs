@@ -532,7 +532,7 @@ fn faults_are_contained_under_concurrent_load() {
     assert_eq!(failures.into_inner().unwrap(), Vec::<String>::new());
     let crashes = crashes.load(Ordering::Relaxed);
     assert_eq!(crashes, 24);
-    let log = server.error_log();
+    // The log process writes what it is sent a moment later: wait (bounded) for each line.
     for needle in [
         "the crash plug-in was asked to panic",
         "index out of bounds: the len is 3 but the index is 7",
@@ -540,7 +540,11 @@ fn faults_are_contained_under_concurrent_load() {
         "attempt to divide by zero",
         "faulted: panicked in handle()",
     ] {
-        assert!(log.contains(needle), "the log names {needle:?}:\n{log}");
+        assert!(
+            server.wait_for_log(needle),
+            "the log names {needle:?}:\n{}",
+            server.error_log()
+        );
     }
     let crash = row_when(&server, "crash", |r| r["faults"] == crashes);
     assert_eq!(crash["faults"], crashes);
