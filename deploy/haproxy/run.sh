@@ -10,7 +10,7 @@
 #   ROOT        document root [html]            CGI_BIN   CGI programs [cgi-bin]
 #   STATE       configs, logs, pids, game world [./haproxy-run]
 #   FRONT_PORT  HAProxy's port [8080]           NODE_PORTS  the instances' ports ["8081 8082 8083"]
-#   PROXY_PROTOCOL  "on": HAProxy sends PROXY v2 headers and the instances require them [off]
+#   PROXY_PROTOCOL  "on": HAProxy sends PROXY v2 headers and the instances require them [on]
 # node1 also runs the game (/ogi/game); node2 and node3 leave it out.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +24,7 @@ CGI_BIN=${CGI_BIN:-cgi-bin}
 STATE=${STATE:-$PWD/haproxy-run}
 FRONT_PORT=${FRONT_PORT:-8080}
 read -r -a PORTS <<< "${NODE_PORTS:-8081 8082 8083}"
-PROXY_PROTOCOL=${PROXY_PROTOCOL:-off}
+PROXY_PROTOCOL=${PROXY_PROTOCOL:-on}
 absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 ROOT=$(absolute "$ROOT"); CGI_BIN=$(absolute "$CGI_BIN"); PLUGINS=$(absolute "$PLUGINS"); STATE=$(absolute "$STATE")
 

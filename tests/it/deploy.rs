@@ -1,6 +1,7 @@
 //! Deployment: where the built-in defaults look for plug-ins, `crash` kept off unless asked
-//! for, and `deploy/haproxy/run.sh` (three instances behind a real HAProxy) losing an
-//! instance under load. The Debian package is checked by `deploy/debian/check.sh`.
+//! for, and `deploy/haproxy/run.sh` (three instances behind a real HAProxy, the client's
+//! address carried by the PROXY protocol) losing an instance under load. The Debian package
+//! is checked by `deploy/debian/check.sh`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,10 +20,19 @@ use crate::support::{self, Response, Server, ServerOpts};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Polls `ready` every 20 ms until it holds or `WAIT` has passed.
-fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
+fn eventually(what: &str, ready: impl FnMut() -> bool) {
+    eventually_or(what, ready, String::new);
+}
+
+/// `eventually`, saying `context()` if it fails.
+fn eventually_or(what: &str, mut ready: impl FnMut() -> bool, context: impl Fn() -> String) {
     let deadline = Instant::now() + WAIT;
     while !ready() {
-        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {WAIT:?}\n{}",
+            context()
+        );
         std::thread::park_timeout(Duration::from_millis(20));
     }
 }
@@ -94,7 +104,23 @@ fn get(addr: &str, path: &str) -> Response {
 
 /// `GET path` on a fresh connection; the raw answer, or the I/O error met.
 fn fetch(addr: &str, path: &str) -> std::io::Result<Vec<u8>> {
-    let mut s = TcpStream::connect(addr)?;
+    send(TcpStream::connect(addr)?, path)
+}
+
+/// The address the load comes from: loopback, but not HAProxy's own 127.0.0.1, so an
+/// instance that sees it has learnt it from the PROXY protocol.
+const CLIENT: [u8; 4] = [127, 0, 0, 2];
+
+/// `fetch` from `CLIENT`.
+fn fetch_as_client(addr: &str, path: &str) -> std::io::Result<Vec<u8>> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&std::net::SocketAddr::from((CLIENT, 0)).into())?;
+    let to: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+    socket.connect(&to.into())?;
+    send(socket.into(), path)
+}
+
+fn send(mut s: TcpStream, path: &str) -> std::io::Result<Vec<u8>> {
     s.set_read_timeout(Some(WAIT))?;
     s.write_all(
         format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -211,7 +237,6 @@ impl Cluster {
                 "NODE_PORTS".into(),
                 node_ports.map(|p| p.to_string()).join(" "),
             ),
-            ("PROXY_PROTOCOL".into(), "off".into()),
         ];
         let mut run = Command::new(support::repo().join("deploy/haproxy/run.sh"))
             .envs(env.iter().cloned())
@@ -260,6 +285,15 @@ impl Cluster {
 
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.state.path().join(name)).unwrap_or_default()
+    }
+
+    /// HAProxy's warnings and alerts: instances going down and up.
+    fn health(&self) -> String {
+        self.log("haproxy.log")
+            .lines()
+            .filter(|l| l.contains("[WARNING]") || l.contains("[ALERT]"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -320,6 +354,15 @@ impl Player {
     }
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The directory holding `libhello.so` and the game.
 fn cluster_plugins() -> tempfile::TempDir {
     let dir = crate::plugins::plugin_dir(&["hello"]);
@@ -350,13 +393,26 @@ fn haproxy_in_front_of_three_instances_loses_one_under_load_and_no_request_fails
     // Round-robin: CGI answers come from all three instances.
     let mut ports_seen = std::collections::BTreeSet::new();
     for _ in 0..12 {
-        let answer = get(&front, "/cgi-bin/where.sh");
+        let answer = Response::parse(&fetch_as_client(&front, "/cgi-bin/where.sh").unwrap());
         assert_eq!(answer.status, 200, "{}", answer.text());
-        ports_seen.insert(answer.text().split_whitespace().nth(1).unwrap().to_string());
+        let text = answer.text();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(words[3], "127.0.0.2", "REMOTE_ADDR is the client's: {text}");
+        ports_seen.insert(words[1].to_string());
     }
     let all: std::collections::BTreeSet<String> =
         cluster.node_ports.iter().map(|p| p.to_string()).collect();
     assert_eq!(ports_seen, all, "round-robin over the three instances");
+
+    // Every instance logs the client's address, not HAProxy's.
+    for node in 1..=3 {
+        eventually(&format!("node{node} logs the client"), || {
+            cluster
+                .log(&format!("node{node}/access.log"))
+                .lines()
+                .any(|l| l.starts_with("127.0.0.2 ") && l.contains("GET /cgi-bin/where.sh"))
+        });
+    }
 
     // Each instance's own status page.
     for node in 1..=3 {
@@ -390,12 +446,13 @@ fn haproxy_in_front_of_three_instances_loses_one_under_load_and_no_request_fails
                     } else {
                         "/cgi-bin/where.sh"
                     };
-                    let answer = fetch(front, path).map(|raw| Response::parse_one(&raw, false));
+                    let answer =
+                        fetch_as_client(front, path).map(|raw| Response::parse_one(&raw, false));
                     let ok = match &answer {
                         Ok(Some(answer)) => {
                             answer.status == 200
                                 && (path != "/" || answer.body == *index)
-                                && (path == "/" || answer.text().starts_with("port "))
+                                && (path == "/" || answer.text().ends_with(" client 127.0.0.2\n"))
                         }
                         _ => false,
                     };
@@ -418,42 +475,47 @@ fn haproxy_in_front_of_three_instances_loses_one_under_load_and_no_request_fails
             let target = done.load(Ordering::Relaxed) + n;
             eventually("load goes on", || done.load(Ordering::Relaxed) >= target);
         };
+        // The load stops when this thread leaves the scope, by panic too.
+        let _stop = StopOnDrop(&stop);
         after(100);
         let node2 = nix::unistd::Pid::from_raw(cluster.pid_of(2));
         nix::sys::signal::kill(node2, nix::sys::signal::Signal::SIGKILL).unwrap();
-        eventually("the health checks take node2 out", || {
-            cluster
-                .log("haproxy.log")
-                .contains("instances/node2 is DOWN")
-        });
+        eventually_or(
+            "the health checks take node2 out",
+            || {
+                cluster
+                    .log("haproxy.log")
+                    .contains("instances/node2 is DOWN")
+            },
+            || cluster.health(),
+        );
         after(100);
         cluster.restart(2);
-        eventually("the health checks put node2 back", || {
-            cluster.log("haproxy.log").contains("instances/node2 is UP")
-        });
+        eventually_or(
+            "the health checks put node2 back",
+            || cluster.log("haproxy.log").contains("instances/node2 is UP"),
+            || cluster.health(),
+        );
         let port2 = format!("port {} ", cluster.node_ports[1]);
-        eventually("node2 answers in the rotation", || {
-            fetch(&front, "/cgi-bin/where.sh").is_ok_and(|a| {
-                Response::parse_one(&a, false).is_some_and(|r| r.text().starts_with(&port2))
-            })
-        });
+        eventually_or(
+            "node2 answers in the rotation",
+            || {
+                fetch(&front, "/cgi-bin/where.sh").is_ok_and(|a| {
+                    Response::parse_one(&a, false).is_some_and(|r| r.text().starts_with(&port2))
+                })
+            },
+            || cluster.health(),
+        );
         after(200);
-        stop.store(true, Ordering::Relaxed);
     });
     let failures = failures.into_inner().unwrap();
-    let health: Vec<String> = cluster
-        .log("haproxy.log")
-        .lines()
-        .filter(|l| l.contains("[WARNING]") || l.contains("[ALERT]"))
-        .map(str::to_string)
-        .collect();
     assert!(
         failures.is_empty(),
         "{} of {} requests failed: {:?}\nHAProxy:\n{}",
         failures.len(),
         done.load(Ordering::Relaxed),
         &failures[..failures.len().min(10)],
-        health.join("\n")
+        cluster.health()
     );
 
     // The game never left node1: its players are still there and hear each other.
