@@ -215,6 +215,9 @@ pub struct OgiConfig {
     pub timeout_secs: u64,
     /// Seconds between scans of the plug-in directory.
     pub scan_interval_ms: u64,
+    /// Plug-in names never attached, even when their file is in the directory: by default
+    /// `crash`, the fault-injection demonstration. A name leaves this list to be attached.
+    pub exclude: Vec<String>,
 }
 
 impl Default for Config {
@@ -226,7 +229,7 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             root: PathBuf::from("html"),
             cgi_bin: PathBuf::from("cgi-bin"),
-            plugins: PathBuf::from("target/release"),
+            plugins: default_plugins_dir(),
             error_pages: None,
             access_log: "logs/access.log".to_string(),
             access_log_format: crate::support::log::AccessFormat::Combined,
@@ -425,9 +428,25 @@ impl Default for OgiConfig {
             queue: 256,
             timeout_secs: 30,
             scan_interval_ms: 500,
+            exclude: vec!["crash".to_string()],
         }
     }
 }
+
+/// Where the plug-ins are when no `plugins` key or flag says: the build directory when the
+/// server runs from a checkout (the current directory holds `Cargo.toml` and
+/// `target/release`), as the README's run command does; else where the package installs them.
+fn default_plugins_dir() -> PathBuf {
+    let build = Path::new("target/release");
+    if Path::new("Cargo.toml").is_file() && build.is_dir() {
+        build.to_path_buf()
+    } else {
+        PathBuf::from(INSTALLED_PLUGINS_DIR)
+    }
+}
+
+/// The plug-in directory of the installed layout (the Debian package, `docs/DEPLOY.md`).
+pub const INSTALLED_PLUGINS_DIR: &str = "/usr/lib/occwserv/plugins";
 
 impl Config {
     pub fn header_timeout(&self) -> Duration {

@@ -6,6 +6,7 @@ mod cache;
 mod cgi;
 mod cgi_apps;
 mod compression;
+mod deploy;
 mod game;
 mod hardening;
 mod operations;

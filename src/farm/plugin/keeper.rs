@@ -51,6 +51,8 @@ enum FileKind {
     Attached(String),
     /// Refused; the name, when the declaration could be read.
     Refused(Option<String>),
+    /// A plug-in whose name `[ogi] exclude` lists: not loaded, `/ogi/NAME` stays unknown.
+    Excluded(String),
 }
 
 /// Identifies a version of a file cheaply.
@@ -92,6 +94,8 @@ pub struct Keeper {
     /// "attached" and "replaces" lines, written once the new table is published, so a
     /// request sent after the line appears finds the route.
     announcements: Vec<String>,
+    /// `[ogi] exclude` as of the last scan; a change looks again at the files it concerns.
+    exclude: Vec<String>,
 }
 
 impl Keeper {
@@ -124,6 +128,7 @@ impl Keeper {
             missing: HashMap::new(),
             stopping: false,
             announcements: Vec::new(),
+            exclude: Vec::new(),
         };
         keeper.scan();
         keeper.publish_board();
@@ -217,6 +222,9 @@ impl Keeper {
     fn scan(&mut self) {
         self.last_scan = Instant::now();
         let cfg = self.out.live.load_full();
+        if cfg.ogi.exclude != self.exclude {
+            self.exclusion_changed(&cfg.ogi.exclude);
+        }
         let dir = cfg.plugins.clone();
         let listing = match std::fs::read_dir(&dir) {
             Ok(listing) => {
@@ -272,6 +280,30 @@ impl Keeper {
         for line in std::mem::take(&mut self.announcements) {
             log(&self.out.to_log, line);
         }
+    }
+
+    /// After `[ogi] exclude` changed: files whose plug-in is newly excluded or no longer
+    /// excluded are forgotten, so this scan classifies them again (detaching or attaching).
+    fn exclusion_changed(&mut self, exclude: &[String]) {
+        let excluded = |name: &String| exclude.contains(name);
+        let stale: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|(_, f)| match &f.kind {
+                FileKind::Attached(name) => excluded(name),
+                FileKind::Excluded(name) => !excluded(name),
+                _ => false,
+            })
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in stale {
+            if let Some(file) = self.files.get_mut(&path) {
+                // A stamp no file has and a digest no content has: examined afresh.
+                file.stamp.len = u64::MAX;
+                file.digest = 0;
+            }
+        }
+        self.exclude = exclude.to_vec();
     }
 
     /// Detaches what every file not in `present` provided.
@@ -391,6 +423,13 @@ impl Keeper {
             }
         };
         let name = declaration.name();
+        if self.exclude.contains(&name) {
+            log(
+                &self.out.to_log,
+                format!("plugin {name} ({shown}) not attached: [ogi] exclude lists it"),
+            );
+            return (FileKind::Excluded(name), false);
+        }
         let current = match table.get(&name) {
             Some(Route::Ready(generation)) => Some(generation.clone()),
             _ => None,

@@ -222,6 +222,7 @@ fn plug_in_faults_under_load_leak_nothing() {
     let dir = crate::plugins::plugin_dir(&["crash", "hello"]);
     let server = Server::start(ServerOpts {
         plugins: Some(dir.path().to_path_buf()),
+        extra_config: "[ogi]\nexclude = []\n".to_string(),
         ..ServerOpts::default()
     });
     let plain = std::fs::read(server.root.join("plain.txt")).unwrap();
