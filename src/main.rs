@@ -26,6 +26,8 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
   root = \"html\"                    document root
   cgi_bin = \"cgi-bin\"              CGI programs, served under /cgi-bin/
   plugins = \"target/release\"       directory scanned for gateway plug-ins (*.so), under /ogi/
+                                    (default: target/release in a checkout, else
+                                    /usr/lib/occwserv/plugins)
   error_pages = \"html\"             where errorNNN.html pages live (default: the root)
   access_log = \"logs/access.log\"   Combined Log Format; \"-\" stderr, \"stdout\", \"\" off
   access_log_format = \"combined\"  or \"json\" (one object per line, with the site)
@@ -53,7 +55,8 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
            [[site.auth]] path, htpasswd, realm; [[site.access]] path, allow, deny (docs/SITES.md)
   [cache]  enabled = true, max_bytes = 67108864, max_file_bytes = 1048576, revalidate_ms = 1000
   [cgi]    max = 32, queue = 256, idle_timeout_secs = 30, total_timeout_secs = 300
-  [ogi]    instances = 16, queue = 256, timeout_secs = 30, scan_interval_ms = 500
+  [ogi]    instances = 16, queue = 256, timeout_secs = 30, scan_interval_ms = 500,
+           exclude = [\"crash\"] (plug-ins never attached)
   [compression]  enabled = true, encodings = [\"br\", \"zstd\", \"gzip\"], precompressed = true,
            on_the_fly = true, min_bytes = 256, types = [\"text/*\", ...],
            level = { br = 5, zstd = 3, gzip = 6 }   (see docs/COMPRESSION.md)
@@ -77,7 +80,7 @@ struct Args {
     /// Directory of CGI programs [default: ./cgi-bin].
     #[arg(long = "cgi-bin", value_name = "DIR")]
     cgi_bin: Option<PathBuf>,
-    /// Directory of gateway plug-ins [default: ./target/release].
+    /// Directory of gateway plug-ins [default: ./target/release in a checkout, else /usr/lib/occwserv/plugins].
     #[arg(long, value_name = "DIR")]
     plugins: Option<PathBuf>,
     /// Check the configuration (and root, logs, plug-in directory) and exit: 0 if good, 2 with
