@@ -474,6 +474,14 @@ fn proxy_protocol_gives_the_real_client_to_logs_and_cgi_and_refuses_untrusted_he
     assert!(exchange(proxied_addr, b"GET /plain.txt HTTP/1.1\r\nHost: x\r\n\r\n").is_empty());
     assert!(exchange(proxied_addr, b"PROXY TCP4 not-an-address 127.0.0.1 1 2\r\n").is_empty());
     assert!(setup.wait_for_log("PROXY v1"));
+    // A header cut short (the peer stops sending half way): closed, nothing answered.
+    let mut cut = TcpStream::connect(proxied_addr).unwrap();
+    cut.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    cut.write_all(b"PROXY TCP4 203.0.113.7 127.0").unwrap();
+    cut.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(read_to_close(&mut cut).is_empty());
+    // The server is unharmed: the next proxied client is answered.
+    assert_eq!(Response::parse(&exchange(proxied_addr, &v2)).status, 200);
     // The plain listener takes no header: there the client is the TCP peer.
     let resp = Response::parse(&exchange(
         plain_addr,
