@@ -173,6 +173,11 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<Request>, Ht
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
         Err(httparse::Error::Version) => {
             return match version_fault(rest, line_end.is_some()) {
+                // Still incomplete, but never past the head limit (found by the request_head
+                // fuzz target: empty lines, then a version cut short).
+                VersionFault::Incomplete if buf.len() > limits.max_header_bytes => {
+                    Err(HttpError::HeadersTooLarge)
+                }
                 VersionFault::Incomplete => Ok(None),
                 VersionFault::NewerMinor(at) => {
                     // RFC 9110 section 2.5: a newer minor version of HTTP/1 is read as HTTP/1.1.
@@ -610,6 +615,22 @@ mod tests {
         assert_eq!(prefix.unwrap_err().status(), 431);
         let few = format!("{}OPTIONS * HTTP/1.0\r\n\r\n", "\r\n".repeat(2));
         assert!(parse_head(few.as_bytes(), &limits).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_cut_short_version_after_empty_lines_still_counts_toward_the_head_limit() {
+        // Found by the request_head fuzz target: the same empty lines before a request line
+        // whose version is not yet whole ("HTTP/2.0\r " and more) were kept as incomplete.
+        let limits = HeadLimits {
+            max_request_line_bytes: 48,
+            max_header_bytes: 96,
+            max_headers: 14,
+        };
+        let head = format!("{}OPTIONS * HTTP/2.0\r \0\0\0*", "\r\n".repeat(55));
+        assert_eq!(
+            parse_head(head.as_bytes(), &limits).unwrap_err().status(),
+            431
+        );
     }
 
     #[test]
