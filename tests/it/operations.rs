@@ -208,6 +208,9 @@ fn root_drops_to_the_configured_user_and_cgi_runs_as_it() {
     let _running = Running(child);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_serving(addr);
+    // The socket is bound (and takes connections) before the server drops root; an answer
+    // means it has started serving, which it does only after the drop.
+    assert_eq!(get(addr, "/plain.txt").status, 200);
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     let nogroup = nix::unistd::Group::from_name("nogroup").unwrap().unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
