@@ -424,6 +424,15 @@ impl Replica {
                 Err(TrySendError::Full(ToCgi::Run { conn, req }))
                 | Err(TrySendError::Disconnected(ToCgi::Run { conn, req })) => Some((conn, req)),
             },
+            Route::Plugin(_) if conn.tls.is_some() => {
+                // Plug-ins are handed the raw socket, which would bypass the TLS session.
+                let _ = self.out.to_log.try_send(ToLog::Error(format!(
+                    "tls: {}: {} refused with 501: plug-ins are not served over HTTPS yet",
+                    conn.peer, req.path
+                )));
+                let msg = reply::error(conn, Some(&req), 501, cfg, Handler::FrontEnd);
+                return self.recycle(msg, cfg);
+            }
             Route::Plugin(name) => {
                 match self
                     .out
@@ -503,7 +512,7 @@ impl Replica {
                 None => return self.close(conn),
             },
         };
-        let partial = !conn.unread.is_empty();
+        let partial = !conn.unread.is_empty() || conn.tls_handshaking();
         let since = Instant::now();
         let mut deadline = match conn.head_deadline {
             Some(deadline) if partial => deadline,
@@ -573,10 +582,11 @@ impl Replica {
         }
     }
 
-    fn close(&mut self, conn: Conn) {
+    fn close(&mut self, mut conn: Conn) {
         if let Some(slot) = conn.slot {
             self.release(slot);
         }
+        conn.close_tls();
         self.out.meters.closed(conn.replica);
         drop(conn);
     }
@@ -596,7 +606,14 @@ impl Replica {
                 continue;
             };
             self.parked -= 1;
-            if entry.partial {
+            if entry.partial && entry.conn.tls_handshaking() {
+                // No HTTP answer can reach a client that has not finished its handshake.
+                let _ = self.out.to_log.try_send(ToLog::Error(format!(
+                    "tls: {}: handshake not finished within header_timeout_secs",
+                    entry.conn.peer
+                )));
+                self.close(entry.conn);
+            } else if entry.partial {
                 // The client began a request and did not finish it in time.
                 let msg = match reply::error(entry.conn, None, 408, &cfg, Handler::FrontEnd) {
                     ToRecycler::Close(conn, _, exchange) => {

@@ -208,7 +208,7 @@ impl<'a> Stream<'a> {
                 && !self.body_done()
                 && !self.body_abandoned
                 && self.pending.is_empty();
-            if want_body && !self.conn.unread.is_empty() {
+            if want_body && (!self.conn.unread.is_empty() || self.conn.tls_plaintext_waiting()) {
                 if let Err(ending) = self.read_body() {
                     return ending;
                 }
