@@ -175,6 +175,23 @@ impl Conn {
         })
     }
 
+    /// The TLS version (`TLSv1.3`) and cipher suite (IANA name) of an HTTPS connection.
+    pub fn tls_names(&self) -> Option<(&'static str, String)> {
+        let tls = self.tls.as_ref()?;
+        let protocol = match tls.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+            _ => "TLS",
+        };
+        let suite = tls.negotiated_cipher_suite()?.suite();
+        // rustls names TLS 1.3 suites `TLS13_...`; their IANA names begin `TLS_`.
+        let cipher = suite.as_str().map_or_else(
+            || format!("{suite:?}"),
+            |name| name.replacen("TLS13_", "TLS_", 1),
+        );
+        Some((protocol, cipher))
+    }
+
     /// Whether the TLS handshake is still under way (the connection has no request yet).
     pub fn tls_handshaking(&self) -> bool {
         self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())

@@ -335,6 +335,15 @@ impl Replica {
             // The answer says `Connection: close`, so the client goes elsewhere for the next.
             req.keep_alive = false;
         }
+        if conn.tls.is_some() {
+            req.hsts_max_age_secs = cfg.tls.hsts_max_age_secs;
+        } else if cfg.tls.redirect_http
+            && cfg.tls.enabled()
+            && !req.path.starts_with(reply::ACME_CHALLENGE)
+        {
+            let msg = reply::to_https(conn, &req, cfg);
+            return self.recycle(msg, cfg);
+        }
         if let Body::Length(n) = req.body {
             if n > cfg.max_body_bytes {
                 let msg = reply::error(conn, Some(&req), 413, cfg, Handler::FrontEnd);

@@ -751,6 +751,7 @@ impl<'a> Stream<'a> {
             (_, false) => out.extend_from_slice(b"Connection: close\r\n"),
             _ => {}
         }
+        crate::http::response::push_hsts(out, self.req.hsts_max_age_secs);
         for (name, value) in &head.headers {
             push_header(out, name, value);
         }
