@@ -225,6 +225,10 @@ fn serve(
     }
     raise_fd_limit();
     let (listeners, inherited) = service::listeners(&cfg)?;
+    // The HTTPS port as bound (port 0 asks for any), for redirects to it.
+    if let Some(tls) = listeners.iter().find(|l| l.tls) {
+        cfg.tls.listen = tls.socket.local_addr().ok();
+    }
     let local = listeners
         .iter()
         .filter_map(|l| l.socket.local_addr().ok())

@@ -860,7 +860,12 @@ pub fn run(
                     )));
                     cfg.listen = old.listen.clone();
                 }
-                if cfg.tls.listen != old.tls.listen {
+                // Port 0 was bound to some port at start: the same listener.
+                let same_any_port = matches!(
+                    (cfg.tls.listen, old.tls.listen),
+                    (Some(new), Some(old)) if new.port() == 0 && new.ip() == old.ip()
+                );
+                if cfg.tls.listen != old.tls.listen && !same_any_port {
                     let _ = to_log.try_send(ToLog::Error(format!(
                         "config reload: [tls] listen {:?} kept; a new address needs a restart",
                         old.tls.listen
