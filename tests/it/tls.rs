@@ -548,3 +548,29 @@ fn check_loads_the_certificates() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("ca.pem"));
 }
+
+#[test]
+fn a_large_post_body_reaches_cgi_over_tls() {
+    let pki = pki_with_localhost();
+    let (_server, tls) = start(&pki, "", "");
+    let body: Vec<u8> = (0..600_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    let file = pki.path("body.bin");
+    std::fs::write(&file, &body).unwrap();
+    let data = format!("@{}", file.to_string_lossy());
+    let out = curl(
+        &pki,
+        &[
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &data,
+            &url(tls, "/cgi-bin/echo.py"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == body, "{} bytes came back", out.stdout.len());
+}
