@@ -194,4 +194,48 @@ mod tests {
         let err = Tls::load(&cfg).unwrap_err();
         assert!(err.contains("/nonexistent/cert.pem"), "{err}");
     }
+
+    /// A key that never signs: enough to tell certificates apart by their bytes.
+    #[derive(Debug)]
+    struct Unsigning;
+
+    impl rustls::sign::SigningKey for Unsigning {
+        fn choose_scheme(
+            &self,
+            _offered: &[rustls::SignatureScheme],
+        ) -> Option<Box<dyn rustls::sign::Signer>> {
+            None
+        }
+        fn algorithm(&self) -> rustls::SignatureAlgorithm {
+            rustls::SignatureAlgorithm::ECDSA
+        }
+    }
+
+    fn key(tag: u8) -> Arc<CertifiedKey> {
+        Arc::new(CertifiedKey::new(
+            vec![CertificateDer::from(vec![tag])],
+            Arc::new(Unsigning),
+        ))
+    }
+
+    fn tag(key: &CertifiedKey) -> u8 {
+        key.cert[0].as_ref()[0]
+    }
+
+    #[test]
+    fn names_choose_exact_then_wildcard_then_default() {
+        let set = CertificateSet {
+            default: key(0),
+            exact: vec![("a.example".to_string(), key(1))],
+            wildcard: vec![(".b.example".to_string(), key(2))],
+        };
+        assert_eq!(tag(&set.choose(None)), 0);
+        assert_eq!(tag(&set.choose(Some("a.example"))), 1);
+        assert_eq!(tag(&set.choose(Some("A.Example."))), 1);
+        assert_eq!(tag(&set.choose(Some("x.b.example"))), 2);
+        // A wildcard covers one label only, and not the bare parent.
+        assert_eq!(tag(&set.choose(Some("y.x.b.example"))), 0);
+        assert_eq!(tag(&set.choose(Some("b.example"))), 0);
+        assert_eq!(tag(&set.choose(Some("other.example"))), 0);
+    }
 }
