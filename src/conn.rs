@@ -238,9 +238,10 @@ impl Conn {
         Ok(at)
     }
 
-    /// Ends a TLS session politely (close_notify), as far as the socket takes it now.
+    /// Ends a TLS session politely (close_notify), as far as the socket takes it now. A
+    /// handshake never finished (stalled, or refused with an alert) is just closed.
     pub fn close_tls(&mut self) {
-        if let Some(tls) = self.tls.as_deref_mut() {
+        if let Some(tls) = self.tls.as_deref_mut().filter(|tls| !tls.is_handshaking()) {
             tls.send_close_notify();
             let _ = flush_session(tls, &self.stream);
         }
