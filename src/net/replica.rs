@@ -314,16 +314,35 @@ impl Replica {
                 Head::Park(conn) => return self.park(conn, &cfg),
                 Head::Done(msg) => self.recycle(msg, &cfg),
                 Head::Refused(conn, why) => {
+                    if conn.tls_handshaking() {
+                        self.out.meters.tls_failed.fetch_add(1, Ordering::Relaxed);
+                    }
                     let _ = self.out.to_log.try_send(ToLog::Error(why));
                     self.close(conn);
                     None
                 }
-                Head::Request(conn, req) => self.answer(conn, *req, &cfg),
+                Head::Request(conn, req) => {
+                    if conn.requests == 0 && conn.tls.is_some() {
+                        self.count_handshake(&conn);
+                    }
+                    self.answer(conn, *req, &cfg)
+                }
             };
             match next {
                 Some(more) => conn = more,
                 None => return,
             }
+        }
+    }
+
+    /// An HTTPS connection's first request: its handshake is complete.
+    fn count_handshake(&self, conn: &Conn) {
+        let meters = &self.out.meters;
+        meters.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+        let resumed = conn.tls.as_ref().and_then(|tls| tls.handshake_kind())
+            == Some(rustls::HandshakeKind::Resumed);
+        if resumed {
+            meters.tls_resumed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -616,6 +635,7 @@ impl Replica {
             };
             self.parked -= 1;
             if entry.partial && entry.conn.tls_handshaking() {
+                self.out.meters.tls_failed.fetch_add(1, Ordering::Relaxed);
                 // No HTTP answer can reach a client that has not finished its handshake.
                 let _ = self.out.to_log.try_send(ToLog::Error(format!(
                     "tls: {}: handshake not finished within header_timeout_secs",

@@ -320,7 +320,7 @@ fn sni_chooses_between_two_certificates() {
 #[test]
 fn openssl_resumes_sessions_by_ticket_and_by_session_id() {
     let pki = pki_with_localhost();
-    let (_server, tls) = start(&pki, "", "");
+    let (server, tls) = start(&pki, "", "");
     for (label, args) in [
         ("tls1.3 ticket", vec!["-tls1_3"]),
         ("tls1.2 ticket", vec!["-tls1_2"]),
@@ -338,6 +338,17 @@ fn openssl_resumes_sessions_by_ticket_and_by_session_id() {
         assert!(text.contains("Reused, "), "{label}: {text}");
         assert!(text.contains("plain text fixture"), "{label}: {text}");
     }
+    let stats = server.stats();
+    assert!(
+        stats["tls"]["handshakes"].as_u64().unwrap() >= 6,
+        "{}",
+        stats["tls"]
+    );
+    assert!(
+        stats["tls"]["resumed"].as_u64().unwrap() >= 3,
+        "{}",
+        stats["tls"]
+    );
     // TLS 1.1 and older are refused.
     let text = s_client(&pki, tls, &["-tls1_1"], CLOSE_REQUEST);
     assert!(!text.contains("plain text fixture"), "{text}");
@@ -392,6 +403,8 @@ fn garbage_and_truncated_client_hellos_get_an_alert_or_a_close() {
     assert!(got.is_empty() || got[0] == 0x15, "{got:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(server.wait_for_log("tls: "), "{}", server.error_log());
+    let failed = server.stats()["tls"]["failed"].as_u64().unwrap();
+    assert!(failed >= 3, "{failed} handshakes counted as failed");
     // And the server is unharmed.
     let out = curl(&pki, &[&url(tls, "/plain.txt")]);
     assert_eq!(out.stdout, b"plain text fixture\n");
