@@ -332,6 +332,24 @@ impl Conn {
         mut len: u64,
         deadline: Instant,
     ) -> io::Result<()> {
+        if self.tls.is_some() {
+            // sendfile(2) cannot encrypt: read and encrypt a record's worth at a time.
+            let mut chunk = vec![0u8; 16 * 1024];
+            while len > 0 {
+                let want = len.min(chunk.len() as u64) as usize;
+                let got = std::os::unix::fs::FileExt::read_at(file, &mut chunk[..want], offset)?;
+                if got == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    ));
+                }
+                self.write_all_until(&chunk[..got], deadline)?;
+                offset += got as u64;
+                len -= got as u64;
+            }
+            return Ok(());
+        }
         while len > 0 {
             let chunk = len.min(1 << 30) as usize;
             let mut off = offset as i64;
