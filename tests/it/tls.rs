@@ -588,3 +588,34 @@ fn a_large_post_body_reaches_cgi_over_tls() {
     );
     assert!(out.stdout == body, "{} bytes came back", out.stdout.len());
 }
+
+#[test]
+fn a_file_too_large_for_the_cache_streams_compressed_over_tls() {
+    let pki = pki_with_localhost();
+    let (server, tls) = start(&pki, "", "");
+    let text: String = (0..200_000u32)
+        .map(|i| format!("line {i} of a text too large for the cache\n"))
+        .collect();
+    std::fs::write(server.root.join("big.txt"), &text).unwrap();
+    let out = curl(
+        &pki,
+        &[
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "Accept-Encoding: gzip",
+            &url(tls, "/big.txt"),
+        ],
+    );
+    let head = String::from_utf8_lossy(&out.stdout);
+    assert!(head.contains("Content-Encoding: gzip"), "{head}");
+    let out = curl(&pki, &["--compressed", &url(tls, "/big.txt")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == text.as_bytes(), "{} bytes", out.stdout.len());
+}
