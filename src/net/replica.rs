@@ -278,6 +278,10 @@ impl Replica {
     fn adopt(&mut self, mut conn: Conn, cfg: &Config) {
         conn.replica = self.out.index;
         self.gauge.accepted.fetch_add(1, Ordering::Relaxed);
+        if conn.tls.is_some() {
+            // The handshake, from the first byte on, must be done within the head's time.
+            conn.head_deadline = Some(conn.accepted + cfg.header_timeout());
+        }
         // Most clients send their request a moment after connecting: wait for it in the
         // epoll set rather than try a read that would find nothing.
         self.park(conn, cfg);

@@ -402,6 +402,12 @@ fn garbage_and_truncated_client_hellos_get_an_alert_or_a_close() {
     let got = read_until_closed(&mut s);
     assert!(got.is_empty() || got[0] == 0x15, "{got:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
+    // A client that connects and says nothing: closed at the header deadline too.
+    let mut s = TcpStream::connect(tls).unwrap();
+    let started = Instant::now();
+    let got = read_until_closed(&mut s);
+    assert!(got.is_empty(), "{got:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
     assert!(server.wait_for_log("tls: "), "{}", server.error_log());
     let failed = server.stats()["tls"]["failed"].as_u64().unwrap();
     assert!(failed >= 3, "{failed} handshakes counted as failed");
