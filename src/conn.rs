@@ -53,6 +53,8 @@ pub struct Conn {
     /// It came through a listener with `proxy_protocol`: its first bytes are a PROXY header,
     /// read before the first request.
     pub proxy_header_due: bool,
+    /// It came through the HTTPS listener: every byte in and out goes through this session.
+    pub tls: Option<Box<rustls::ServerConnection>>,
 }
 
 /// What a non-blocking read found.
@@ -86,6 +88,7 @@ impl Conn {
             slot: None,
             read_dry: false,
             proxy_header_due: false,
+            tls: None,
         }
     }
 
@@ -96,6 +99,9 @@ impl Conn {
     /// Reads what is available without blocking and appends it to `buf` (at most `max` bytes).
     pub fn read_now(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<ReadOutcome> {
         let want = max.clamp(1, READ_CHUNK);
+        if self.tls.is_some() {
+            return self.read_tls_now(buf, want);
+        }
         // Receive into a per-thread buffer zeroed once, and copy only what arrived: growing
         // `buf` by the whole chunk would zero 16 KiB on every read.
         READ_SCRATCH.with(|scratch| {
@@ -119,6 +125,126 @@ impl Conn {
             self.bytes_in += got as u64;
             Ok(ReadOutcome::Data(got))
         })
+    }
+
+    /// `read_now` over TLS: plaintext the session already holds, else ciphertext from the
+    /// socket into the session (answering handshake messages as they come). A message the
+    /// session refuses (a bad ClientHello, say) is answered with an alert and is an
+    /// `InvalidData` error.
+    fn read_tls_now(&mut self, buf: &mut Vec<u8>, want: usize) -> io::Result<ReadOutcome> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(ReadOutcome::WouldBlock);
+        };
+        READ_SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            loop {
+                match io::Read::read(&mut tls.reader(), &mut scratch[..want]) {
+                    Ok(0) => return Ok(ReadOutcome::Closed),
+                    Ok(got) => {
+                        buf.extend_from_slice(&scratch[..got]);
+                        self.bytes_in += got as u64;
+                        // The session may hold more: the next read looks before parking.
+                        self.read_dry = false;
+                        return Ok(ReadOutcome::Data(got));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        return Ok(ReadOutcome::Closed)
+                    }
+                    Err(e) => return Err(e),
+                }
+                // Handshake answers go out before waiting for the client's next message.
+                flush_session(tls, &self.stream)?;
+                match tls.read_tls(&mut Socket(&self.stream)) {
+                    Ok(0) => return Ok(ReadOutcome::Closed),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.read_dry = true;
+                        return Ok(ReadOutcome::WouldBlock);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+                if let Err(e) = tls.process_new_packets() {
+                    // The session has queued an alert saying why.
+                    let _ = flush_session(tls, &self.stream);
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+                flush_session(tls, &self.stream)?;
+            }
+        })
+    }
+
+    /// The TLS version (`TLSv1.3`) and cipher suite (IANA name) of an HTTPS connection.
+    pub fn tls_names(&self) -> Option<(&'static str, String)> {
+        let tls = self.tls.as_ref()?;
+        let protocol = match tls.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+            _ => "TLS",
+        };
+        let suite = tls.negotiated_cipher_suite()?.suite();
+        // rustls names TLS 1.3 suites `TLS13_...`; their IANA names begin `TLS_`.
+        let cipher = suite.as_str().map_or_else(
+            || format!("{suite:?}"),
+            |name| name.replacen("TLS13_", "TLS_", 1),
+        );
+        Some((protocol, cipher))
+    }
+
+    /// Whether the TLS handshake is still under way (the connection has no request yet).
+    pub fn tls_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+    }
+
+    /// Whether the TLS session holds bytes the socket has not taken yet.
+    pub fn tls_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.wants_write())
+    }
+
+    /// Whether the TLS session holds decrypted bytes not read yet (the socket will not say so).
+    pub fn tls_plaintext_waiting(&mut self) -> bool {
+        self.tls.as_mut().is_some_and(|tls| {
+            tls.process_new_packets()
+                .is_ok_and(|state| state.plaintext_bytes_to_read() > 0)
+        })
+    }
+
+    /// Sends what the TLS session holds for the socket, as far as it takes it now; true when
+    /// everything went. Without TLS there is nothing to send.
+    pub fn flush_tls(&mut self) -> io::Result<bool> {
+        match self.tls.as_deref_mut() {
+            Some(tls) => flush_session(tls, &self.stream),
+            None => Ok(true),
+        }
+    }
+
+    /// Takes as much of `bytes` into the TLS session as it holds, encrypting them, and sends
+    /// what the socket takes now; returns how many plaintext bytes were taken. What the socket
+    /// did not take stays in the session (`tls_pending`).
+    pub fn write_tls_now(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(0);
+        };
+        let mut at = 0;
+        while flush_session(tls, &self.stream)? && at < bytes.len() {
+            let n = io::Write::write(&mut tls.writer(), &bytes[at..])?;
+            if n == 0 {
+                break;
+            }
+            at += n;
+            self.bytes_out += n as u64;
+        }
+        Ok(at)
+    }
+
+    /// Ends a TLS session politely (close_notify), as far as the socket takes it now. A
+    /// handshake never finished (stalled, or refused with an alert) is just closed.
+    pub fn close_tls(&mut self) {
+        if let Some(tls) = self.tls.as_deref_mut().filter(|tls| !tls.is_handshaking()) {
+            tls.send_close_notify();
+            let _ = flush_session(tls, &self.stream);
+        }
     }
 
     /// Waits until the socket is readable or `deadline` passes; true when readable.
@@ -164,6 +290,18 @@ impl Conn {
         flags: SendFlags,
         deadline: Instant,
     ) -> io::Result<()> {
+        if self.tls.is_some() {
+            loop {
+                let n = self.write_tls_now(bytes)?;
+                bytes = &bytes[n..];
+                if bytes.is_empty() && !self.tls_pending() {
+                    return Ok(());
+                }
+                if !wait_for(&self.stream, PollFlags::POLLOUT, deadline)? {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
+                }
+            }
+        }
         while !bytes.is_empty() {
             match send(
                 &self.stream,
@@ -194,6 +332,24 @@ impl Conn {
         mut len: u64,
         deadline: Instant,
     ) -> io::Result<()> {
+        if self.tls.is_some() {
+            // sendfile(2) cannot encrypt: read and encrypt a record's worth at a time.
+            let mut chunk = vec![0u8; 16 * 1024];
+            while len > 0 {
+                let want = len.min(chunk.len() as u64) as usize;
+                let got = std::os::unix::fs::FileExt::read_at(file, &mut chunk[..want], offset)?;
+                if got == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    ));
+                }
+                self.write_all_until(&chunk[..got], deadline)?;
+                offset += got as u64;
+                len -= got as u64;
+            }
+            return Ok(());
+        }
         while len > 0 {
             let chunk = len.min(1 << 30) as usize;
             let mut off = offset as i64;
@@ -230,6 +386,38 @@ impl Conn {
     pub fn flush(&mut self) -> io::Result<()> {
         self.stream.flush()
     }
+}
+
+/// The socket as rustls sees it: reads and writes that never wait.
+struct Socket<'a>(&'a TcpStream);
+
+impl io::Read for Socket<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv(self.0, buf, RecvFlags::DONTWAIT).map_err(io::Error::from)
+    }
+}
+
+impl io::Write for Socket<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send(self.0, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL).map_err(io::Error::from)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends what `tls` holds for the socket, as far as it takes it now; true when all went.
+fn flush_session(tls: &mut rustls::ServerConnection, stream: &TcpStream) -> io::Result<bool> {
+    while tls.wants_write() {
+        match tls.write_tls(&mut Socket(stream)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// Polls one socket for `events` until `deadline`; true when ready.

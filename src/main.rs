@@ -60,6 +60,10 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
   [compression]  enabled = true, encodings = [\"br\", \"zstd\", \"gzip\"], precompressed = true,
            on_the_fly = true, min_bytes = 256, types = [\"text/*\", ...],
            level = { br = 5, zstd = 3, gzip = 6 }   (see docs/COMPRESSION.md)
+  [tls]    listen = \"0.0.0.0:443\", cert = \"fullchain.pem\", key = \"privkey.pem\",
+           redirect_http = false, hsts_max_age_secs = 0;
+           [[tls.certs]] names = [\"a.example\", \"*.b.example\"], cert, key (by SNI)
+           (SIGHUP re-reads the certificates; see docs/TLS.md)
   [game]   state_dir, token_key, bots; [game.irc] server, port, nick, channel (see docs/GAME.md)
 Signals: SIGHUP reloads the config and reopens the logs; SIGTERM/SIGINT drain and exit 0;
 SIGUSR2 starts the binary at the same path on the same sockets, then drains once it is ready.";
@@ -87,6 +91,15 @@ struct Args {
     /// the problems listed.
     #[arg(long)]
     check: bool,
+    /// Address of the HTTPS listener ([tls] listen).
+    #[arg(long = "tls-listen", value_name = "ADDR:PORT")]
+    tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain of the HTTPS listener ([tls] cert).
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// PEM private key of that certificate: RSA, ECDSA or Ed25519 ([tls] key).
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -106,6 +119,9 @@ fn main() -> ExitCode {
         root: args.root,
         cgi_bin: args.cgi_bin,
         plugins: args.plugins,
+        tls_listen: args.tls_listen,
+        cert: args.cert,
+        key: args.key,
     };
     let mut cfg = match &args.config {
         Some(path) => match Config::load(path) {
@@ -118,6 +134,10 @@ fn main() -> ExitCode {
         None => Config::default(),
     };
     overrides.apply(&mut cfg);
+    if let Err(e) = cfg.validate_tls() {
+        eprintln!("occwserv: bad config: {e}");
+        return ExitCode::from(2);
+    }
     if args.check {
         return check(&cfg, args.config.as_deref());
     }
@@ -169,6 +189,11 @@ fn check(cfg: &Config, file: Option<&Path>) -> ExitCode {
             problems.push(format!("group {name}: no such group"));
         }
     }
+    if cfg.tls.enabled() {
+        if let Err(e) = occwserv::support::tls::Tls::load(&cfg.tls) {
+            problems.push(format!("tls: {e}"));
+        }
+    }
     let source = file.map_or("built-in defaults".to_string(), |f| f.display().to_string());
     if problems.is_empty() {
         println!("occwserv: configuration {source} is good");
@@ -182,7 +207,7 @@ fn check(cfg: &Config, file: Option<&Path>) -> ExitCode {
 }
 
 fn serve(
-    cfg: Config,
+    mut cfg: Config,
     config_file: Option<PathBuf>,
     overrides: Overrides,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -193,8 +218,17 @@ fn serve(
     let exe = std::env::current_exe()?;
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     occwserv::support::log::check_paths(&cfg.access_log, &cfg.error_log)?;
+    if cfg.tls.enabled() {
+        cfg.tls_state = Some(std::sync::Arc::new(occwserv::support::tls::Tls::load(
+            &cfg.tls,
+        )?));
+    }
     raise_fd_limit();
     let (listeners, inherited) = service::listeners(&cfg)?;
+    // The HTTPS port as bound (port 0 asks for any), for redirects to it.
+    if let Some(tls) = listeners.iter().find(|l| l.tls) {
+        cfg.tls.listen = tls.socket.local_addr().ok();
+    }
     let local = listeners
         .iter()
         .filter_map(|l| l.socket.local_addr().ok())

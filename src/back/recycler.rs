@@ -117,7 +117,8 @@ fn keep(conn: Conn, out: &RecyclerOut, cfg: &Config) {
     }
 }
 
-fn close(conn: Conn, out: &RecyclerOut) {
+fn close(mut conn: Conn, out: &RecyclerOut) {
+    conn.close_tls();
     out.meters.closed(conn.replica);
     drop(conn);
 }

@@ -106,12 +106,17 @@ pub fn read_head(mut conn: Conn, buf: &mut Vec<u8>, cfg: &Config) -> Head {
         match conn.read_now(buf, room) {
             Ok(ReadOutcome::Data(_)) => {}
             Ok(ReadOutcome::WouldBlock) => {
-                if buf.is_empty() {
+                // A TLS handshake under way is a head begun: it keeps its deadline.
+                if buf.is_empty() && !conn.tls_handshaking() {
                     conn.head_deadline = None;
                 } else {
                     conn.unread = buf.clone();
                 }
                 return Head::Park(conn);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData && conn.tls.is_some() => {
+                let why = format!("tls: {}: {e}", conn.peer);
+                return Head::Refused(conn, why);
             }
             Ok(ReadOutcome::Closed) | Err(_) => {
                 return Head::Done(ToRecycler::Close(conn, CloseReason::PeerClosed, None));

@@ -4,14 +4,16 @@
 use std::time::Instant;
 
 use crate::conn::Conn;
-use crate::http::response::{push_header, push_header_u64, push_status};
+use crate::http::response::{push_header, push_header_u64, push_hsts, push_status};
 use crate::http::{reason_phrase, Body, Request};
 use crate::protocol::{CloseReason, Exchange, Handler, ToRecycler};
 use crate::support::config::Config;
 
-/// Appends the status line and the common headers (Date, Server, Connection).
+/// Appends the status line and the common headers (Date, Server, Connection, and HSTS over
+/// HTTPS).
 pub fn head(status: u16, req: &Request, keep_alive: bool, out: &mut Vec<u8>) {
     push_status(out, req.minor_version, status, keep_alive);
+    push_hsts(out, req.hsts_max_age_secs);
 }
 
 /// Whether the connection may carry another request after an error answer: only when the
@@ -54,6 +56,7 @@ pub fn error_with(
     let mut out = Vec::with_capacity(256 + body.len());
     let minor = req.map_or(1, |r| r.minor_version);
     push_status(&mut out, minor, status, keep_alive);
+    push_hsts(&mut out, req.map_or(0, |r| r.hsts_max_age_secs));
     push_header(&mut out, "Content-Type", b"text/html; charset=utf-8");
     push_header_u64(&mut out, "Content-Length", body.len() as u64);
     for (name, value) in extra {
@@ -85,6 +88,41 @@ pub fn error_with(
         }
         Ok(()) => ToRecycler::Close(conn, CloseReason::BadRequest, Some(exchange)),
     }
+}
+
+/// Where ACME http-01 challenges are answered: never redirected to HTTPS.
+pub const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+
+/// `[tls] redirect_http`: answers a plain-HTTP request with a 308 to the same URL on the
+/// HTTPS listener (its port, unless 443).
+pub fn to_https(conn: Conn, req: &Request, cfg: &Config) -> ToRecycler {
+    let host = req.host.as_deref().map_or_else(
+        || conn.local.ip().to_string(),
+        |host| match host.rsplit_once(':') {
+            // A port after the name (or after a bracketed IPv6 address) is dropped.
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() => {
+                name.to_string()
+            }
+            _ => host.to_string(),
+        },
+    );
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let location = match cfg.tls.listen.map(|at| at.port()) {
+        Some(443) | None => format!("https://{host}{}", req.target),
+        Some(port) => format!("https://{host}:{port}{}", req.target),
+    };
+    error_with(
+        conn,
+        Some(req),
+        308,
+        cfg,
+        Handler::FrontEnd,
+        &[("Location", &location)],
+    )
 }
 
 /// The recycler's message after a handler wrote its own response.

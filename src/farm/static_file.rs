@@ -791,6 +791,11 @@ impl Worker {
         head_len: u64,
         bytes_out_before: u64,
     ) -> Done {
+        // Over TLS, what the socket has not taken yet may still sit in the session.
+        let written = match written {
+            Ok(Progress::Done) if conn.tls_pending() => Ok(Progress::Blocked),
+            other => other,
+        };
         match written {
             Ok(Progress::Done) => Done::Recycle(if keep_alive {
                 let mut exchange = exchange;

@@ -131,6 +131,9 @@ pub struct EnvInput<'a> {
     pub content_length: Option<u64>,
     /// The server's own PATH, the only thing taken from its environment.
     pub path: Option<&'a OsStr>,
+    /// Over HTTPS: the TLS version (`TLSv1.3`) and cipher suite, as `SSL_PROTOCOL` and
+    /// `SSL_CIPHER` (with `HTTPS=on`, as Apache sets them).
+    pub tls: Option<(&'a str, &'a str)>,
 }
 
 /// PATH for programs when the server itself has none.
@@ -166,7 +169,15 @@ pub fn environment(input: &EnvInput) -> Vec<(String, OsString)> {
     set("SERVER_PROTOCOL", req.version_str().into());
     set("REQUEST_METHOD", req.method.as_str().into());
     set("REQUEST_URI", req.target.clone().into());
-    set("REQUEST_SCHEME", "http".into());
+    set(
+        "REQUEST_SCHEME",
+        if input.tls.is_some() { "https" } else { "http" }.into(),
+    );
+    if let Some((protocol, cipher)) = input.tls {
+        set("HTTPS", "on".into());
+        set("SSL_PROTOCOL", protocol.into());
+        set("SSL_CIPHER", cipher.into());
+    }
     set("QUERY_STRING", req.query.clone().unwrap_or_default().into());
     set(
         "SCRIPT_NAME",

@@ -87,6 +87,9 @@ pub struct Request {
     pub received: Instant,
     /// The site chosen by Host, set by the front end; it travels with the request.
     pub site: Option<crate::site::SiteRef>,
+    /// Set when the request came over HTTPS and `[tls] hsts_max_age_secs` is not 0: answers
+    /// carry `Strict-Transport-Security: max-age=N`.
+    pub hsts_max_age_secs: u64,
 }
 
 impl Request {
@@ -390,6 +393,7 @@ fn build(
         head_len,
         received: Instant::now(),
         site: None,
+        hsts_max_age_secs: 0,
     }))
 }
 

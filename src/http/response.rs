@@ -107,6 +107,15 @@ pub fn not_modified_since(header: &str, modified: SystemTime) -> bool {
     secs(modified) <= secs(since)
 }
 
+/// Appends `Strict-Transport-Security: max-age=N` when `max_age_secs` is not 0.
+pub fn push_hsts(out: &mut Vec<u8>, max_age_secs: u64) {
+    if max_age_secs > 0 {
+        out.extend_from_slice(b"Strict-Transport-Security: max-age=");
+        push_u64(out, max_age_secs);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,8 @@ pub struct Listening {
     pub socket: TcpListener,
     /// Every connection on it starts with a PROXY protocol header.
     pub proxy_protocol: bool,
+    /// It is the HTTPS listener: every connection on it begins a TLS session.
+    pub tls: bool,
 }
 
 /// What one accept found. Moved by value: boxing the `Conn` would cost an allocation per
@@ -83,6 +85,18 @@ impl Acceptor {
                         let _ = socket2::SockRef::from(&stream)
                             .set_send_buffer_size(cfg.send_buffer_bytes);
                     }
+                    // An HTTPS connection begins its TLS session (the handshake is read later,
+                    // like a request head).
+                    let tls = match (listening.tls, &cfg.tls_state) {
+                        (false, _) => None,
+                        (true, Some(state)) => {
+                            match rustls::ServerConnection::new(state.server.clone()) {
+                                Ok(session) => Some(Box::new(session)),
+                                Err(_) => continue,
+                            }
+                        }
+                        (true, None) => continue,
+                    };
                     let local = stream.local_addr().unwrap_or(peer);
                     let id = self.next_id;
                     self.next_id += self.step;
@@ -90,6 +104,7 @@ impl Acceptor {
                     meters.active.fetch_add(1, Ordering::Relaxed);
                     let mut conn = Conn::new(id, stream, peer, local);
                     conn.proxy_header_due = listening.proxy_protocol;
+                    conn.tls = tls;
                     return Accepted::Conn(conn);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Accepted::Again,

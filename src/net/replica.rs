@@ -278,6 +278,10 @@ impl Replica {
     fn adopt(&mut self, mut conn: Conn, cfg: &Config) {
         conn.replica = self.out.index;
         self.gauge.accepted.fetch_add(1, Ordering::Relaxed);
+        if conn.tls.is_some() {
+            // The handshake, from the first byte on, must be done within the head's time.
+            conn.head_deadline = Some(conn.accepted + cfg.header_timeout());
+        }
         // Most clients send their request a moment after connecting: wait for it in the
         // epoll set rather than try a read that would find nothing.
         self.park(conn, cfg);
@@ -314,16 +318,35 @@ impl Replica {
                 Head::Park(conn) => return self.park(conn, &cfg),
                 Head::Done(msg) => self.recycle(msg, &cfg),
                 Head::Refused(conn, why) => {
+                    if conn.tls_handshaking() {
+                        self.out.meters.tls_failed.fetch_add(1, Ordering::Relaxed);
+                    }
                     let _ = self.out.to_log.try_send(ToLog::Error(why));
                     self.close(conn);
                     None
                 }
-                Head::Request(conn, req) => self.answer(conn, *req, &cfg),
+                Head::Request(conn, req) => {
+                    if conn.requests == 0 && conn.tls.is_some() {
+                        self.count_handshake(&conn);
+                    }
+                    self.answer(conn, *req, &cfg)
+                }
             };
             match next {
                 Some(more) => conn = more,
                 None => return,
             }
+        }
+    }
+
+    /// An HTTPS connection's first request: its handshake is complete.
+    fn count_handshake(&self, conn: &Conn) {
+        let meters = &self.out.meters;
+        meters.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+        let resumed = conn.tls.as_ref().and_then(|tls| tls.handshake_kind())
+            == Some(rustls::HandshakeKind::Resumed);
+        if resumed {
+            meters.tls_resumed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -334,6 +357,15 @@ impl Replica {
         if self.draining || conn.requests + 1 >= cfg.max_keep_alive_requests {
             // The answer says `Connection: close`, so the client goes elsewhere for the next.
             req.keep_alive = false;
+        }
+        if conn.tls.is_some() {
+            req.hsts_max_age_secs = cfg.tls.hsts_max_age_secs;
+        } else if cfg.tls.redirect_http
+            && cfg.tls.enabled()
+            && !req.path.starts_with(reply::ACME_CHALLENGE)
+        {
+            let msg = reply::to_https(conn, &req, cfg);
+            return self.recycle(msg, cfg);
         }
         if let Body::Length(n) = req.body {
             if n > cfg.max_body_bytes {
@@ -424,6 +456,15 @@ impl Replica {
                 Err(TrySendError::Full(ToCgi::Run { conn, req }))
                 | Err(TrySendError::Disconnected(ToCgi::Run { conn, req })) => Some((conn, req)),
             },
+            Route::Plugin(_) if conn.tls.is_some() => {
+                // Plug-ins are handed the raw socket, which would bypass the TLS session.
+                let _ = self.out.to_log.try_send(ToLog::Error(format!(
+                    "tls: {}: {} refused with 501: plug-ins are not served over HTTPS yet",
+                    conn.peer, req.path
+                )));
+                let msg = reply::error(conn, Some(&req), 501, cfg, Handler::FrontEnd);
+                return self.recycle(msg, cfg);
+            }
             Route::Plugin(name) => {
                 match self
                     .out
@@ -503,7 +544,7 @@ impl Replica {
                 None => return self.close(conn),
             },
         };
-        let partial = !conn.unread.is_empty();
+        let partial = !conn.unread.is_empty() || conn.tls_handshaking();
         let since = Instant::now();
         let mut deadline = match conn.head_deadline {
             Some(deadline) if partial => deadline,
@@ -573,10 +614,11 @@ impl Replica {
         }
     }
 
-    fn close(&mut self, conn: Conn) {
+    fn close(&mut self, mut conn: Conn) {
         if let Some(slot) = conn.slot {
             self.release(slot);
         }
+        conn.close_tls();
         self.out.meters.closed(conn.replica);
         drop(conn);
     }
@@ -596,7 +638,15 @@ impl Replica {
                 continue;
             };
             self.parked -= 1;
-            if entry.partial {
+            if entry.partial && entry.conn.tls_handshaking() {
+                self.out.meters.tls_failed.fetch_add(1, Ordering::Relaxed);
+                // No HTTP answer can reach a client that has not finished its handshake.
+                let _ = self.out.to_log.try_send(ToLog::Error(format!(
+                    "tls: {}: handshake not finished within header_timeout_secs",
+                    entry.conn.peer
+                )));
+                self.close(entry.conn);
+            } else if entry.partial {
                 // The client began a request and did not finish it in time.
                 let msg = match reply::error(entry.conn, None, 408, &cfg, Handler::FrontEnd) {
                     ToRecycler::Close(conn, _, exchange) => {

@@ -37,6 +37,9 @@ pub enum Progress {
 /// Writes as much of `bytes` as the socket takes now, without waiting; returns how much.
 /// `more`: the kernel may hold it back to send with what follows (MSG_MORE).
 pub fn send_now(conn: &mut Conn, bytes: &[u8], more: bool) -> io::Result<usize> {
+    if conn.tls.is_some() {
+        return conn.write_tls_now(bytes);
+    }
     let flags = SendFlags::DONTWAIT
         | SendFlags::NOSIGNAL
         | if more {
@@ -62,6 +65,13 @@ pub fn send_now(conn: &mut Conn, bytes: &[u8], more: bool) -> io::Result<usize> 
 /// Writes as much of `head` then `body` as the socket takes now, in one `sendmsg` with two
 /// slices (the body is never copied behind the head); returns how many bytes went.
 pub fn send_two_now(conn: &mut Conn, head: &[u8], body: &[u8]) -> io::Result<usize> {
+    if conn.tls.is_some() {
+        let went = conn.write_tls_now(head)?;
+        if went < head.len() {
+            return Ok(went);
+        }
+        return Ok(went + conn.write_tls_now(body)?);
+    }
     let total = head.len() + body.len();
     let mut at = 0;
     while at < total {
@@ -97,6 +107,9 @@ pub fn send_two_now(conn: &mut Conn, head: &[u8], body: &[u8]) -> io::Result<usi
 /// Writes as much of `pieces` as the socket takes now, without waiting; written pieces (and
 /// written parts of pieces) are removed. A file that ends early is an error.
 pub fn write_now(conn: &mut Conn, pieces: &mut VecDeque<Piece>) -> io::Result<Progress> {
+    if conn.tls.is_some() {
+        return write_tls_now(conn, pieces);
+    }
     loop {
         let more = pieces.len() > 1;
         let Some(piece) = pieces.front_mut() else {
@@ -143,6 +156,53 @@ pub fn write_now(conn: &mut Conn, pieces: &mut VecDeque<Piece>) -> io::Result<Pr
     }
     Ok(Progress::Done)
 }
+
+/// `write_now` over TLS: sendfile(2) cannot encrypt, so files are read and encrypted in
+/// records of `TLS_FILE_CHUNK` bytes, each read only when the session has sent the last.
+/// Done only once the session has handed every byte to the socket.
+fn write_tls_now(conn: &mut Conn, pieces: &mut VecDeque<Piece>) -> io::Result<Progress> {
+    use std::os::unix::fs::FileExt;
+    let mut chunk = Vec::new();
+    while let Some(piece) = pieces.front_mut() {
+        let finished = match piece {
+            Piece::Bytes { bytes, at } => {
+                *at += conn.write_tls_now(&bytes[*at..])?;
+                *at >= bytes.len()
+            }
+            Piece::File { file, offset, len } => loop {
+                if !conn.flush_tls()? {
+                    return Ok(Progress::Blocked);
+                }
+                if *len == 0 {
+                    break true;
+                }
+                chunk.resize((*len).min(TLS_FILE_CHUNK as u64) as usize, 0);
+                let got = file.read_at(&mut chunk, *offset)?;
+                if got == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    ));
+                }
+                let taken = conn.write_tls_now(&chunk[..got])?;
+                *offset += taken as u64;
+                *len -= taken as u64;
+            },
+        };
+        if !finished {
+            return Ok(Progress::Blocked);
+        }
+        pieces.pop_front();
+    }
+    if conn.flush_tls()? {
+        Ok(Progress::Done)
+    } else {
+        Ok(Progress::Blocked)
+    }
+}
+
+/// A file over TLS is read and encrypted this much at a time (one full TLS record).
+const TLS_FILE_CHUNK: usize = 16 * 1024;
 
 /// The sending end of send.pool's inbox: sends, then wakes the pool if it is asleep.
 pub type SendPoolSender = WakingSender<ToSendPool>;

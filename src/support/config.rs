@@ -101,6 +101,62 @@ pub struct Config {
     pub compression: CompressionConfig,
     /// The adventure game's settings (passed to the `game` plug-in as TOML).
     pub game: Option<toml::Table>,
+    /// `[tls]`: the HTTPS listener and its certificates (`docs/TLS.md`).
+    pub tls: TlsConfig,
+    /// The certificates loaded from `tls` and the rustls settings built on them; made at start
+    /// and kept across reloads (SIGHUP re-reads the certificates into it).
+    #[serde(skip)]
+    pub tls_state: Option<Arc<crate::support::tls::Tls>>,
+}
+
+/// `[tls]`: HTTPS.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Address of the HTTPS listener; none: no HTTPS. A change needs a restart.
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain and private key of the default certificate.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Plain-HTTP requests get a 308 to the same URL on HTTPS (except ACME http-01 challenges).
+    pub redirect_http: bool,
+    /// `Strict-Transport-Security: max-age=N` on HTTPS answers; 0 sends none.
+    pub hsts_max_age_secs: u64,
+    /// `[[tls.certs]]`: more certificates, chosen by the name the client asks for (SNI).
+    pub certs: Vec<TlsCert>,
+}
+
+/// `[[tls.certs]]`: a certificate for some names (`a.example`, `*.b.example`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCert {
+    pub names: Vec<String>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsConfig {
+    /// Whether HTTPS is configured at all.
+    pub fn enabled(&self) -> bool {
+        self.listen.is_some()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.is_some() && (self.cert.is_none() || self.key.is_none()) {
+            return Err(ConfigError(
+                "[tls] listen needs cert and key (or --cert and --key)".to_string(),
+            ));
+        }
+        for entry in &self.certs {
+            if entry.names.is_empty() {
+                return Err(ConfigError(format!(
+                    "[[tls.certs]] {}: names must not be empty",
+                    entry.cert.display()
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where to listen: `listen = "ADDR:PORT"`, or a list whose entries are addresses or tables
@@ -259,6 +315,8 @@ impl Default for Config {
             ogi: OgiConfig::default(),
             compression: CompressionConfig::default(),
             game: None,
+            tls: TlsConfig::default(),
+            tls_state: None,
         }
     }
 }
@@ -537,6 +595,11 @@ impl Config {
         }
         self.compression.validate()
     }
+
+    /// Checks `[tls]` once the command line is applied (its flags may supply cert and key).
+    pub fn validate_tls(&self) -> Result<(), ConfigError> {
+        self.tls.validate()
+    }
 }
 
 /// `[stats]`.
@@ -719,6 +782,9 @@ pub struct Overrides {
     pub root: Option<PathBuf>,
     pub cgi_bin: Option<PathBuf>,
     pub plugins: Option<PathBuf>,
+    pub tls_listen: Option<SocketAddr>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -740,6 +806,15 @@ impl Overrides {
         }
         if let Some(v) = &self.plugins {
             cfg.plugins = v.clone();
+        }
+        if let Some(v) = self.tls_listen {
+            cfg.tls.listen = Some(v);
+        }
+        if let Some(v) = &self.cert {
+            cfg.tls.cert = Some(v.clone());
+        }
+        if let Some(v) = &self.key {
+            cfg.tls.key = Some(v.clone());
         }
     }
 }
@@ -765,6 +840,7 @@ pub fn run(
             let _ = to_log.try_send(ToLog::Error(
                 "SIGHUP: no config file; logs reopened".to_string(),
             ));
+            reload_certificates(&live, &to_log);
             continue;
         };
         match Config::load(path) {
@@ -784,6 +860,19 @@ pub fn run(
                     )));
                     cfg.listen = old.listen.clone();
                 }
+                // Port 0 was bound to some port at start: the same listener.
+                let same_any_port = matches!(
+                    (cfg.tls.listen, old.tls.listen),
+                    (Some(new), Some(old)) if new.port() == 0 && new.ip() == old.ip()
+                );
+                if cfg.tls.listen != old.tls.listen && !same_any_port {
+                    let _ = to_log.try_send(ToLog::Error(format!(
+                        "config reload: [tls] listen {:?} kept; a new address needs a restart",
+                        old.tls.listen
+                    )));
+                    cfg.tls.listen = old.tls.listen;
+                }
+                cfg.tls_state = old.tls_state.clone();
                 crate::support::log::set_access_log_on(!cfg.access_log.is_empty());
                 crate::site::types::publish(&cfg.types);
                 live.store(Arc::new(cfg));
@@ -799,5 +888,20 @@ pub fn run(
                 )));
             }
         }
+        reload_certificates(&live, &to_log);
     }
+}
+
+/// SIGHUP: re-reads the certificates named by the live `[tls]`; new handshakes use them. A
+/// file that cannot be used is named in the log and the old certificates are kept.
+fn reload_certificates(live: &Live, to_log: &Sender<ToLog>) {
+    let cfg = live.load();
+    let Some(state) = &cfg.tls_state else {
+        return;
+    };
+    let line = match state.reload(&cfg.tls) {
+        Ok(count) => format!("tls: {count} certificate(s) reloaded"),
+        Err(e) => format!("tls: certificate reload refused, keeping the old ones: {e}"),
+    };
+    let _ = to_log.try_send(ToLog::Error(line));
 }

@@ -21,6 +21,12 @@ pub struct Meters {
     pub in_flight: AtomicUsize,
     /// Set on SIGTERM: stop accepting and close connections after their current response.
     pub draining: AtomicBool,
+    /// TLS handshakes completed (counted at a connection's first request), of them resumed
+    /// (ticket or session ID), and handshakes refused (a bad ClientHello, or a stall past
+    /// `header_timeout_secs`).
+    pub tls_handshakes: AtomicU64,
+    pub tls_resumed: AtomicU64,
+    pub tls_failed: AtomicU64,
 }
 
 impl Meters {

@@ -5,3 +5,4 @@ pub mod log;
 pub mod meters;
 pub mod service;
 pub mod stats;
+pub mod tls;

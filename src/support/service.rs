@@ -32,6 +32,7 @@ pub fn listeners(cfg: &Config) -> Result<(Vec<Listening>, Option<String>), Strin
                     out.push(Listening {
                         socket,
                         proxy_protocol,
+                        tls: cfg.tls.listen == Some(addr),
                     });
                 }
                 Ok(None) => {}
@@ -59,6 +60,19 @@ pub fn listeners(cfg: &Config) -> Result<(Vec<Listening>, Option<String>), Strin
         out.push(Listening {
             socket,
             proxy_protocol: at.proxy_protocol,
+            tls: false,
+        });
+    }
+    if let Some(addr) = cfg.tls.listen {
+        let at = ListenAt {
+            addr,
+            proxy_protocol: false,
+        };
+        let socket = bind(&at).map_err(|e| format!("cannot listen on {addr} (tls): {e}"))?;
+        out.push(Listening {
+            socket,
+            proxy_protocol: false,
+            tls: true,
         });
     }
     Ok((out, None))

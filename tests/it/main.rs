@@ -15,3 +15,4 @@ mod replicas;
 mod sites;
 mod static_files;
 mod stats;
+mod tls;

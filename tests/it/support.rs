@@ -25,6 +25,8 @@ pub struct ServerOpts {
 pub struct Server {
     child: Child,
     addr: SocketAddr,
+    /// Every listening address, in the order printed (the HTTPS listener last).
+    pub addrs: Vec<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub root: PathBuf,
     pub config_path: PathBuf,
@@ -102,10 +104,11 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap();
-        let addr = read_listen_line(&mut child);
+        let addrs = read_listen_line(&mut child);
         Server {
             child,
-            addr,
+            addr: addrs[0],
+            addrs,
             dir,
             root,
             config_path,
@@ -203,7 +206,7 @@ impl Drop for Server {
     }
 }
 
-fn read_listen_line(child: &mut Child) -> SocketAddr {
+fn read_listen_line(child: &mut Child) -> Vec<SocketAddr> {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -222,7 +225,7 @@ fn read_listen_line(child: &mut Child) -> SocketAddr {
         .trim()
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    addr.parse().unwrap()
+    addr.split(", ").map(|a| a.parse().unwrap()).collect()
 }
 
 /// Requests read by all the replicas so far, from `/stats.json` (the page's own included).

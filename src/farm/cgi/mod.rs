@@ -218,6 +218,7 @@ fn run_once(mut conn: Conn, req: Request, cfg: &Arc<Config>, worker: &mut Worker
     let document_root = absolute(&crate::site::of(&req, cfg).root);
     let script_filename = absolute(&script.program);
     let server_path = std::env::var_os("PATH");
+    let tls = conn.tls_names();
     let env = environment(&EnvInput {
         req: &req,
         script: &script,
@@ -227,6 +228,9 @@ fn run_once(mut conn: Conn, req: Request, cfg: &Arc<Config>, worker: &mut Worker
         local: conn.local,
         content_length,
         path: server_path.as_deref(),
+        tls: tls
+            .as_ref()
+            .map(|(protocol, cipher)| (*protocol, cipher.as_str())),
     });
     let mut program = match Program::start(&script_filename, env, input, tag.clone()) {
         Ok(program) => program,

@@ -208,7 +208,7 @@ impl<'a> Stream<'a> {
                 && !self.body_done()
                 && !self.body_abandoned
                 && self.pending.is_empty();
-            if want_body && !self.conn.unread.is_empty() {
+            if want_body && (!self.conn.unread.is_empty() || self.conn.tls_plaintext_waiting()) {
                 if let Err(ending) = self.read_body() {
                     return ending;
                 }
@@ -751,6 +751,7 @@ impl<'a> Stream<'a> {
             (_, false) => out.extend_from_slice(b"Connection: close\r\n"),
             _ => {}
         }
+        crate::http::response::push_hsts(out, self.req.hsts_max_age_secs);
         for (name, value) in &head.headers {
             push_header(out, name, value);
         }

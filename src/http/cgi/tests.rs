@@ -134,6 +134,7 @@ fn env_map(req: &Request, script: &Script, content_length: Option<u64>) -> HashM
         local: "127.0.0.1:8080".parse().unwrap(),
         content_length,
         path: Some(OsStr::new("/usr/bin:/bin")),
+        tls: None,
     };
     let env = environment(&input);
     let map: HashMap<String, String> = env

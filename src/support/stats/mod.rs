@@ -231,7 +231,7 @@ fn page(job: PageJob, tally: &mut Tally, out: &StatsOut) -> Option<ToRecycler> {
     let exchange =
         Exchange::for_request(&req, 200, body_bytes, Handler::Stats, conn.request_started);
     match written {
-        Ok(n) if n == response.len() => Some(if keep_alive {
+        Ok(n) if n == response.len() && !conn.tls_pending() => Some(if keep_alive {
             ToRecycler::KeepAlive(conn, exchange)
         } else {
             ToRecycler::Close(conn, CloseReason::Done, Some(exchange))

@@ -58,6 +58,19 @@ pub struct Snapshot {
     pub plugins: Vec<PluginRow>,
     /// Requests, body bytes and status classes per site.
     pub sites: Vec<SiteRow>,
+    /// HTTPS handshakes since start.
+    pub tls: TlsCounts,
+}
+
+/// HTTPS handshakes since start.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TlsCounts {
+    /// Completed (counted at the connection's first request).
+    pub handshakes: u64,
+    /// Of those, resumed by a ticket or a session ID.
+    pub resumed: u64,
+    /// Refused (a bad ClientHello) or abandoned past `header_timeout_secs`.
+    pub failed: u64,
 }
 
 /// One site's counts.
@@ -349,6 +362,11 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
         latency_bounds_us: BUCKET_BOUNDS_MICROS.to_vec(),
         cache,
         plugins: out.board.load().as_ref().clone(),
+        tls: TlsCounts {
+            handshakes: m.tls_handshakes.load(Ordering::Relaxed),
+            resumed: m.tls_resumed.load(Ordering::Relaxed),
+            failed: m.tls_failed.load(Ordering::Relaxed),
+        },
         sites: tally
             .by_site
             .iter()

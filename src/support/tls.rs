@@ -1,0 +1,241 @@
+//! TLS settings: the certificates named by `[tls]` and `[[tls.certs]]`, the name-based
+//! choice among them (SNI), and the rustls server settings every HTTPS connection starts
+//! from. Not a process: built in `main.rs`, read by the acceptor, and re-read by the config
+//! process on SIGHUP.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+
+use crate::support::config::TlsConfig;
+
+/// Sessions remembered for resumption by session ID (TLS 1.2); tickets need no memory.
+const SESSION_CACHE_ENTRIES: usize = 16 * 1024;
+
+/// The certificates in use and the rustls settings that read them.
+pub struct Tls {
+    /// Shared by every HTTPS connection; its resolver reads `certificates`.
+    pub server: Arc<ServerConfig>,
+    certificates: Arc<Certificates>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tls")
+    }
+}
+
+/// The certificates, swapped whole on reload; a handshake reads the set current when it
+/// begins.
+struct Certificates {
+    set: ArcSwap<CertificateSet>,
+}
+
+impl fmt::Debug for Certificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Certificates")
+    }
+}
+
+/// The default certificate, and the others by name.
+struct CertificateSet {
+    default: Arc<CertifiedKey>,
+    /// Exact names (lower case), in `[[tls.certs]]` order.
+    exact: Vec<(String, Arc<CertifiedKey>)>,
+    /// `*.b.example` as `.b.example`: matches one more label on the left.
+    wildcard: Vec<(String, Arc<CertifiedKey>)>,
+}
+
+impl CertificateSet {
+    fn count(&self) -> usize {
+        1 + self.exact.len() + self.wildcard.len()
+    }
+
+    fn choose(&self, name: Option<&str>) -> Arc<CertifiedKey> {
+        let Some(name) = name else {
+            return self.default.clone();
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some((_, key)) = self.exact.iter().find(|(n, _)| *n == name) {
+            return key.clone();
+        }
+        if let Some(dot) = name.find('.') {
+            let parent = &name[dot..];
+            if let Some((_, key)) = self.wildcard.iter().find(|(n, _)| n == parent) {
+                return key.clone();
+            }
+        }
+        self.default.clone()
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.set.load().choose(hello.server_name()))
+    }
+}
+
+impl Tls {
+    /// Loads every certificate `cfg` names and builds the server settings: TLS 1.2 and 1.3,
+    /// ALPN `http/1.1`, resumption by tickets and by session IDs.
+    pub fn load(cfg: &TlsConfig) -> Result<Tls, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let set = load_set(cfg, &provider)?;
+        let certificates = Arc::new(Certificates {
+            set: ArcSwap::from_pointee(set),
+        });
+        let mut server = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| format!("tls: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(certificates.clone());
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        server.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
+        server.ticketer =
+            rustls::crypto::ring::Ticketer::new().map_err(|e| format!("tls tickets: {e}"))?;
+        Ok(Tls {
+            server: Arc::new(server),
+            certificates,
+            provider,
+        })
+    }
+
+    /// Re-reads the certificates; on any error the old ones stay. Returns how many are loaded.
+    pub fn reload(&self, cfg: &TlsConfig) -> Result<usize, String> {
+        let set = load_set(cfg, &self.provider)?;
+        let count = set.count();
+        self.certificates.set.store(Arc::new(set));
+        Ok(count)
+    }
+}
+
+fn load_set(cfg: &TlsConfig, provider: &CryptoProvider) -> Result<CertificateSet, String> {
+    let (Some(cert), Some(key)) = (&cfg.cert, &cfg.key) else {
+        return Err("[tls] needs cert and key".to_string());
+    };
+    let mut set = CertificateSet {
+        default: Arc::new(certified_key(cert, key, provider)?),
+        exact: Vec::new(),
+        wildcard: Vec::new(),
+    };
+    for entry in &cfg.certs {
+        let loaded = Arc::new(certified_key(&entry.cert, &entry.key, provider)?);
+        for name in &entry.names {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            match name.strip_prefix('*') {
+                Some(parent) if parent.starts_with('.') => {
+                    set.wildcard.push((parent.to_string(), loaded.clone()))
+                }
+                _ => set.exact.push((name, loaded.clone())),
+            }
+        }
+    }
+    Ok(set)
+}
+
+/// Reads a PEM certificate chain and its private key (RSA, ECDSA or Ed25519), and checks
+/// that they belong together.
+fn certified_key(
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    let chain = read_chain(cert)?;
+    let private = read_key(key)?;
+    let signing = provider
+        .key_provider
+        .load_private_key(private)
+        .map_err(|e| format!("{}: {e}", key.display()))?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified
+        .keys_match()
+        .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
+    Ok(certified)
+}
+
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let chain = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", path.display()));
+    }
+    Ok(chain)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    rustls_pemfile::private_key(&mut pem.as_slice())
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .ok_or_else(|| format!("{}: no PEM private key in it", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let cfg = TlsConfig {
+            listen: None,
+            cert: Some("/nonexistent/cert.pem".into()),
+            key: Some("/nonexistent/key.pem".into()),
+            ..TlsConfig::default()
+        };
+        let err = Tls::load(&cfg).unwrap_err();
+        assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+    }
+
+    /// A key that never signs: enough to tell certificates apart by their bytes.
+    #[derive(Debug)]
+    struct Unsigning;
+
+    impl rustls::sign::SigningKey for Unsigning {
+        fn choose_scheme(
+            &self,
+            _offered: &[rustls::SignatureScheme],
+        ) -> Option<Box<dyn rustls::sign::Signer>> {
+            None
+        }
+        fn algorithm(&self) -> rustls::SignatureAlgorithm {
+            rustls::SignatureAlgorithm::ECDSA
+        }
+    }
+
+    fn key(tag: u8) -> Arc<CertifiedKey> {
+        Arc::new(CertifiedKey::new(
+            vec![CertificateDer::from(vec![tag])],
+            Arc::new(Unsigning),
+        ))
+    }
+
+    fn tag(key: &CertifiedKey) -> u8 {
+        key.cert[0].as_ref()[0]
+    }
+
+    #[test]
+    fn names_choose_exact_then_wildcard_then_default() {
+        let set = CertificateSet {
+            default: key(0),
+            exact: vec![("a.example".to_string(), key(1))],
+            wildcard: vec![(".b.example".to_string(), key(2))],
+        };
+        assert_eq!(tag(&set.choose(None)), 0);
+        assert_eq!(tag(&set.choose(Some("a.example"))), 1);
+        assert_eq!(tag(&set.choose(Some("A.Example."))), 1);
+        assert_eq!(tag(&set.choose(Some("x.b.example"))), 2);
+        // A wildcard covers one label only, and not the bare parent.
+        assert_eq!(tag(&set.choose(Some("y.x.b.example"))), 0);
+        assert_eq!(tag(&set.choose(Some("b.example"))), 0);
+        assert_eq!(tag(&set.choose(Some("other.example"))), 0);
+    }
+}

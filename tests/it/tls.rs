@@ -1,0 +1,627 @@
+//! HTTPS: the real binary with a TLS listener, and real clients (curl, openssl s_client,
+//! Python's ssl) over real sockets. Certificates are made for each test with `openssl`: a
+//! test CA, and server certificates it signs.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{repo, Server, ServerOpts};
+
+/// A test CA and the certificates it signed, in a temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki { dir };
+        pki.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=occwserv test CA",
+        ]);
+        pki
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `NAME.pem` and `NAME.key`: a certificate with common name `cn` for the DNS names
+    /// `dns`, signed by the CA. `kind` is `ec` (P-256), `rsa` or `ed25519`.
+    fn issue(&self, name: &str, cn: &str, dns: &[&str], kind: &str) {
+        let key = format!("{name}.key");
+        match kind {
+            "rsa" => self.openssl(&["genpkey", "-algorithm", "RSA", "-out", &key]),
+            "ed25519" => self.openssl(&["genpkey", "-algorithm", "ED25519", "-out", &key]),
+            _ => self.openssl(&[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                &key,
+            ]),
+        }
+        let csr = format!("{name}.csr");
+        let subject = format!("/CN={cn}");
+        self.openssl(&["req", "-new", "-key", &key, "-out", &csr, "-subj", &subject]);
+        let sans: Vec<String> = dns.iter().map(|d| format!("DNS:{d}")).collect();
+        let ext = format!("{name}.ext");
+        std::fs::write(
+            self.path(&ext),
+            format!("subjectAltName={},IP:127.0.0.1\n", sans.join(",")),
+        )
+        .unwrap();
+        let pem = format!("{name}.pem");
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+/// A server with an HTTPS listener on a free port, `localhost` as its default certificate,
+/// and `extra` appended to its config (inside `[tls]` when it starts with a key).
+fn start(pki: &Pki, tls_extra: &str, extra: &str) -> (Server, SocketAddr) {
+    let server = Server::start(ServerOpts {
+        cgi_bin: Some(repo().join("tests/fixtures/cgi-bin")),
+        extra_config: format!(
+            "{extra}\n[tls]\nlisten = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n{tls_extra}\n",
+            pki.path("localhost.pem").to_string_lossy(),
+            pki.path("localhost.key").to_string_lossy(),
+        ),
+        ..ServerOpts::default()
+    });
+    assert_eq!(server.addrs.len(), 2, "{:?}", server.addrs);
+    let tls = server.addrs[1];
+    (server, tls)
+}
+
+fn curl(pki: &Pki, args: &[&str]) -> Output {
+    Command::new("curl")
+        .arg("-sS")
+        .arg("--max-time")
+        .arg("20")
+        .arg("--cacert")
+        .arg(pki.path("ca.pem"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn url(tls: SocketAddr, path: &str) -> String {
+    format!("https://localhost:{}{path}", tls.port())
+}
+
+fn resolve(tls: SocketAddr, name: &str) -> String {
+    format!("{name}:{}:127.0.0.1", tls.port())
+}
+
+/// `openssl s_client` sending `request` (read until the server closes); stdout and stderr.
+fn s_client(pki: &Pki, tls: SocketAddr, args: &[&str], request: &str) -> String {
+    let mut child = Command::new("openssl")
+        .arg("s_client")
+        .arg("-connect")
+        .arg(tls.to_string())
+        .arg("-CAfile")
+        .arg(pki.path("ca.pem"))
+        .arg("-ign_eof")
+        .args(args)
+        .current_dir(pki.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const CLOSE_REQUEST: &str =
+    "GET /plain.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+fn pki_with_localhost() -> Pki {
+    let pki = Pki::new();
+    pki.issue("localhost", "localhost", &["localhost"], "ec");
+    pki
+}
+
+#[test]
+fn curl_gets_files_over_one_kept_alive_tls_connection_with_alpn() {
+    let pki = pki_with_localhost();
+    let (server, tls) = start(&pki, "", "");
+    let out = curl(
+        &pki,
+        &[
+            "-v",
+            &url(tls, "/plain.txt"),
+            &url(tls, "/index.html"),
+            &url(tls, "/missing"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ALPN: server accepted http/1.1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Re-using existing connection"), "{stderr}");
+    let index = std::fs::read(server.root.join("index.html")).unwrap();
+    let mut want = b"plain text fixture\n".to_vec();
+    want.extend_from_slice(&index);
+    want.extend_from_slice(&std::fs::read(server.root.join("error404.html")).unwrap());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&want)
+    );
+    // The plain listener is untouched.
+    assert_eq!(server.get("/plain.txt").status, 200);
+}
+
+#[test]
+fn rsa_and_ed25519_certificates_are_served() {
+    for kind in ["rsa", "ed25519"] {
+        let pki = Pki::new();
+        pki.issue("localhost", "localhost", &["localhost"], kind);
+        let (_server, tls) = start(&pki, "", "");
+        let text = s_client(&pki, tls, &["-servername", "localhost"], CLOSE_REQUEST);
+        assert!(
+            text.contains("Verify return code: 0 (ok)"),
+            "{kind}: {text}"
+        );
+        assert!(text.contains("plain text fixture"), "{kind}: {text}");
+    }
+}
+
+#[test]
+fn large_files_pipelining_stats_over_tls_and_a_slow_reader() {
+    let pki = pki_with_localhost();
+    // A small kernel send buffer: a large file never fits at once, so send.pool finishes it.
+    let (server, tls) = start(&pki, "", "send_buffer_bytes = 8192");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(server.root.join("big.bin"), &big).unwrap();
+    // A slow reader: the rest waits in send.pool, encrypted as the client makes room.
+    let out = curl(&pki, &["--limit-rate", "3M", &url(tls, "/big.bin")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == big, "the file arrives whole");
+    // Pipelined requests in one write, through Python's ssl; then the stats page.
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[2]))), server_hostname="localhost")
+s.sendall(b"GET /plain.txt HTTP/1.1\r\nHost: localhost\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\nGET /stats.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(s.version(), data.count(b"HTTP/1.1 200 OK"), len(data), b'"server": "occwserv"' in data)
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(pki.path("ca.pem"))
+        .arg(tls.port().to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields[0], "TLSv1.3", "{text}");
+    assert_eq!(fields[1], "3", "{text}");
+    assert!(fields[2].parse::<usize>().unwrap() > big.len(), "{text}");
+    assert_eq!(fields[3], "True", "{text}");
+}
+
+#[test]
+fn sni_chooses_between_two_certificates() {
+    let pki = pki_with_localhost();
+    pki.issue("other", "other.test", &["other.test"], "ec");
+    pki.issue("wild", "wild.test", &["*.wild.test"], "rsa");
+    let certs = format!(
+        "[[tls.certs]]\nnames = [\"other.test\"]\ncert = {:?}\nkey = {:?}\n\
+         [[tls.certs]]\nnames = [\"*.wild.test\"]\ncert = {:?}\nkey = {:?}\n",
+        pki.path("other.pem").to_string_lossy(),
+        pki.path("other.key").to_string_lossy(),
+        pki.path("wild.pem").to_string_lossy(),
+        pki.path("wild.key").to_string_lossy(),
+    );
+    let (_server, tls) = start(&pki, &certs, "");
+    for (name, want) in [
+        ("other.test", "other.test"),
+        ("a.wild.test", "wild.test"),
+        ("localhost", "localhost"),
+    ] {
+        let out = curl(
+            &pki,
+            &[
+                "-v",
+                "--resolve",
+                &resolve(tls, name),
+                &format!("https://{name}:{}/plain.txt", tls.port()),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        assert!(stderr.contains(&format!("CN={want}")), "{name}: {stderr}");
+        assert_eq!(out.stdout, b"plain text fixture\n");
+    }
+    // A name no certificate has gets the default one.
+    let text = s_client(&pki, tls, &["-servername", "nobody.example"], CLOSE_REQUEST);
+    assert!(
+        text.contains("CN=localhost") || text.contains("CN = localhost"),
+        "{text}"
+    );
+}
+
+#[test]
+fn openssl_resumes_sessions_by_ticket_and_by_session_id() {
+    let pki = pki_with_localhost();
+    let (server, tls) = start(&pki, "", "");
+    for (label, args) in [
+        ("tls1.3 ticket", vec!["-tls1_3"]),
+        ("tls1.2 ticket", vec!["-tls1_2"]),
+        ("tls1.2 session id", vec!["-tls1_2", "-no_ticket"]),
+    ] {
+        let sess = format!("{}.sess", label.replace(' ', "-"));
+        let mut first = args.clone();
+        first.extend(["-sess_out", sess.as_str()]);
+        let text = s_client(&pki, tls, &first, CLOSE_REQUEST);
+        assert!(text.contains("plain text fixture"), "{label}: {text}");
+        assert!(text.contains("New, "), "{label}: {text}");
+        let mut second = args.clone();
+        second.extend(["-sess_in", sess.as_str()]);
+        let text = s_client(&pki, tls, &second, CLOSE_REQUEST);
+        assert!(text.contains("Reused, "), "{label}: {text}");
+        assert!(text.contains("plain text fixture"), "{label}: {text}");
+    }
+    let stats = server.stats();
+    assert!(
+        stats["tls"]["handshakes"].as_u64().unwrap() >= 6,
+        "{}",
+        stats["tls"]
+    );
+    assert!(
+        stats["tls"]["resumed"].as_u64().unwrap() >= 3,
+        "{}",
+        stats["tls"]
+    );
+    // TLS 1.1 and older are refused.
+    let text = s_client(&pki, tls, &["-tls1_1"], CLOSE_REQUEST);
+    assert!(!text.contains("plain text fixture"), "{text}");
+}
+
+/// Reads until the server closes (or says something and closes); fails after 20 s.
+fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("the server neither answered nor closed: {e}"),
+        }
+    }
+}
+
+#[test]
+fn garbage_and_truncated_client_hellos_get_an_alert_or_a_close() {
+    let pki = pki_with_localhost();
+    let (server, tls) = start(&pki, "", "header_timeout_secs = 2");
+    // Not TLS at all.
+    let mut s = TcpStream::connect(tls).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let got = read_until_closed(&mut s);
+    assert!(got.is_empty() || got[0] == 0x15, "{got:?}");
+    // A handshake record whose length is absurd.
+    let mut s = TcpStream::connect(tls).unwrap();
+    s.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 0x01, 0xff, 0xff, 0xff, 0x00])
+        .unwrap();
+    s.write_all(&[0x41; 2000]).unwrap();
+    let got = read_until_closed(&mut s);
+    assert!(got.is_empty() || got[0] == 0x15, "{got:?}");
+    // A ClientHello cut short, then the client stops writing.
+    let mut s = TcpStream::connect(tls).unwrap();
+    s.write_all(&[
+        0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03,
+    ])
+    .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let got = read_until_closed(&mut s);
+    assert!(got.is_empty() || got[0] == 0x15, "{got:?}");
+    // A ClientHello cut short, and the client waits: closed at the header deadline.
+    let mut s = TcpStream::connect(tls).unwrap();
+    s.write_all(&[0x16, 0x03, 0x01, 0x00, 0xc8, 0x01]).unwrap();
+    let started = Instant::now();
+    let got = read_until_closed(&mut s);
+    assert!(got.is_empty() || got[0] == 0x15, "{got:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A client that connects and says nothing: closed at the header deadline too.
+    let mut s = TcpStream::connect(tls).unwrap();
+    let started = Instant::now();
+    let got = read_until_closed(&mut s);
+    assert!(got.is_empty(), "{got:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(server.wait_for_log("tls: "), "{}", server.error_log());
+    let failed = server.stats()["tls"]["failed"].as_u64().unwrap();
+    assert!(failed >= 3, "{failed} handshakes counted as failed");
+    // And the server is unharmed.
+    let out = curl(&pki, &[&url(tls, "/plain.txt")]);
+    assert_eq!(out.stdout, b"plain text fixture\n");
+}
+
+#[test]
+fn two_hundred_clients_stalled_mid_handshake_hold_nobody_up() {
+    let pki = pki_with_localhost();
+    let (_server, tls) = start(&pki, "", "");
+    let stalled: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = TcpStream::connect(tls).unwrap();
+            s.write_all(&[0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00])
+                .unwrap();
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    for _ in 0..5 {
+        let out = curl(&pki, &[&url(tls, "/plain.txt")]);
+        assert_eq!(out.stdout, b"plain text fixture\n");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?} for five requests",
+        started.elapsed()
+    );
+    drop(stalled);
+}
+
+#[test]
+fn redirect_http_and_hsts() {
+    let pki = pki_with_localhost();
+    let (server, tls) = start(&pki, "redirect_http = true\nhsts_max_age_secs = 600", "");
+    let resp = server.request(&format!(
+        "GET /a/b?c=d HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+        server.addr().port()
+    ));
+    assert_eq!(resp.status, 308);
+    assert_eq!(
+        resp.header("location"),
+        Some(format!("https://localhost:{}/a/b?c=d", tls.port()).as_str())
+    );
+    assert_eq!(resp.header("strict-transport-security"), None);
+    // ACME http-01 challenges stay on plain HTTP.
+    let resp = server.get("/.well-known/acme-challenge/token");
+    assert_eq!(resp.status, 404);
+    let out = curl(
+        &pki,
+        &["-i", &url(tls, "/plain.txt"), &url(tls, "/missing")],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.matches("Strict-Transport-Security: max-age=600\r\n")
+            .count(),
+        2,
+        "{text}"
+    );
+}
+
+#[test]
+fn cgi_over_tls_sees_https_on() {
+    let pki = pki_with_localhost();
+    let (server, tls) = start(&pki, "", "");
+    let out = curl(&pki, &[&url(tls, "/cgi-bin/env.sh")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("HTTPS=on"), "{text}");
+    assert!(text.contains("SSL_PROTOCOL=TLSv1.3"), "{text}");
+    assert!(text.contains("SSL_CIPHER=TLS_"), "{text}");
+    assert!(text.contains("REQUEST_SCHEME=https"), "{text}");
+    let plain = server.get("/cgi-bin/env.sh").text();
+    assert!(!plain.contains("HTTPS="), "{plain}");
+    // Plug-ins are handed the raw socket: refused over TLS for now.
+    let out = curl(
+        &pki,
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url(tls, "/ogi/hello"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "501");
+}
+
+#[test]
+fn sighup_reloads_certificates_and_refuses_a_bad_one() {
+    let pki = pki_with_localhost();
+    let (server, tls) = start(&pki, "", "");
+    let before = s_client(&pki, tls, &["-servername", "localhost"], CLOSE_REQUEST);
+    assert!(before.contains("CN=localhost") || before.contains("CN = localhost"));
+    // A new certificate in the same files.
+    pki.issue("renewed", "renewed.localhost", &["localhost"], "ec");
+    replace(&pki.path("renewed.pem"), &pki.path("localhost.pem"));
+    replace(&pki.path("renewed.key"), &pki.path("localhost.key"));
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(
+        server.wait_for_log("certificate(s) reloaded"),
+        "{}",
+        server.error_log()
+    );
+    let after = s_client(&pki, tls, &["-servername", "localhost"], CLOSE_REQUEST);
+    assert!(after.contains("renewed.localhost"), "{after}");
+    assert!(after.contains("plain text fixture"), "{after}");
+    // A broken key file is refused, named, and the last good certificate kept.
+    std::fs::write(pki.path("localhost.key"), "not a key\n").unwrap();
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(
+        server.wait_for_log("certificate reload refused"),
+        "{}",
+        server.error_log()
+    );
+    assert!(
+        server.error_log().contains("localhost.key"),
+        "{}",
+        server.error_log()
+    );
+    let kept = s_client(&pki, tls, &["-servername", "localhost"], CLOSE_REQUEST);
+    assert!(kept.contains("renewed.localhost"), "{kept}");
+    assert!(kept.contains("plain text fixture"), "{kept}");
+}
+
+fn replace(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+}
+
+#[test]
+fn check_loads_the_certificates() {
+    let pki = pki_with_localhost();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |key: &Path| {
+        Command::new(crate::support::binary())
+            .arg("--check")
+            .arg("--root")
+            .arg(repo().join("tests/fixtures/docroot"))
+            .arg("--plugins")
+            .arg(dir.path())
+            .arg("--tls-listen")
+            .arg("127.0.0.1:0")
+            .arg("--cert")
+            .arg(pki.path("localhost.pem"))
+            .arg("--key")
+            .arg(key)
+            .output()
+            .unwrap()
+    };
+    let good = run(&pki.path("localhost.key"));
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let bad = run(&pki.path("ca.pem"));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("ca.pem"));
+}
+
+#[test]
+fn a_large_post_body_reaches_cgi_over_tls() {
+    let pki = pki_with_localhost();
+    let (_server, tls) = start(&pki, "", "");
+    let body: Vec<u8> = (0..600_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    let file = pki.path("body.bin");
+    std::fs::write(&file, &body).unwrap();
+    let data = format!("@{}", file.to_string_lossy());
+    let out = curl(
+        &pki,
+        &[
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &data,
+            &url(tls, "/cgi-bin/echo.py"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == body, "{} bytes came back", out.stdout.len());
+}
+
+#[test]
+fn a_file_too_large_for_the_cache_streams_compressed_over_tls() {
+    let pki = pki_with_localhost();
+    let (server, tls) = start(&pki, "", "");
+    let text: String = (0..200_000u32)
+        .map(|i| format!("line {i} of a text too large for the cache\n"))
+        .collect();
+    std::fs::write(server.root.join("big.txt"), &text).unwrap();
+    let out = curl(
+        &pki,
+        &[
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "Accept-Encoding: gzip",
+            &url(tls, "/big.txt"),
+        ],
+    );
+    let head = String::from_utf8_lossy(&out.stdout);
+    assert!(head.contains("Content-Encoding: gzip"), "{head}");
+    let out = curl(&pki, &["--compressed", &url(tls, "/big.txt")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == text.as_bytes(), "{} bytes", out.stdout.len());
+}
