@@ -3,6 +3,7 @@
 pub mod body;
 pub mod cgi;
 pub mod encoding;
+pub mod html;
 pub mod path;
 pub mod proxy_header;
 pub mod range;

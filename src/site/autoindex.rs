@@ -7,6 +7,8 @@ use std::time::SystemTime;
 use percent_encoding::{percent_encode, NON_ALPHANUMERIC};
 use serde::Serialize;
 
+use crate::http::html::escape;
+
 /// One listed entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listed {
@@ -84,22 +86,6 @@ pub fn html(path: &str, entries: &[Listed]) -> Vec<u8> {
     }
     out.push_str("</table><hr><p>occwserv</p></body></html>\n");
     out.into_bytes()
-}
-
-/// Escapes text for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -295,21 +295,7 @@ mod format {
         }
     }
 
-    /// Text safe inside HTML or SVG elements and attribute values.
-    pub fn escape(text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        for c in text.chars() {
-            match c {
-                '&' => out.push_str("&amp;"),
-                '<' => out.push_str("&lt;"),
-                '>' => out.push_str("&gt;"),
-                '"' => out.push_str("&quot;"),
-                '\'' => out.push_str("&#39;"),
-                c => out.push(c),
-            }
-        }
-        out
-    }
+    pub use crate::http::html::escape;
 
     #[cfg(test)]
     mod tests {
