@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use crate::conn::{Conn, ReadOutcome};
-use crate::http::proxy_header::{self, is_trusted, ProxyHeader};
+use crate::http::proxy_header::{self, ProxyHeader};
 use crate::http::request::{parse_head, HeadLimits};
 use crate::http::{HttpError, Request};
 use crate::protocol::{CloseReason, Handler, StatsFormat, ToRecycler};
@@ -62,7 +62,9 @@ pub fn read_head(mut conn: Conn, buf: &mut Vec<u8>, cfg: &Config) -> Head {
         buf.extend_from_slice(&conn.unread);
         conn.unread = Vec::new();
     }
-    if conn.proxy_header_due && !is_trusted(&cfg.proxy.trusted, conn.peer.ip()) {
+    if conn.proxy_header_due
+        && !crate::site::cidr::contains(&cfg.proxy.trusted_nets, conn.peer.ip())
+    {
         let why = format!("PROXY header from untrusted peer {} refused", conn.peer);
         return Head::Refused(conn, why);
     }

@@ -1,9 +1,8 @@
 //! The PROXY protocol (v1 text and v2 binary, as HAProxy sends them) before the first request
 //! on a `proxy_protocol` listener: the client's real address, from a trusted peer only.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
-use ipnet::IpNet;
 use ppp::{v1, v2, HeaderResult, PartialResult};
 
 /// What the bytes at the start of a connection hold.
@@ -60,26 +59,6 @@ pub fn parse(bytes: &[u8]) -> ProxyHeader {
     }
 }
 
-/// Parses `[proxy] trusted`: CIDR blocks or single addresses; the error names the bad entry.
-pub fn parse_trusted(entries: &[String]) -> Result<Vec<IpNet>, String> {
-    entries
-        .iter()
-        .map(|entry| {
-            let text = entry.trim();
-            text.parse::<IpNet>()
-                .map(|net| net.trunc())
-                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("{entry:?} is not an address or a CIDR block"))
-        })
-        .collect()
-}
-
-/// Whether `peer` may send a PROXY header (an IPv4 peer on an IPv6 socket counts as IPv4).
-pub fn is_trusted(trusted: &[String], peer: IpAddr) -> bool {
-    let peer = peer.to_canonical();
-    parse_trusted(trusted).is_ok_and(|nets| nets.iter().any(|net| net.contains(&peer)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,12 +107,13 @@ mod tests {
 
     #[test]
     fn trust_is_by_block() {
-        let trusted = vec!["127.0.0.1/32".to_string(), "10.0.0.0/8".to_string()];
-        assert!(is_trusted(&trusted, "127.0.0.1".parse().unwrap()));
-        assert!(is_trusted(&trusted, "10.2.3.4".parse().unwrap()));
-        assert!(is_trusted(&trusted, "::ffff:127.0.0.1".parse().unwrap()));
-        assert!(!is_trusted(&trusted, "127.0.0.2".parse().unwrap()));
-        assert!(!is_trusted(&[], "127.0.0.1".parse().unwrap()));
-        assert!(parse_trusted(&["10.0.0.0/33".to_string()]).is_err());
+        use crate::site::cidr::{contains, parse_list};
+        let trusted = parse_list(&["127.0.0.1/32".to_string(), "10.0.0.0/8".to_string()]).unwrap();
+        assert!(contains(&trusted, "127.0.0.1".parse().unwrap()));
+        assert!(contains(&trusted, "10.2.3.4".parse().unwrap()));
+        assert!(contains(&trusted, "::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!contains(&trusted, "127.0.0.2".parse().unwrap()));
+        assert!(!contains(&[], "127.0.0.1".parse().unwrap()));
+        assert!(parse_list(&["10.0.0.0/33".to_string()]).is_err());
     }
 }

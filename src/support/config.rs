@@ -230,6 +230,9 @@ pub struct ProxyConfig {
     /// Networks (CIDR) whose PROXY protocol headers are believed; a header from anyone else
     /// is refused.
     pub trusted: Vec<String>,
+    /// `trusted`, parsed by `Config::prepare`.
+    #[serde(skip)]
+    pub trusted_nets: Vec<ipnet::IpNet>,
 }
 
 /// `[cache]`.
@@ -547,9 +550,12 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Compiles the sites and the stats allow-list (after the command line is applied).
+    /// Compiles the sites, the stats allow-list and the trusted proxies (after the command line
+    /// is applied).
     pub fn prepare(&mut self) -> Result<(), ConfigError> {
         self.stats.compile()?;
+        self.proxy.trusted_nets = crate::site::cidr::parse_list(&self.proxy.trusted)
+            .map_err(|e| ConfigError(format!("[proxy] trusted: {e}")))?;
         crate::site::types::check(&self.types).map_err(ConfigError)?;
         self.site_table = Arc::new(crate::site::Sites::compile(self)?);
         Ok(())
@@ -586,8 +592,6 @@ impl Config {
                 "front_end_idle must not exceed front_end_max".to_string(),
             ));
         }
-        crate::http::proxy_header::parse_trusted(&self.proxy.trusted)
-            .map_err(|e| ConfigError(format!("[proxy] trusted: {e}")))?;
         if self.static_idle > self.static_max {
             return Err(ConfigError(
                 "static_idle must not exceed static_max".to_string(),
