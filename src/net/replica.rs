@@ -237,9 +237,10 @@ impl Replica {
                 .accept(listening, &cfg, &self.out.meters, &self.out.to_log)
             {
                 Accepted::Conn(conn) => {
-                    // The connection goes to the replica with the fewest open, this one
-                    // on a tie, so a burst of new connections spreads over the cores.
-                    let home = self.out.meters.least_loaded(self.out.index);
+                    // The connection stays here unless this replica holds `spread_slack`
+                    // more than the least loaded one, which then takes it: a few
+                    // connections share a core that stays awake, many spread over all.
+                    let home = self.out.meters.home_for(self.out.index, cfg.spread_slack);
                     let moved = match self.out.to_replicas.get(home) {
                         Some(to_home) if home != self.out.index => {
                             if let Some(replica) = self.out.meters.replicas.get(home) {

@@ -66,6 +66,11 @@ pub struct Config {
     /// default: on a machine shared with other busy programs (a load generator, CGI programs)
     /// a pinned replica cannot move off a busy core. Read at start.
     pub pin_cores: bool,
+    /// A new connection stays on the replica that accepted it unless that replica holds at
+    /// least this many more open connections than the least loaded one (1: every connection
+    /// goes to the least loaded). A few busy connections then share one core that never
+    /// sleeps between their requests, as nginx's workers do, and many spread evenly.
+    pub spread_slack: usize,
     /// No longer used: the front end runs inside each replica. Accepted for old files.
     pub front_end_idle: usize,
     pub front_end_max: usize,
@@ -303,6 +308,7 @@ impl Default for Config {
             max_keep_alive_requests: 100_000,
             cores: 0,
             pin_cores: false,
+            spread_slack: 16,
             front_end_idle: 2,
             front_end_max: 16,
             static_idle: 2,

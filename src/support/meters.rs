@@ -62,8 +62,12 @@ impl Meters {
         }
     }
 
-    /// The replica with the fewest open connections, preferring `me` on a tie.
-    pub fn least_loaded(&self, me: usize) -> usize {
+    /// The replica a connection accepted by `me` should live on: `me` itself unless it holds
+    /// at least `slack` more open connections than the least loaded replica, which then takes
+    /// it. A few connections thus stay together on the core that accepted them (that replica
+    /// stays busy instead of sleeping between requests, and the other cores stay free for
+    /// other work), while many spread evenly.
+    pub fn home_for(&self, me: usize, slack: usize) -> usize {
         let load = |i: usize| {
             self.replicas
                 .get(i)
@@ -75,7 +79,11 @@ impl Meters {
                 best = i;
             }
         }
-        best
+        if best != me && load(me) < load(best).saturating_add(slack.max(1)) {
+            me
+        } else {
+            best
+        }
     }
 
     /// Connections parked in the replicas' idle pools now.
@@ -95,8 +103,7 @@ pub struct ReplicaGauge {
     pub core: usize,
     /// Connections it took since start (accepted, or adopted from a busier replica).
     pub accepted: AtomicU64,
-    /// Its connections open now, wherever they are (new connections go to the replica with
-    /// the fewest).
+    /// Its connections open now, wherever they are (balancing new connections reads it).
     pub open: AtomicUsize,
     /// Requests it read since start.
     pub requests: AtomicU64,

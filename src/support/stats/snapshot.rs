@@ -155,6 +155,9 @@ pub struct Replica {
     pub index: usize,
     /// Connections it accepted since start.
     pub accepted: u64,
+    /// Its connections open now, wherever they are (new ones stay on the replica that
+    /// accepted them until it holds `spread_slack` more than the least loaded).
+    pub open: usize,
     /// Requests it read since start.
     pub requests: u64,
     /// Connections parked in its idle pool now.
@@ -352,6 +355,7 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
             .map(|r| Replica {
                 index: r.core,
                 accepted: r.accepted.load(Ordering::Relaxed),
+                open: r.open.load(Ordering::Relaxed),
                 requests: r.requests.load(Ordering::Relaxed),
                 parked: r.parked.load(Ordering::Relaxed),
             })

@@ -243,7 +243,7 @@ pub fn render(s: &Snapshot) -> String {
         145,
         "line",
         &format!(
-            "new connections go to the replica with the fewest open · refused at the limit {}",
+            "new connections stay where accepted, within spread_slack · refused at the limit {}",
             live_int("connections.refused", c.refused)
         ),
     );
