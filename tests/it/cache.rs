@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::support::{read_response, Response, Server, ServerOpts};
+use crate::support::{read_response, read_to_close, Response, Server, ServerOpts};
 
 /// Requests `path` until the server reports it cached (bounded), then returns.
 fn warm(server: &Server, path: &str) {
@@ -95,6 +95,76 @@ fn cached_answers_are_byte_identical_to_uncached_ones() {
             .unwrap();
         assert_eq!(read_response(&mut s, false).body, b"plain text fixture\n");
     }
+}
+
+#[test]
+fn large_cached_bodies_are_sent_from_memory_files_byte_identical() {
+    // From 4 KiB on, a cached body is also kept in a memory file and sent by sendfile.
+    let cold = Server::start(ServerOpts {
+        extra_config: "[cache]\nenabled = false".into(),
+        ..ServerOpts::default()
+    });
+    let hot = Server::start(ServerOpts::default());
+    let body: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for server in [&cold, &hot] {
+        std::fs::write(server.root.join("large.bin"), &body).unwrap();
+    }
+    let mtime = std::fs::metadata(cold.root.join("large.bin"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(hot.root.join("large.bin"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    warm(&hot, "/large.bin");
+    let memory_files = std::fs::read_dir(format!("/proc/{}/fd", hot.pid()))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter(|target| {
+            target
+                .to_string_lossy()
+                .starts_with("/memfd:occwserv-cached")
+        })
+        .count();
+    assert!(memory_files >= 1, "no memory file holds the cached body");
+    let requests = [
+        "GET /large.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "HEAD /large.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /large.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=5000-5099\r\nConnection: close\r\n\r\n",
+        "GET /large.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=-300\r\nConnection: close\r\n\r\n",
+        "GET /large.bin HTTP/1.0\r\n\r\n",
+    ];
+    let before = cached_hits(&hot);
+    for request in requests {
+        assert_eq!(
+            raw_without_date(&hot, request),
+            raw_without_date(&cold, request),
+            "differs for {request:?}"
+        );
+    }
+    assert!(cached_hits(&hot) >= before + requests.len() as u64);
+    // Pipelined on one connection: each body whole, in order, the connection kept.
+    let mut s = hot.connect();
+    let mut pipeline = b"GET /large.bin HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2);
+    pipeline.extend_from_slice(b"GET /large.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(&pipeline).unwrap();
+    let raw = read_to_close(&mut s);
+    let mut rest = &raw[..];
+    for i in 0..3 {
+        let r = Response::parse_one(rest, false).unwrap_or_else(|| panic!("answer {i} missing"));
+        assert_eq!(r.status, 200);
+        assert!(r.body == body, "pipelined body {i} differs");
+        rest = &rest[r.consumed(rest)..];
+    }
+    assert!(
+        rest.is_empty(),
+        "{} bytes after the third answer",
+        rest.len()
+    );
 }
 
 #[test]
