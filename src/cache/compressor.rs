@@ -190,7 +190,11 @@ fn compressed(entry: &Entry, coding: Coding, cfg: &Config, tally: &SharedTally) 
             c.not_smaller += 1;
         }
     }
-    smaller.then(|| Variant::new(entry.rep.coded(coding, body.len() as u64), body, false))
+    smaller.then(|| Variant {
+        rep: entry.rep.coded(coding, body.len() as u64),
+        body,
+        from_sibling: false,
+    })
 }
 
 /// Reads `FILE.br` (or `.zst`, `.gz`) beside the cached file, when it is a regular file
@@ -214,11 +218,11 @@ fn sibling(entry: &Entry, coding: Coding, cfg: &Config) -> Option<Variant> {
     if body.len() as u64 != meta.len() {
         return None;
     }
-    Some(Variant::new(
-        sibling_rep(&entry.rep, &meta, coding),
+    Some(Variant {
+        rep: sibling_rep(&entry.rep, &meta, coding),
         body,
-        true,
-    ))
+        from_sibling: true,
+    })
 }
 
 /// Opens the precompressed sibling of `relative` below `root`: a regular file not older than
@@ -314,20 +318,12 @@ mod tests {
             assert_eq!(v.rep.etag, variant_etag(&entry.rep.etag, coding));
             assert_eq!(v.rep.len, v.body.len() as u64);
         }
-        // Every body, and once more each one large enough to have its memory file too.
-        let held = |len: usize| {
-            len * if len >= crate::cache::SENDFILE_FROM_BYTES {
-                2
-            } else {
-                1
-            }
-        };
         assert_eq!(entry.charged_bytes(), {
             let sizes: usize = Coding::ALL
                 .iter()
-                .map(|&c| held(entry.variant(c).unwrap().body.len()))
+                .map(|&c| entry.variant(c).unwrap().body.len())
                 .sum();
-            (held(body.len()) + sizes) as u64
+            (body.len() + sizes) as u64
         });
         let t = tally.lock().unwrap();
         assert_eq!(t.codings.iter().map(|c| c.compressed).sum::<u64>(), 2);

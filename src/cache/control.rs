@@ -456,8 +456,10 @@ mod tests {
         let admitted = control.take_admitted();
         assert_eq!(admitted.len(), 1);
         let a = &admitted[0];
-        let variant = |len: usize| {
-            super::super::Variant::new(a.rep.coded(Coding::Br, len as u64), vec![1; len], false)
+        let variant = |len: usize| super::super::Variant {
+            rep: a.rep.coded(Coding::Br, len as u64),
+            body: vec![1; len],
+            from_sibling: false,
         };
         a.set_variant(Coding::Br, Some(variant(5)));
         a.set_variant(Coding::Zstd, Some(variant(5)));

@@ -75,8 +75,6 @@ pub struct Entry {
     pub file: Arc<Path>,
     pub rep: Representation,
     pub body: Vec<u8>,
-    /// The body again, in a sealed memory file that `sendfile` sends from (see `sendable`).
-    pub sendable: Option<std::fs::File>,
     /// Coded variants by `Coding::index`, made off the request path by cache.compress:
     /// unset while pending, `None` when not worth keeping (or not wanted).
     variants: [OnceLock<Option<Variant>>; 3],
@@ -96,7 +94,6 @@ impl Entry {
             key,
             file,
             rep,
-            sendable: sendable(&body),
             body,
             variants: Default::default(),
             wanted: [false; 3],
@@ -141,11 +138,11 @@ impl Entry {
             .wanted()
             .map(|c| match self.variants[c.index()].get() {
                 None => self.body.len() as u64,
-                Some(Some(v)) => v.charged_bytes(),
+                Some(Some(v)) => v.body.len() as u64,
                 Some(None) => 0,
             })
             .sum();
-        charged(&self.body, &self.sendable) + variants
+        self.body.len() as u64 + variants
     }
 
     pub fn mark_stale(&self) {
@@ -174,60 +171,8 @@ impl Entry {
 pub struct Variant {
     pub rep: Representation,
     pub body: Vec<u8>,
-    /// The body in a memory file, for `sendfile` (see `sendable`).
-    pub sendable: Option<std::fs::File>,
     /// Made from a precompressed sibling file rather than by compressing.
     pub from_sibling: bool,
-}
-
-impl Variant {
-    pub fn new(rep: Representation, body: Vec<u8>, from_sibling: bool) -> Variant {
-        Variant {
-            rep,
-            sendable: sendable(&body),
-            body,
-            from_sibling,
-        }
-    }
-
-    pub fn charged_bytes(&self) -> u64 {
-        charged(&self.body, &self.sendable)
-    }
-}
-
-/// Bodies from this size on are also kept in a memory file and sent from it by `sendfile`
-/// on plain connections. Sent from one set of pages, a hot file is copied into no socket
-/// buffer on our side, and every client's kernel copies it from the same cache-warm pages;
-/// below this size the one `sendmsg` of head and body costs less than two calls.
-pub const SENDFILE_FROM_BYTES: usize = 4096;
-
-/// A sealed memory file holding `body`, for bodies of `SENDFILE_FROM_BYTES` or more (made off
-/// the request path, when the entry or variant is made). None when smaller, or when the
-/// kernel refuses (the body is then sent from memory, as smaller ones are).
-fn sendable(body: &[u8]) -> Option<std::fs::File> {
-    use rustix::fs::{MemfdFlags, SealFlags};
-    use std::io::Write;
-    if body.len() < SENDFILE_FROM_BYTES {
-        return None;
-    }
-    let fd = rustix::fs::memfd_create(
-        "occwserv-cached",
-        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-    )
-    .ok()?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(body).ok()?;
-    rustix::fs::fcntl_add_seals(
-        &file,
-        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
-    )
-    .ok()?;
-    Some(file)
-}
-
-/// Memory a body holds: its bytes, twice when it also has a memory file.
-fn charged(body: &[u8], sendable: &Option<std::fs::File>) -> u64 {
-    body.len() as u64 * if sendable.is_some() { 2 } else { 1 }
 }
 
 /// What is cached now: request path → entry. Published whole by cache.control.

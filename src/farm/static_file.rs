@@ -47,8 +47,7 @@ pub struct StaticOut {
 /// A response body: a file to sendfile, or cached bytes.
 enum Source<'a> {
     File(File),
-    /// A cached body, and the memory file holding it too when it is large enough.
-    Bytes(&'a [u8], Option<&'a File>),
+    Bytes(&'a [u8]),
 }
 
 /// How a job ended for this worker. `Recycle` is moved by value: boxing it would cost an
@@ -363,16 +362,16 @@ impl Worker {
         } else {
             None
         };
-        let (rep, body, sendable) = match variant {
-            Some(v) => (&v.rep, &v.body[..], v.sendable.as_ref()),
-            None => (&entry.rep, &entry.body[..], entry.sendable.as_ref()),
+        let (rep, body) = match variant {
+            Some(v) => (&v.rep, &v.body[..]),
+            None => (&entry.rep, &entry.body[..]),
         };
         let saved_bytes = entry.rep.len.saturating_sub(rep.len);
         self.hits
             .count_entry(&entry.key, entry.rep.len, saved_bytes, || {
                 entry.file.clone()
             });
-        let source = Source::Bytes(body, sendable);
+        let source = Source::Bytes(body);
         self.respond(conn, req, cfg, rep, source, Handler::Cache)
     }
 
@@ -690,22 +689,12 @@ impl Worker {
         let exchange =
             Exchange::for_request(req, status, body_bytes, handler, conn.request_started);
         match source {
-            Source::Bytes(bytes, Some(file)) if body && conn.tls.is_none() => {
-                // A large cached body goes by sendfile from its memory file, behind the head.
-                match file.try_clone() {
-                    Ok(file) => self.write(conn, Some((file, start, count)), exchange, keep_alive),
-                    Err(_) => {
-                        let slice = &bytes[start as usize..(start + count) as usize];
-                        self.write_cached(conn, slice, exchange, keep_alive)
-                    }
-                }
-            }
-            Source::Bytes(bytes, _) if body => {
+            Source::Bytes(bytes) if body => {
                 // Head and body leave in one sendmsg, the body straight from the cache.
                 let slice = &bytes[start as usize..(start + count) as usize];
                 self.write_cached(conn, slice, exchange, keep_alive)
             }
-            Source::Bytes(..) => self.write(conn, None, exchange, keep_alive),
+            Source::Bytes(_) => self.write(conn, None, exchange, keep_alive),
             Source::File(file) if body => {
                 self.write(conn, Some((file, start, count)), exchange, keep_alive)
             }

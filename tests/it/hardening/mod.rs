@@ -73,9 +73,6 @@ pub fn footprint(server: &Server) -> Footprint {
             print.sockets += 1;
         } else if text.starts_with("pipe:") || text.starts_with("anon_inode:") {
             print.plumbing += 1;
-        } else if text.starts_with("/memfd:occwserv-cached") {
-            // A cached body's memory file belongs to the cache (bounded by cache.max_bytes),
-            // like the body itself; it goes when the entry does.
         } else if target == root {
             print.root_handles += 1;
         } else {
