@@ -148,7 +148,7 @@ async fn validate_and_finalize(
     let status = order
         .poll_ready(&poll)
         .await
-        .map_err(|e| format!("validation: {}", describe(&e)))?;
+        .map_err(|e| format!("validation failed: {}", describe(&e)))?;
     if status != OrderStatus::Ready {
         return Err(format!(
             "validation failed: {}",

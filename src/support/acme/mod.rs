@@ -366,7 +366,6 @@ pub fn run(inbox: Receiver<ToAcme>, board: Arc<Board>, to_log: Sender<ToLog>) {
         log(entry.note.clone());
     }
     let cfg = board.cfg.clone();
-    let mut account = None;
     loop {
         let now = SystemTime::now();
         let next = entries.iter().map(|e| e.due).min().unwrap_or(now);
@@ -389,22 +388,18 @@ pub fn run(inbox: Receiver<ToAcme>, board: Arc<Board>, to_log: Sender<ToLog>) {
         };
         let entry = &mut entries[index];
         let outcome = runtime.block_on(async {
+            // A fresh account handle, and so a fresh HTTP client, for each order: a
+            // connection kept from the last one, hours ago, would long be dead.
             let attempt = async {
-                if account.is_none() {
-                    let (made, new) = client::account(&cfg).await?;
-                    if new {
-                        log(format!(
-                            "acme: registered a new account at {} (kept in {})",
-                            cfg.directory,
-                            cfg.state_dir.display()
-                        ));
-                    }
-                    account = Some(made);
+                let (account, new) = client::account(&cfg).await?;
+                if new {
+                    log(format!(
+                        "acme: registered a new account at {} (kept in {})",
+                        cfg.directory,
+                        cfg.state_dir.display()
+                    ));
                 }
-                let Some(acct) = &account else {
-                    return Err("no account".to_string());
-                };
-                client::obtain(acct, &entry.name, &board).await
+                client::obtain(&account, &entry.name, &board).await
             };
             match tokio::time::timeout(ORDER_LIMIT, attempt).await {
                 Ok(result) => result,
@@ -435,7 +430,6 @@ pub fn run(inbox: Receiver<ToAcme>, board: Arc<Board>, to_log: Sender<ToLog>) {
             Err(e) => {
                 if e.contains("accountDoesNotExist") {
                     // The CA forgot the account (a test CA restarted): make a new one.
-                    account = None;
                     let _ =
                         std::fs::remove_file(store::account_path(&cfg.state_dir, &cfg.directory));
                 }

@@ -209,7 +209,6 @@ mod tests {
 
     #[test]
     fn renewal_is_due_when_a_third_of_the_lifetime_remains() {
-        let tmp = tempfile::tempdir().unwrap();
         let key = Arc::new(CertifiedKey::new(vec![], Arc::new(NoKey)));
         let start = UNIX_EPOCH + Duration::from_secs(1_000_000);
         let held = Held {
@@ -219,7 +218,6 @@ mod tests {
             serial: String::new(),
         };
         assert_eq!(held.renew_at(), start + Duration::from_secs(60 * 86_400));
-        drop(tmp);
     }
 
     #[derive(Debug)]
