@@ -504,6 +504,50 @@ mod tests {
         assert!(none.contact().is_empty());
     }
 
+    /// The process driven by its channels: a CA nobody answers makes each order fail and
+    /// back off; `Retry` orders again at once; a dropped inbox stops it.
+    #[test]
+    fn failed_orders_are_logged_retried_on_request_and_the_process_stops_on_disconnect() {
+        let tmp = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut c = cfg(&["a.example"]);
+        c.directory = format!("https://127.0.0.1:{port}/dir");
+        c.state_dir = tmp.path().join("acme");
+        let board = Arc::new(Board::open(&c, Arc::new(Obtained::default())).unwrap());
+        let (to_acme, inbox) = crossbeam_channel::bounded(1);
+        let (to_log, log) = crossbeam_channel::bounded(64);
+        let process = {
+            let board = board.clone();
+            std::thread::spawn(move || run(inbox, board, to_log))
+        };
+        let next_line = |needle: &str| loop {
+            let Ok(ToLog::Error(line)) = log.recv_timeout(Duration::from_secs(20)) else {
+                panic!("no log line with {needle:?}");
+            };
+            if line.contains(needle) {
+                return line;
+            }
+        };
+        next_line("a.example: no certificate in state_dir yet");
+        let first = next_line("order failed (attempt 1)");
+        assert!(
+            first.contains("retrying in 10 s; no certificate yet"),
+            "{first}"
+        );
+        assert_eq!(board.status()[0].state, "retrying");
+        assert_eq!(board.status()[0].failures, 1);
+        // Retry now, not in 10 s (the wait is bounded by recv_timeout above).
+        to_acme.send(ToAcme::Retry).unwrap();
+        let second = next_line("order failed (attempt 2)");
+        assert!(second.contains("retrying in 20 s"), "{second}");
+        drop(to_acme);
+        process.join().unwrap();
+    }
+
     #[test]
     fn challenges_are_answered_while_published() {
         let tmp = tempfile::tempdir().unwrap();
