@@ -470,6 +470,23 @@ fn obtains_by_http_01_serves_by_sni_and_restarts_from_state_dir() {
     let next = row["next_order_unix"].as_u64().unwrap();
     assert!(next > now_unix() + 365 * 86_400 && next < expires, "{row}");
 
+    // Pebble fetched each challenge from the plain listener, which answered it from memory
+    // (there is no such file under the root) despite redirect_http.
+    assert!(!server.root.join(".well-known").exists());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answered = loop {
+        let log = server.access_log();
+        let answered = log
+            .lines()
+            .filter(|l| l.contains("\"GET /.well-known/acme-challenge/") && l.contains("\" 200 "))
+            .count();
+        if answered >= 2 || Instant::now() > deadline {
+            break answered;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(answered >= 2, "{}", server.access_log());
+
     // The plain listener still redirects everything else, challenges included once they
     // are answered: an unknown token is served from the root (404), never redirected.
     let redirected = server.get("/plain.txt");
@@ -540,6 +557,41 @@ fn short_lived_certificates_are_renewed_without_a_restart() {
     expect_log(&server, "acme: r.acme.test: certificate obtained");
     let root = pebble.issuing_root();
     let (first, _) = presented(tls, "r.acme.test", &root);
+    // A client keeps one TLS connection open across the renewal (Python's ssl): one request
+    // now, one when told to on stdin.
+    let script = format!(
+        "import socket, ssl, sys\n\
+         ctx = ssl.create_default_context(cafile={root:?})\n\
+         s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname='r.acme.test')\n\
+         f = s.makefile('rb')\n\
+         def get(close):\n\
+         \x20   s.sendall(b'GET /plain.txt HTTP/1.1\\r\\nHost: r.acme.test\\r\\n' + (b'Connection: close\\r\\n' if close else b'') + b'\\r\\n')\n\
+         \x20   status = f.readline().decode().strip()\n\
+         \x20   length = 0\n\
+         \x20   while True:\n\
+         \x20       line = f.readline().decode().strip()\n\
+         \x20       if not line: break\n\
+         \x20       if line.lower().startswith('content-length:'): length = int(line.split(':')[1])\n\
+         \x20   f.read(length)\n\
+         \x20   print(status, s.getpeercert()['serialNumber'], flush=True)\n\
+         get(False)\n\
+         sys.stdin.readline()\n\
+         get(True)\n",
+        root = root.to_string_lossy(),
+        port = tls.port(),
+    );
+    let mut kept = Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut kept_out = std::io::BufReader::new(kept.stdout.take().unwrap());
+    let mut line = String::new();
+    use std::io::BufRead;
+    kept_out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), format!("HTTP/1.1 200 OK {first}"));
 
     // New handshakes keep succeeding while the certificate is replaced under them.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -561,6 +613,18 @@ fn short_lived_certificates_are_renewed_without_a_restart() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(served > 1);
+    // The connection made before the renewal carries on, with the old certificate.
+    use std::io::Write;
+    kept.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut second = String::new();
+    kept_out.read_line(&mut second).unwrap();
+    let out = kept.wait_with_output().unwrap();
+    assert_eq!(
+        second.trim(),
+        format!("HTTP/1.1 200 OK {first}"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(server.error_log().contains(&format!("(serial {renewed}")));
     // Still the same server process, and the account was made once and reused.
     let log = server.error_log();
