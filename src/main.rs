@@ -65,6 +65,9 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
   [tls]    listen = \"0.0.0.0:443\", cert = \"fullchain.pem\", key = \"privkey.pem\",
            redirect_http = false, hsts_max_age_secs = 0;
            [[tls.certs]] names = [\"a.example\", \"*.b.example\"], cert, key (by SNI)
+           [tls.acme] directory = \"https://...\", email, names = [\"a.example\"],
+           state_dir = \"/var/lib/occwserv/acme\", ca_file (optional): certificates obtained
+           and renewed by ACME http-01 (a change needs a restart)
            (SIGHUP re-reads the certificates; see docs/TLS.md)
   [game]   state_dir, token_key, bots; [game.irc] server, port, nick, channel (see docs/GAME.md)
 Signals: SIGHUP reloads the config and reopens the logs; SIGTERM/SIGINT drain and exit 0;
@@ -196,6 +199,11 @@ fn check(cfg: &Config, file: Option<&Path>) -> ExitCode {
             problems.push(format!("tls: {e}"));
         }
     }
+    if let Some(acme) = &cfg.tls.acme {
+        if let Err(e) = occwserv::support::acme::check(acme) {
+            problems.push(format!("[tls.acme]: {e}"));
+        }
+    }
     let source = file.map_or("built-in defaults".to_string(), |f| f.display().to_string());
     if problems.is_empty() {
         println!("occwserv: configuration {source} is good");
@@ -221,9 +229,13 @@ fn serve(
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     occwserv::support::log::check_paths(&cfg.access_log, &cfg.error_log)?;
     if cfg.tls.enabled() {
-        cfg.tls_state = Some(std::sync::Arc::new(occwserv::support::tls::Tls::load(
-            &cfg.tls,
-        )?));
+        let tls = occwserv::support::tls::Tls::load(&cfg.tls)?;
+        // Certificates already kept by [tls.acme] are served from the first handshake.
+        if let Some(acme) = &cfg.tls.acme {
+            let board = occwserv::support::acme::Board::open(acme, tls.obtained())?;
+            cfg.acme_state = Some(std::sync::Arc::new(board));
+        }
+        cfg.tls_state = Some(std::sync::Arc::new(tls));
     }
     raise_fd_limit();
     let (listeners, inherited) = service::listeners(&cfg)?;
@@ -241,11 +253,15 @@ fn serve(
     for listening in &listeners {
         control.push(listening.socket.try_clone()?);
     }
-    let logs: Vec<PathBuf> = [&cfg.access_log, &cfg.error_log]
+    let mut logs: Vec<PathBuf> = [&cfg.access_log, &cfg.error_log]
         .into_iter()
         .filter(|spec| !matches!(spec.as_str(), "" | "-" | "stderr" | "stdout"))
         .map(PathBuf::from)
         .collect();
+    // The acme process writes its state as the unprivileged user.
+    if let Some(acme) = &cfg.tls.acme {
+        logs.extend(occwserv::support::acme::store::owned_paths(&acme.state_dir));
+    }
     let dropped = service::drop_privileges(cfg.user.as_deref(), cfg.group.as_deref(), &logs)?;
     let signals = Signals::new([SIGHUP, SIGINT, SIGTERM, SIGUSR2])?;
     let old_stats_key = cfg.stats.old_key;
@@ -303,6 +319,7 @@ fn wait_for_signals(mut signals: Signals, running: &network::Running, upgrade: &
             SIGHUP => {
                 service::notify("RELOADING=1");
                 let _ = running.to_config.send(ToConfig::Reload);
+                let _ = running.to_acme.try_send(occwserv::protocol::ToAcme::Retry);
                 service::notify("READY=1");
             }
             SIGUSR2 => {

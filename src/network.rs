@@ -14,6 +14,8 @@
 //!  replicas, recycler ─▶ stats, log (batched)    replicas, static ─▶ cache.control (hits, batched)
 //!  cache.control ─▶ cache table (published)      config (SIGHUP) ─▶ live config read by every process
 //!  plugin.keeper (scans the plug-in directory, times out plug-in requests) ─▶ plug-in table
+//!  acme ([tls.acme]; its own tokio runtime) ─▶ board: challenges (read by the replicas),
+//!        certificates (read by handshakes), status (read by stats)    SIGHUP ─▶ acme (retry)
 //! ```
 //!
 //! The one cycle is replica → handler → recycler → replica. Its channels into the recycler
@@ -43,8 +45,9 @@ use crate::net::send_pool::{self, SendPoolOut};
 use crate::par::Net;
 use crate::plugin_host::PluginBoard;
 use crate::protocol::{
-    ToCacheControl, ToCgi, ToLog, ToPlugin, ToPluginKeeper, ToRecycler, ToStatic, ToStats,
+    ToAcme, ToCacheControl, ToCgi, ToLog, ToPlugin, ToPluginKeeper, ToRecycler, ToStatic, ToStats,
 };
+use crate::support::acme;
 use crate::support::config::{self, Config, Live, Overrides, ToConfig};
 use crate::support::log;
 use crate::support::meters::Meters;
@@ -56,6 +59,8 @@ pub struct Running {
     pub meters: Arc<Meters>,
     pub to_config: Sender<ToConfig>,
     pub to_log: Sender<ToLog>,
+    /// SIGHUP asks the acme process to retry failed orders now.
+    pub to_acme: Sender<ToAcme>,
     pub net: Net,
 }
 
@@ -99,6 +104,7 @@ pub fn start(
     let (to_send_pool, send_pool_inbox) = send_pool::channel()?;
     let (to_log, log_inbox) = bounded::<ToLog>(8192);
     let (to_config, config_inbox) = unbounded::<ToConfig>();
+    let (to_acme, acme_inbox) = bounded::<ToAcme>(1);
     // The stats page reads each arrow's queue length through a receiver clone.
     let queues = vec![
         Probe::of("cache.control", &cache_control_inbox),
@@ -117,6 +123,11 @@ pub fn start(
     net.process("config", move || {
         config::run(config_inbox, config_file, overrides, l, tl)
     })?;
+
+    if let Some(board) = cfg.acme_state.clone() {
+        let tl = to_log.clone();
+        net.process("acme", move || acme::run(acme_inbox, board, tl))?;
+    }
 
     let table: TableBoard = Arc::new(ArcSwap::from_pointee(HashMap::new()));
     let cache_board: CacheBoard = Arc::new(ArcSwap::from_pointee(CacheSnapshot::default()));
@@ -251,6 +262,7 @@ pub fn start(
         meters,
         to_config,
         to_log,
+        to_acme,
         net,
     })
 }

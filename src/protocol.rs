@@ -272,3 +272,10 @@ pub enum ToLog {
     /// Reopen both files (after SIGHUP, for log rotation).
     Reopen,
 }
+
+/// To the acme process (`[tls.acme]`).
+pub enum ToAcme {
+    /// SIGHUP: order now for every name whose last order failed, without waiting out the
+    /// back-off.
+    Retry,
+}

@@ -93,6 +93,28 @@ pub fn error_with(
 /// Where ACME http-01 challenges are answered: never redirected to HTTPS.
 pub const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 
+/// Writes a whole `200 OK` answer of `text/plain` (an ACME http-01 key authorization).
+pub fn text(mut conn: Conn, req: &Request, body: &str, cfg: &Config) -> ToRecycler {
+    let keep_alive = req.keep_alive && req.body == Body::None;
+    let mut out = Vec::with_capacity(256 + body.len());
+    head(200, req, keep_alive, &mut out);
+    push_header(&mut out, "Content-Type", b"text/plain");
+    push_header_u64(&mut out, "Content-Length", body.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    let body_bytes = if req.is_head() { 0 } else { body.len() as u64 };
+    if !req.is_head() {
+        out.extend_from_slice(body.as_bytes());
+    }
+    let started = conn.request_started;
+    match conn.write_all_until(&out, Instant::now() + cfg.send_timeout()) {
+        Ok(()) => finished(conn, req, 200, body_bytes, Handler::FrontEnd, keep_alive),
+        Err(_) => {
+            let exchange = Exchange::for_request(req, 200, body_bytes, Handler::FrontEnd, started);
+            ToRecycler::Close(conn, CloseReason::WriteFailed, Some(exchange))
+        }
+    }
+}
+
 /// `[tls] redirect_http`: answers a plain-HTTP request with a 308 to the same URL on the
 /// HTTPS listener (its port, unless 443).
 pub fn to_https(conn: Conn, req: &Request, cfg: &Config) -> ToRecycler {

@@ -359,6 +359,10 @@ impl Replica {
             // The answer says `Connection: close`, so the client goes elsewhere for the next.
             req.keep_alive = false;
         }
+        if let Some(key_authorization) = crate::support::acme::answer(&req.path, cfg) {
+            let msg = reply::text(conn, &req, &key_authorization, cfg);
+            return self.recycle(msg, cfg);
+        }
         if conn.tls.is_some() {
             req.hsts_max_age_secs = cfg.tls.hsts_max_age_secs;
         } else if cfg.tls.redirect_http

@@ -112,6 +112,10 @@ pub struct Config {
     /// and kept across reloads (SIGHUP re-reads the certificates into it).
     #[serde(skip)]
     pub tls_state: Option<Arc<crate::support::tls::Tls>>,
+    /// `[tls.acme]` at work: pending http-01 challenges, obtained certificates, status per
+    /// name; made at start and kept across reloads (`support/acme`).
+    #[serde(skip)]
+    pub acme_state: Option<Arc<crate::support::acme::Board>>,
 }
 
 /// `[tls]`: HTTPS.
@@ -129,6 +133,8 @@ pub struct TlsConfig {
     pub hsts_max_age_secs: u64,
     /// `[[tls.certs]]`: more certificates, chosen by the name the client asks for (SNI).
     pub certs: Vec<TlsCert>,
+    /// `[tls.acme]`: certificates obtained and renewed from an ACME CA (`support/acme`).
+    pub acme: Option<crate::support::acme::AcmeConfig>,
 }
 
 /// `[[tls.certs]]`: a certificate for some names (`a.example`, `*.b.example`).
@@ -147,9 +153,20 @@ impl TlsConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.listen.is_some() && (self.cert.is_none() || self.key.is_none()) {
+        if let Some(acme) = &self.acme {
+            if self.listen.is_none() {
+                return Err(ConfigError("[tls.acme] needs [tls] listen".to_string()));
+            }
+            acme.validate().map_err(ConfigError)?;
+        }
+        if self.cert.is_some() != self.key.is_some() {
             return Err(ConfigError(
-                "[tls] listen needs cert and key (or --cert and --key)".to_string(),
+                "[tls] cert and key go together (or --cert and --key)".to_string(),
+            ));
+        }
+        if self.listen.is_some() && self.cert.is_none() && self.acme.is_none() {
+            return Err(ConfigError(
+                "[tls] listen needs cert and key (or --cert and --key) or [tls.acme]".to_string(),
             ));
         }
         for entry in &self.certs {
@@ -326,6 +343,7 @@ impl Default for Config {
             game: None,
             tls: TlsConfig::default(),
             tls_state: None,
+            acme_state: None,
         }
     }
 }
@@ -883,6 +901,13 @@ pub fn run(
                     cfg.tls.listen = old.tls.listen;
                 }
                 cfg.tls_state = old.tls_state.clone();
+                if cfg.tls.acme != old.tls.acme {
+                    let _ = to_log.try_send(ToLog::Error(
+                        "config reload: [tls.acme] kept; a change needs a restart".to_string(),
+                    ));
+                    cfg.tls.acme = old.tls.acme.clone();
+                }
+                cfg.acme_state = old.acme_state.clone();
                 crate::support::log::set_access_log_on(!cfg.access_log.is_empty());
                 crate::site::types::publish(&cfg.types);
                 live.store(Arc::new(cfg));

@@ -1,5 +1,6 @@
-//! Processes that own shared state: config, log, stats; and the live gauges.
+//! Processes that own shared state: config, log, stats, acme; and the live gauges.
 
+pub mod acme;
 pub mod config;
 pub mod log;
 pub mod meters;

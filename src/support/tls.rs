@@ -14,6 +14,7 @@ use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
+use crate::support::acme::Obtained;
 use crate::support::config::TlsConfig;
 
 /// Sessions remembered for resumption by session ID (TLS 1.2); tickets need no memory.
@@ -37,6 +38,8 @@ impl fmt::Debug for Tls {
 /// begins.
 struct Certificates {
     set: ArcSwap<CertificateSet>,
+    /// Those `[tls.acme]` obtained, by name (empty without it).
+    obtained: Arc<Obtained>,
 }
 
 impl fmt::Debug for Certificates {
@@ -47,7 +50,8 @@ impl fmt::Debug for Certificates {
 
 /// The default certificate, and the others by name.
 struct CertificateSet {
-    default: Arc<CertifiedKey>,
+    /// `[tls] cert` and `key`; none when `[tls.acme]` provides the certificates.
+    default: Option<Arc<CertifiedKey>>,
     /// Exact names (lower case), in `[[tls.certs]]` order.
     exact: Vec<(String, Arc<CertifiedKey>)>,
     /// `*.b.example` as `.b.example`: matches one more label on the left.
@@ -56,30 +60,37 @@ struct CertificateSet {
 
 impl CertificateSet {
     fn count(&self) -> usize {
-        1 + self.exact.len() + self.wildcard.len()
+        usize::from(self.default.is_some()) + self.exact.len() + self.wildcard.len()
     }
 
-    fn choose(&self, name: Option<&str>) -> Arc<CertifiedKey> {
+    /// Exact names, then names with an ACME certificate, then wildcards, then the default
+    /// (or, without one, the first ACME certificate). None: no certificate yet, and the
+    /// handshake is refused.
+    fn choose(&self, name: Option<&str>, obtained: &Obtained) -> Option<Arc<CertifiedKey>> {
+        let fallback = || self.default.clone().or_else(|| obtained.first());
         let Some(name) = name else {
-            return self.default.clone();
+            return fallback();
         };
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         if let Some((_, key)) = self.exact.iter().find(|(n, _)| *n == name) {
-            return key.clone();
+            return Some(key.clone());
+        }
+        if let Some(key) = obtained.for_name(&name) {
+            return Some(key);
         }
         if let Some(dot) = name.find('.') {
             let parent = &name[dot..];
             if let Some((_, key)) = self.wildcard.iter().find(|(n, _)| n == parent) {
-                return key.clone();
+                return Some(key.clone());
             }
         }
-        self.default.clone()
+        fallback()
     }
 }
 
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.set.load().choose(hello.server_name()))
+        self.set.load().choose(hello.server_name(), &self.obtained)
     }
 }
 
@@ -91,6 +102,7 @@ impl Tls {
         let set = load_set(cfg, &provider)?;
         let certificates = Arc::new(Certificates {
             set: ArcSwap::from_pointee(set),
+            obtained: Arc::new(Obtained::default()),
         });
         let mut server = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -115,14 +127,21 @@ impl Tls {
         self.certificates.set.store(Arc::new(set));
         Ok(count)
     }
+
+    /// Where `[tls.acme]` publishes the certificates it obtains; handshakes read them.
+    pub fn obtained(&self) -> Arc<Obtained> {
+        self.certificates.obtained.clone()
+    }
 }
 
 fn load_set(cfg: &TlsConfig, provider: &CryptoProvider) -> Result<CertificateSet, String> {
-    let (Some(cert), Some(key)) = (&cfg.cert, &cfg.key) else {
-        return Err("[tls] needs cert and key".to_string());
+    let default = match (&cfg.cert, &cfg.key) {
+        (Some(cert), Some(key)) => Some(Arc::new(certified_key(cert, key, provider)?)),
+        _ if cfg.acme.is_some() => None,
+        _ => return Err("[tls] needs cert and key".to_string()),
     };
     let mut set = CertificateSet {
-        default: Arc::new(certified_key(cert, key, provider)?),
+        default,
         exact: Vec::new(),
         wildcard: Vec::new(),
     };
@@ -143,7 +162,7 @@ fn load_set(cfg: &TlsConfig, provider: &CryptoProvider) -> Result<CertificateSet
 
 /// Reads a PEM certificate chain and its private key (RSA, ECDSA or Ed25519), and checks
 /// that they belong together.
-fn certified_key(
+pub(crate) fn certified_key(
     cert: &Path,
     key: &Path,
     provider: &CryptoProvider,
@@ -225,17 +244,46 @@ mod tests {
     #[test]
     fn names_choose_exact_then_wildcard_then_default() {
         let set = CertificateSet {
-            default: key(0),
+            default: Some(key(0)),
             exact: vec![("a.example".to_string(), key(1))],
             wildcard: vec![(".b.example".to_string(), key(2))],
         };
-        assert_eq!(tag(&set.choose(None)), 0);
-        assert_eq!(tag(&set.choose(Some("a.example"))), 1);
-        assert_eq!(tag(&set.choose(Some("A.Example."))), 1);
-        assert_eq!(tag(&set.choose(Some("x.b.example"))), 2);
+        let none = Obtained::default();
+        let choose = |name| tag(&set.choose(name, &none).unwrap());
+        assert_eq!(choose(None), 0);
+        assert_eq!(choose(Some("a.example")), 1);
+        assert_eq!(choose(Some("A.Example.")), 1);
+        assert_eq!(choose(Some("x.b.example")), 2);
         // A wildcard covers one label only, and not the bare parent.
-        assert_eq!(tag(&set.choose(Some("y.x.b.example"))), 0);
-        assert_eq!(tag(&set.choose(Some("b.example"))), 0);
-        assert_eq!(tag(&set.choose(Some("other.example"))), 0);
+        assert_eq!(choose(Some("y.x.b.example")), 0);
+        assert_eq!(choose(Some("b.example")), 0);
+        assert_eq!(choose(Some("other.example")), 0);
+    }
+
+    #[test]
+    fn acme_certificates_come_after_exact_names_and_stand_in_for_no_default() {
+        let obtained = Obtained::default();
+        let mut set = CertificateSet {
+            default: None,
+            exact: vec![("a.example".to_string(), key(1))],
+            wildcard: vec![(".b.example".to_string(), key(2))],
+        };
+        // Nothing obtained yet and no default: the handshake is refused.
+        assert!(set.choose(Some("c.example"), &obtained).is_none());
+        assert!(set.choose(None, &obtained).is_none());
+        obtained.publish(vec![
+            ("c.example".to_string(), key(3)),
+            ("x.b.example".to_string(), key(4)),
+        ]);
+        let choose = |set: &CertificateSet, name| tag(&set.choose(name, &obtained).unwrap());
+        assert_eq!(choose(&set, Some("a.example")), 1);
+        assert_eq!(choose(&set, Some("c.example")), 3);
+        assert_eq!(choose(&set, Some("x.b.example")), 4);
+        assert_eq!(choose(&set, Some("y.b.example")), 2);
+        // The first obtained certificate is the default when the config names none.
+        assert_eq!(choose(&set, Some("other.example")), 3);
+        assert_eq!(choose(&set, None), 3);
+        set.default = Some(key(0));
+        assert_eq!(choose(&set, Some("other.example")), 0);
     }
 }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod acme;
 mod cache;
 mod cgi;
 mod cgi_apps;

@@ -19,6 +19,8 @@ pub struct ServerOpts {
     pub extra_config: String,
     /// Start under `prlimit --nofile=N:N` (prlimit execs the server, so the PID is the server's).
     pub max_open_files: Option<u64>,
+    /// The plain listener's address (default: 127.0.0.1:0, any free port).
+    pub listen: Option<SocketAddr>,
 }
 
 /// A running server process; stopped and reaped on drop.
@@ -89,7 +91,10 @@ impl Server {
         cmd.arg("--config")
             .arg(&config_path)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(
+                opts.listen
+                    .map_or("127.0.0.1:0".to_string(), |a| a.to_string()),
+            )
             .arg("--root")
             .arg(&root);
         if let Some(cgi) = &opts.cgi_bin {

@@ -72,6 +72,7 @@ pub fn render(s: &Snapshot) -> String {
     cache(&mut h, &s.cache);
     compression(&mut h, &s.cache.table);
     plugins(&mut h, &s.plugins);
+    acme(&mut h, &s.acme);
     h.push_str("</div>\n<footer>The same numbers: <a href=\"/stats.json\">/stats.json</a> · \
                 <a href=\"/metrics\">/metrics</a> (Prometheus text). This page refreshes itself every second.</footer>\n");
     let _ = writeln!(h, "<script>\n{SCRIPT}</script>\n</body></html>");
@@ -438,6 +439,37 @@ fn plugins(h: &mut String, rows: &[PluginRow]) {
         );
     }
     h.push_str("</tbody></table></section>\n");
+}
+
+/// `[tls.acme]`: each name's certificate, next order and last error.
+fn acme(h: &mut String, rows: &[crate::support::acme::NameStatus]) {
+    if rows.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<section class=\"wide\"><h2>ACME certificates</h2>\n<table id=\"acme\"><tr><th>name</th>\
+         <th>state</th><th>serial</th><th>expires</th><th>next order</th><th>failures</th>\
+         <th>last error</th></tr>\n",
+    );
+    for row in rows {
+        let text = |v: &Option<String>| escape(v.as_deref().unwrap_or("-"));
+        let last_error = match (&row.last_error, &row.last_error_at) {
+            (Some(e), Some(at)) => format!("{} ({})", escape(e), escape(at)),
+            _ => "-".to_string(),
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&row.name),
+            row.state,
+            text(&row.serial),
+            text(&row.expires),
+            text(&row.next_order),
+            row.failures,
+            last_error,
+        );
+    }
+    h.push_str("</table></section>\n");
 }
 
 #[cfg(test)]

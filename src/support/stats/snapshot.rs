@@ -60,6 +60,8 @@ pub struct Snapshot {
     pub sites: Vec<SiteRow>,
     /// HTTPS handshakes since start.
     pub tls: TlsCounts,
+    /// `[tls.acme]`: each name's certificate and orders (empty without it).
+    pub acme: Vec<crate::support::acme::NameStatus>,
 }
 
 /// HTTPS handshakes since start.
@@ -366,6 +368,13 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
         latency_bounds_us: BUCKET_BOUNDS_MICROS.to_vec(),
         cache,
         plugins: out.board.load().as_ref().clone(),
+        acme: out
+            .live
+            .load()
+            .acme_state
+            .as_ref()
+            .map(|board| board.status())
+            .unwrap_or_default(),
         tls: TlsCounts {
             handshakes: m.tls_handshakes.load(Ordering::Relaxed),
             resumed: m.tls_resumed.load(Ordering::Relaxed),
