@@ -188,6 +188,7 @@ fn curl_gets_files_over_one_kept_alive_tls_connection_with_alpn() {
         &pki,
         &[
             "-v",
+            "--http1.1",
             &url(tls, "/plain.txt"),
             &url(tls, "/index.html"),
             &url(tls, "/missing"),
