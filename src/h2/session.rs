@@ -132,6 +132,9 @@ pub struct Session {
     peer_max_frame: usize,
     recv_window: i64,
     block: Option<Block>,
+    /// Streams closed lately (a frame for one is STREAM_CLOSED; for a stream never opened
+    /// below `last_id`, PROTOCOL_ERROR).
+    closed: std::collections::VecDeque<u32>,
     /// GOAWAY sent: no new streams; the session ends when its streams have.
     goaway_sent: bool,
     /// A connection error: close once the GOAWAY is out.
@@ -182,6 +185,7 @@ impl Session {
             peer_max_frame: frame::MIN_MAX_FRAME,
             recv_window: CONN_RECV_WINDOW,
             block: None,
+            closed: std::collections::VecDeque::new(),
             goaway_sent: false,
             failed: false,
             peer_goaway: false,
@@ -196,6 +200,8 @@ impl Session {
             peer_closed: false,
         };
         session.input = std::mem::take(&mut session.conn.unread);
+        // Our SETTINGS_HEADER_TABLE_SIZE stays the default: a client may not ask for more.
+        session.decoder.set_max_allowed_table_size(4096);
         frame::push_settings(
             &mut session.out,
             &[
@@ -239,13 +245,21 @@ impl Session {
         if ctx.draining && !self.goaway_sent {
             self.go_away(ErrorCode::NoError, b"");
         }
-        if self.in_ready && !self.failed {
-            self.read_input(ctx, &mut pumped.spawn);
-        }
-        self.read_responses(ctx);
-        if self.flush().is_err() {
-            pumped.finished = true;
-            return pumped;
+        loop {
+            if self.in_ready && !self.failed {
+                self.read_input(ctx, &mut pumped.spawn);
+            }
+            let full = self.read_responses(ctx);
+            if self.flush().is_err() {
+                pumped.finished = true;
+                return pumped;
+            }
+            // Stopped only for room, and the socket took it all: no event will come to say
+            // so (edge-triggered), so go on now. New streams go to the replica first.
+            let more_input = self.in_ready && !self.failed;
+            if !pumped.spawn.is_empty() || self.pending_out() > 0 || !(full || more_input) {
+                break;
+            }
         }
         let idle_end = (self.goaway_sent || self.peer_goaway || self.peer_closed) && self.open == 0;
         if self.peer_closed && !self.failed && self.open > 0 && pumped.spawn.is_empty() {
@@ -457,7 +471,7 @@ impl Session {
 
     /// A frame for a stream we do not hold: idle (never opened: a connection error) or closed.
     fn not_open(&mut self, id: u32, what: &[u8]) {
-        if id > self.last_id || id.is_multiple_of(2) {
+        if id > self.last_id || id.is_multiple_of(2) || !self.closed.contains(&id) {
             self.fail(ErrorCode::ProtocolError, what);
         } else {
             self.fail(ErrorCode::StreamClosed, what);
@@ -573,10 +587,7 @@ impl Session {
                 b"even stream identifier from a client",
             );
         } else if head.stream <= self.last_id {
-            return self.fail(
-                ErrorCode::StreamClosed,
-                b"stream identifier reused or decreasing",
-            );
+            return self.not_open(head.stream, b"stream identifier reused or decreasing");
         }
         self.block = Some(Block {
             stream: head.stream,
@@ -645,32 +656,27 @@ impl Session {
             return;
         }
         if block.self_dependent {
-            frame::push_rst(&mut self.out, id, ErrorCode::ProtocolError);
-            return;
+            return self.refuse(id, ErrorCode::ProtocolError);
         }
         self.refill_resets();
         if self.open >= MAX_STREAMS || self.reset_tokens < RESET_BURST / 2.0 {
-            frame::push_rst(&mut self.out, id, ErrorCode::RefusedStream);
-            return;
+            return self.refuse(id, ErrorCode::RefusedStream);
         }
         match fields.fault {
             Some(Malformed::TooLarge) => return self.answer_status(id, 431),
             Some(Malformed::Protocol) => {
-                frame::push_rst(&mut self.out, id, ErrorCode::ProtocolError);
-                return;
+                return self.refuse(id, ErrorCode::ProtocolError);
             }
             None => {}
         }
         let declared_len = match fields.content_length() {
             Ok(n) => n,
             Err(_) => {
-                frame::push_rst(&mut self.out, id, ErrorCode::ProtocolError);
-                return;
+                return self.refuse(id, ErrorCode::ProtocolError);
             }
         };
         if block.end_stream && declared_len.is_some_and(|n| n > 0) {
-            frame::push_rst(&mut self.out, id, ErrorCode::ProtocolError);
-            return;
+            return self.refuse(id, ErrorCode::ProtocolError);
         }
         let stream = Stream {
             id,
@@ -776,8 +782,15 @@ impl Session {
         spawn.push(record);
     }
 
+    /// Ends a stream that never got a slot with RST_STREAM.
+    fn refuse(&mut self, id: u32, code: ErrorCode) {
+        frame::push_rst(&mut self.out, id, code);
+        self.closed_stream(id);
+    }
+
     /// Answers a stream with a bodiless status from the session itself.
     fn answer_status(&mut self, id: u32, status: u16) {
+        self.closed_stream(id);
         let mut block = Vec::new();
         self.table_update_prefix(&mut block);
         let text = status.to_string();
@@ -1007,9 +1020,18 @@ impl Session {
         self.goaway_sent = true;
     }
 
+    /// Remembers a closed stream's identifier.
+    fn closed_stream(&mut self, id: u32) {
+        if self.closed.len() >= 2 * MAX_STREAMS {
+            self.closed.pop_front();
+        }
+        self.closed.push_back(id);
+    }
+
     fn remove(&mut self, slot: usize, ctx: &Ctx) {
         if let Some(place) = self.streams.get_mut(slot) {
-            if place.take().is_some() {
+            if let Some(stream) = place.take() {
+                self.closed_stream(stream.id);
                 self.free.push(slot);
                 self.open -= 1;
                 ctx.gauge
@@ -1019,12 +1041,13 @@ impl Session {
         }
     }
 
-    /// Reads what handlers wrote on the streams' sockets and frames it.
-    fn read_responses(&mut self, ctx: &Ctx) {
+    /// Reads what handlers wrote on the streams' sockets and frames it; true when it stopped
+    /// because the output buffer is full.
+    fn read_responses(&mut self, ctx: &Ctx) -> bool {
         for slot in 0..self.streams.len() {
             loop {
                 if self.pending_out() > OUT_HIGH {
-                    return;
+                    return true;
                 }
                 let Some(Some(stream)) = self.streams.get(slot) else {
                     break;
@@ -1042,6 +1065,7 @@ impl Session {
                 }
             }
         }
+        false
     }
 
     fn read_response(&mut self, slot: usize) -> Step {
