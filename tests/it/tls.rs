@@ -121,9 +121,11 @@ fn start(pki: &Pki, tls_extra: &str, extra: &str) -> (Server, SocketAddr) {
     (server, tls)
 }
 
+/// curl over HTTP/1.1: these are its tests over TLS (HTTP/2 over TLS is in `h2.rs`).
 fn curl(pki: &Pki, args: &[&str]) -> Output {
     Command::new("curl")
         .arg("-sS")
+        .arg("--http1.1")
         .arg("--max-time")
         .arg("20")
         .arg("--cacert")
@@ -188,7 +190,6 @@ fn curl_gets_files_over_one_kept_alive_tls_connection_with_alpn() {
         &pki,
         &[
             "-v",
-            "--http1.1",
             &url(tls, "/plain.txt"),
             &url(tls, "/index.html"),
             &url(tls, "/missing"),
