@@ -334,3 +334,79 @@ fn sigterm_sends_goaway_and_finishes_the_streams_in_flight() {
     assert_eq!(body, b"finished\n");
     assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0));
 }
+
+#[test]
+fn chromium_loads_a_page_of_sixty_assets_over_h2() {
+    let dir = crate::support::repo().join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `npm install` in tests/browser (.ci/run does)"
+    );
+    let pki = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(pki.path());
+    let server = start(&format!(
+        "[tls]\nlisten = \"127.0.0.1:0\"\ncert = {cert:?}\nkey = {key:?}\n"
+    ));
+    // 20 scripts, 20 style sheets and 20 images.
+    let mut head = String::new();
+    let mut body = String::new();
+    for i in 0..20 {
+        std::fs::write(
+            server.root.join(format!("s{i}.js")),
+            format!("window.scriptsRun = (window.scriptsRun || 0) + 1; // script {i}\n"),
+        )
+        .unwrap();
+        head.push_str(&format!("<script src=\"/s{i}.js\"></script>"));
+        std::fs::write(
+            server.root.join(format!("c{i}.css")),
+            format!(".c{i} {{ margin: {i}px; }}\n"),
+        )
+        .unwrap();
+        head.push_str(&format!("<link rel=\"stylesheet\" href=\"/c{i}.css\">"));
+        std::fs::write(
+            server.root.join(format!("i{i}.svg")),
+            format!(
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"8\"><rect width=\"{w}\" height=\"8\" fill=\"#{i:02x}8040\"/></svg>\n",
+                w = 8 + i
+            ),
+        )
+        .unwrap();
+        body.push_str(&format!("<img src=\"/i{i}.svg\" alt=\"{i}\">"));
+    }
+    std::fs::write(
+        server.root.join("page.html"),
+        format!(
+            "<!doctype html><html><head><title>sixty</title><link rel=\"icon\" href=\"data:,\">{head}</head><body>{body}</body></html>\n"
+        ),
+    )
+    .unwrap();
+    let port = server.addrs[1].port();
+    let out = Command::new("node")
+        .current_dir(&dir)
+        .arg("h2.mjs")
+        .arg(format!("https://localhost:{port}/page.html"))
+        .output()
+        .expect("node is installed");
+    assert!(
+        out.status.success(),
+        "browser check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let seen: serde_json::Value =
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let entries = seen["entries"].as_array().unwrap();
+    let resources = entries.iter().filter(|e| e["type"] == "resource").count();
+    assert_eq!(resources, 60, "{seen}");
+    for entry in entries {
+        assert_eq!(entry["protocol"], "h2", "{entry} in {seen}");
+    }
+    assert_eq!(seen["scriptsRun"], 20, "{seen}");
+    assert_eq!(seen["imagesLoaded"], 20, "{seen}");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    let stats = server.stats();
+    assert!(
+        stats["h2"]["streams_total"].as_u64().unwrap() >= 61,
+        "{stats}"
+    );
+}
