@@ -99,6 +99,8 @@ struct Stream {
     resp: Resp,
     /// Reset by the client (or by us): its answer is read and dropped until the handler ends.
     reset: bool,
+    /// The session's end of the socket pair is in the epoll set.
+    watched: bool,
 }
 
 /// A header block being received (HEADERS, then CONTINUATION until END_HEADERS).
@@ -693,6 +695,7 @@ impl Session {
             stalled: false,
             resp: Resp::Head(Vec::new()),
             reset: false,
+            watched: false,
         };
         let dispatch_now = stream.end_received || stream.too_large;
         let slot = match self.free.pop() {
@@ -717,7 +720,6 @@ impl Session {
     /// Makes the stream's record: the request as HTTP/1.1 in `unread`, a socket pair between
     /// it and the session.
     fn dispatch(&mut self, slot: usize, ctx: &Ctx, spawn: &mut Vec<Conn>) {
-        let index = self.index;
         let Some(Some(stream)) = self.streams.get_mut(slot) else {
             return;
         };
@@ -745,14 +747,11 @@ impl Session {
             request.extend_from_slice(&stream.body);
         }
         stream.body = Vec::new();
+        // The session's end joins the epoll set only if the answer is not there at once
+        // (`watch`): a cached page is written before the session looks.
         let pair = UnixStream::pair().and_then(|(ours, theirs)| {
             ours.set_nonblocking(true)?;
             theirs.set_nonblocking(true)?;
-            let event = EpollEvent::new(
-                EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET,
-                Session::token(index, Some(slot)),
-            );
-            ctx.epoll.add(&ours, event).map_err(io::Error::from)?;
             Ok((ours, theirs))
         });
         let Ok((ours, theirs)) = pair else {
@@ -1057,7 +1056,10 @@ impl Session {
                 }
                 match self.read_response(slot) {
                     Step::More => continue,
-                    Step::Wait => break,
+                    Step::Wait => {
+                        self.watch(slot, ctx);
+                        break;
+                    }
                     Step::End => {
                         self.remove(slot, ctx);
                         break;
@@ -1066,6 +1068,30 @@ impl Session {
             }
         }
         false
+    }
+
+    /// Puts a stream's socket in the epoll set, to hear when its handler writes more. Added
+    /// with bytes already waiting, it raises an event at once, so none is missed.
+    fn watch(&mut self, slot: usize, ctx: &Ctx) {
+        let index = self.index;
+        let Some(Some(stream)) = self.streams.get_mut(slot) else {
+            return;
+        };
+        if stream.watched {
+            return;
+        }
+        let Some(socket) = stream.socket.as_ref() else {
+            return;
+        };
+        let event = EpollEvent::new(
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET,
+            Session::token(index, Some(slot)),
+        );
+        if ctx.epoll.add(socket, event).is_ok() {
+            stream.watched = true;
+        } else {
+            self.reset_stream(slot, ErrorCode::InternalError);
+        }
     }
 
     fn read_response(&mut self, slot: usize) -> Step {
