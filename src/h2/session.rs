@@ -11,7 +11,6 @@
 
 use std::io;
 use std::net::TcpStream;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -749,18 +748,20 @@ impl Session {
         stream.body = Vec::new();
         // The session's end joins the epoll set only if the answer is not there at once
         // (`watch`): a cached page is written before the session looks.
-        let pair = UnixStream::pair().and_then(|(ours, theirs)| {
-            ours.set_nonblocking(true)?;
-            theirs.set_nonblocking(true)?;
-            Ok((ours, theirs))
-        });
+        let pair = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .map(|(ours, theirs)| (UnixStream::from(ours), theirs));
         let Ok((ours, theirs)) = pair else {
             // Out of descriptors: the client may retry this stream.
             return self.reset_stream(slot, ErrorCode::RefusedStream);
         };
         stream.socket = Some(ours);
         stream.readable = true;
-        let socket = TcpStream::from(OwnedFd::from(theirs));
+        let socket = TcpStream::from(theirs);
         let mut record = Conn::new(self.conn.id, socket, self.conn.peer, self.conn.local);
         record.unread = request;
         record.replica = ctx.replica;
