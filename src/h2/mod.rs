@@ -154,3 +154,178 @@ impl Sessions {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    use nix::sys::epoll::EpollCreateFlags;
+
+    use super::*;
+    use crate::support::meters::Meters;
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame::push_head(&mut out, payload.len(), kind, flags, stream);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// Reads frames until one of `kind` on `stream` with END_STREAM (or END_HEADERS).
+    fn read_frames(client: &mut TcpStream, buf: &mut Vec<u8>) -> Vec<(frame::FrameHead, Vec<u8>)> {
+        let mut chunk = [0u8; 65536];
+        let n = client.read(&mut chunk).unwrap();
+        buf.extend_from_slice(&chunk[..n]);
+        let mut frames = Vec::new();
+        while let Some(head) = frame::FrameHead::parse(buf) {
+            if buf.len() < 9 + head.len {
+                break;
+            }
+            frames.push((head, buf[9..9 + head.len].to_vec()));
+            buf.drain(..9 + head.len);
+        }
+        frames
+    }
+
+    #[test]
+    fn a_stream_becomes_a_record_and_its_answer_comes_back_framed() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let (socket, peer) = listener.accept().unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let local = socket.local_addr().unwrap();
+        let conn = Conn::new(7, socket, peer, local);
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
+        let meters = Meters::with_replicas(1);
+        let gauge = meters.replica(0);
+        let ctx = Ctx {
+            epoll: &epoll,
+            replica: 0,
+            max_body_bytes: 1 << 20,
+            meters: &meters,
+            gauge: &gauge,
+            draining: false,
+        };
+        let mut sessions = Sessions::default();
+        let index = sessions.start(conn, &epoll).map_err(|_| ()).unwrap();
+
+        // The client: preface, SETTINGS, and a GET with a cookie in two crumbs.
+        let mut encoder = loona_hpack::Encoder::new();
+        let block = encoder.encode([
+            (&b":method"[..], &b"GET"[..]),
+            (b":scheme", b"http"),
+            (b":authority", b"example.test"),
+            (b":path", b"/a?b=1"),
+            (b"cookie", b"x=1"),
+            (b"cookie", b"y=2"),
+        ]);
+        let mut hello = frame::PREFACE.to_vec();
+        hello.extend(frame(frame::SETTINGS, 0, 0, &[]));
+        hello.extend(frame(
+            frame::HEADERS,
+            frame::FLAG_END_HEADERS | frame::FLAG_END_STREAM,
+            1,
+            &block,
+        ));
+        client.write_all(&hello).unwrap();
+
+        // The session reads it and makes one record, the request in HTTP/1.1.
+        let mut records = Vec::new();
+        for _ in 0..100 {
+            sessions.event(Session::token(index, None));
+            let (spawn, ended) = sessions.pump(index, &ctx);
+            assert!(ended.is_none());
+            records.extend(spawn);
+            if !records.is_empty() {
+                break;
+            }
+            // Wait (bounded) for the rest of the client's bytes.
+            let mut events = [EpollEvent::empty(); 4];
+            let _ = epoll.wait(&mut events, nix::sys::epoll::EpollTimeout::from(100u16));
+        }
+        assert_eq!(records.len(), 1);
+        let mut record = records.remove(0);
+        assert_eq!(
+            String::from_utf8_lossy(&record.unread),
+            "GET /a?b=1 HTTP/1.1\r\nhost: example.test\r\ncookie: x=1; y=2\r\nconnection: close\r\n\r\n"
+        );
+        assert_eq!(record.via_h2.as_ref().map(|v| v.stream), Some(1));
+        assert_eq!(
+            gauge
+                .h2_streams_open
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+
+        // A handler answers on the record's socket; the session frames it.
+        record
+            .write_all_until(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\nX-Kept: yes\r\n\r\nhello",
+                std::time::Instant::now() + std::time::Duration::from_secs(5),
+            )
+            .unwrap();
+        drop(record);
+        // The stream's socket (slot 0) is in the epoll set: the replica would see this event.
+        let mut events = [EpollEvent::empty(); 4];
+        let ready = epoll
+            .wait(&mut events, nix::sys::epoll::EpollTimeout::from(5000u16))
+            .unwrap();
+        assert!(ready >= 1);
+        let ours = Session::token(index, Some(0));
+        assert!(events[..ready].iter().any(|e| e.data() == ours));
+        assert_eq!(sessions.event(ours), Some(index));
+        let (spawn, ended) = sessions.pump(index, &ctx);
+        assert!(spawn.is_empty() && ended.is_none());
+
+        let mut buf = Vec::new();
+        let mut frames = Vec::new();
+        while !frames
+            .iter()
+            .any(|(h, _): &(frame::FrameHead, Vec<u8>)| h.kind == frame::DATA)
+        {
+            frames.extend(read_frames(&mut client, &mut buf));
+        }
+        let kinds: Vec<u8> = frames.iter().map(|(h, _)| h.kind).collect();
+        // SETTINGS, WINDOW_UPDATE (the connection's 1 MiB), SETTINGS ACK, HEADERS, DATA.
+        assert_eq!(
+            kinds,
+            [
+                frame::SETTINGS,
+                frame::WINDOW_UPDATE,
+                frame::SETTINGS,
+                frame::HEADERS,
+                frame::DATA
+            ]
+        );
+        let fields = loona_hpack::Decoder::new().decode(&frames[3].1).unwrap();
+        let fields: Vec<(String, String)> = fields
+            .into_iter()
+            .map(|(n, v)| (String::from_utf8(n).unwrap(), String::from_utf8(v).unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (":status".to_string(), "200".to_string()),
+                ("content-length".to_string(), "5".to_string()),
+                ("x-kept".to_string(), "yes".to_string()),
+            ],
+            "Connection is hop-by-hop: dropped"
+        );
+        let (data_head, data) = &frames[4];
+        assert_eq!(data, b"hello");
+        assert!(data_head.has(frame::FLAG_END_STREAM));
+        assert_eq!(
+            gauge
+                .h2_streams_open
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        for conn in sessions.close_all(&ctx) {
+            drop(conn);
+        }
+    }
+}
