@@ -100,6 +100,14 @@ struct Stream {
     reset: bool,
     /// The session's end of the socket pair is in the epoll set.
     watched: bool,
+    /// The record's end, given back by the replica when it closed the record.
+    theirs: Option<std::os::fd::OwnedFd>,
+    /// Dispatched in this pump: its record has not been served yet, so its socket is not
+    /// looked at (nor put in the epoll set) until the next pump.
+    fresh: bool,
+    /// The answer ended exactly where its framing said (a length, or no body): nothing more
+    /// can be queued on the pair.
+    clean_end: bool,
 }
 
 /// A header block being received (HEADERS, then CONTINUATION until END_HEADERS).
@@ -150,6 +158,8 @@ pub struct Session {
     tls_names: Option<(&'static str, String)>,
     /// The client socket may have bytes (edge-triggered).
     pub in_ready: bool,
+    /// Clean socket pairs, lent by the replica's `Sessions` while this session is pumped.
+    pub spare: Vec<super::Pair>,
     /// Closing: the GOAWAY is flushed, input is read and dropped until EOF or this deadline.
     linger_until: Option<Instant>,
     pub peer_closed: bool,
@@ -197,6 +207,7 @@ impl Session {
             control_since: now,
             tls_names,
             in_ready: true,
+            spare: Vec::new(),
             linger_until: None,
             peer_closed: false,
         };
@@ -242,6 +253,10 @@ impl Session {
         if let Some(until) = self.linger_until {
             pumped.finished = self.linger(until);
             return pumped;
+        }
+        // The records made by the last pump have been served since.
+        for stream in self.streams.iter_mut().flatten() {
+            stream.fresh = false;
         }
         if ctx.draining && !self.goaway_sent {
             self.go_away(ErrorCode::NoError, b"");
@@ -695,6 +710,9 @@ impl Session {
             resp: Resp::Head(Vec::new()),
             reset: false,
             watched: false,
+            theirs: None,
+            clean_end: false,
+            fresh: false,
         };
         let dispatch_now = stream.end_received || stream.too_large;
         let slot = match self.free.pop() {
@@ -748,25 +766,34 @@ impl Session {
         stream.body = Vec::new();
         // The session's end joins the epoll set only if the answer is not there at once
         // (`watch`): a cached page is written before the session looks.
-        let pair = rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::STREAM,
-            rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )
-        .map(|(ours, theirs)| (UnixStream::from(ours), theirs));
+        let pair = match self.spare.pop() {
+            Some(pair) => Ok(pair),
+            None => rustix::net::socketpair(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::STREAM,
+                rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC,
+                None,
+            )
+            .map(|(ours, theirs)| (UnixStream::from(ours), theirs)),
+        };
+        let Some(Some(stream)) = self.streams.get_mut(slot) else {
+            return;
+        };
         let Ok((ours, theirs)) = pair else {
             // Out of descriptors: the client may retry this stream.
             return self.reset_stream(slot, ErrorCode::RefusedStream);
         };
         stream.socket = Some(ours);
         stream.readable = true;
+        stream.fresh = true;
         let socket = TcpStream::from(theirs);
         let mut record = Conn::new(self.conn.id, socket, self.conn.peer, self.conn.local);
         record.unread = request;
         record.replica = ctx.replica;
         record.via_h2 = Some(Box::new(Via {
             stream: stream.id,
+            session: self.index,
+            slot,
             tls_names: self.tls_names.clone(),
         }));
         // The record is closed (and counted closed) like any connection.
@@ -1028,10 +1055,26 @@ impl Session {
         self.closed.push_back(id);
     }
 
+    /// The record of the stream in `slot` was closed by the replica: its socket is kept
+    /// with the stream (the same connection and stream id, so never another's).
+    pub fn take_back(&mut self, slot: usize, record: Conn) {
+        let Some(via) = record.via_h2.as_deref() else {
+            return;
+        };
+        let Some(Some(stream)) = self.streams.get_mut(slot) else {
+            return;
+        };
+        if stream.id != via.stream || record.id != self.conn.id || stream.theirs.is_some() {
+            return;
+        }
+        stream.theirs = Some(std::os::fd::OwnedFd::from(record.stream));
+    }
+
     fn remove(&mut self, slot: usize, ctx: &Ctx) {
         if let Some(place) = self.streams.get_mut(slot) {
             if let Some(stream) = place.take() {
                 self.closed_stream(stream.id);
+                keep_pair(stream, &mut self.spare);
                 self.free.push(slot);
                 self.open -= 1;
                 ctx.gauge
@@ -1052,7 +1095,7 @@ impl Session {
                 let Some(Some(stream)) = self.streams.get(slot) else {
                     break;
                 };
-                if !stream.readable || stream.socket.is_none() {
+                if !stream.readable || stream.socket.is_none() || stream.fresh {
                     break;
                 }
                 match self.read_response(slot) {
@@ -1177,6 +1220,7 @@ impl Session {
                 );
                 self.last_progress = Instant::now();
                 if end_stream {
+                    stream.clean_end = rest.is_empty();
                     return Step::End;
                 }
                 let mut pending = Vec::new();
@@ -1248,11 +1292,13 @@ impl Session {
         }
         stream.stalled = false;
         if has_pending {
-            let n = (pending.len() - *at).min(budget as usize);
+            let mut n = (pending.len() - *at).min(budget as usize);
             let mut end = false;
             if let Framing::Length(_) = framing {
-                *left = left.saturating_sub(n as u64);
+                n = n.min(usize::try_from(*left).unwrap_or(usize::MAX));
+                *left -= n as u64;
                 end = *left == 0;
+                stream.clean_end = end && *at + n == pending.len();
             }
             if *source_done && *at + n == pending.len() {
                 end = true;
@@ -1332,6 +1378,7 @@ impl Session {
                 if let Framing::Length(_) = framing {
                     *left -= n as u64;
                     end = *left == 0;
+                    stream.clean_end = end;
                 }
                 frame::patch_head(
                     &mut self.out,
@@ -1365,6 +1412,24 @@ impl Session {
                 Step::End
             }
         }
+    }
+}
+
+/// Keeps a finished stream's socket pair for the next stream when nothing can be left on it:
+/// the record is closed, the answer ended where its framing said, the session's end is not
+/// in the epoll set, and a look at it finds nothing queued.
+fn keep_pair(stream: Stream, spare: &mut Vec<super::Pair>) {
+    if !stream.clean_end || stream.watched || stream.reset || spare.len() >= super::SPARE_PAIRS {
+        return;
+    }
+    let (Some(ours), Some(theirs)) = (stream.socket, stream.theirs) else {
+        return;
+    };
+    let mut probe = [0u8; 1];
+    if recv(&ours, &mut probe, RecvFlags::PEEK | RecvFlags::DONTWAIT)
+        == Err(rustix::io::Errno::AGAIN)
+    {
+        spare.push((ours, theirs));
     }
 }
 

@@ -675,6 +675,10 @@ impl Replica {
         }
         conn.close_tls();
         self.out.meters.closed(conn.replica);
+        if conn.via_h2.is_some() {
+            // An HTTP/2 stream's record: its socket pair may serve the session's next stream.
+            return self.h2.give_back(conn);
+        }
         drop(conn);
     }
 
