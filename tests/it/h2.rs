@@ -410,3 +410,76 @@ fn chromium_loads_a_page_of_sixty_assets_over_h2() {
         "{stats}"
     );
 }
+
+#[test]
+fn many_interleaved_streams_on_one_connection_each_get_their_own_bytes() {
+    let server = start("");
+    let page = page8k(&server);
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(server.root.join("big.bin"), &big).unwrap();
+    let plain = b"plain text fixture\n".to_vec();
+    let mut h2 = H2::open(server.addr(), &[(4, 1 << 20)]);
+    // A large connection window, so big answers flow beside small ones.
+    h2.send(WINDOW_UPDATE, 0, 0, &((1u32 << 30) - 65_535).to_be_bytes());
+    let mut next = 1u32;
+    for round in 0..20 {
+        let mut asked = std::collections::BTreeMap::new();
+        for i in 0..10 {
+            let (method, path, status, body) = match (round + i) % 5 {
+                0 => ("GET", "/page8k.html", "200", page.clone()),
+                1 => ("HEAD", "/plain.txt", "200", Vec::new()),
+                2 => ("GET", "/missing", "404", Vec::new()),
+                3 => ("GET", "/big.bin", "200", big.clone()),
+                _ => ("GET", "/plain.txt", "200", plain.clone()),
+            };
+            let mut fields = get_fields(path);
+            fields[0] = (":method", method);
+            h2.headers(next, &fields, true);
+            asked.insert(next, (path, status, body));
+            next += 2;
+        }
+        let mut heads = std::collections::BTreeMap::new();
+        let mut bodies: std::collections::BTreeMap<u32, Vec<u8>> = Default::default();
+        let mut ended = std::collections::BTreeSet::new();
+        while ended.len() < asked.len() {
+            let frame = h2.read().expect("the answers");
+            match frame.kind {
+                HEADERS => {
+                    assert_ne!(frame.flags & END_HEADERS, 0, "small heads fit one frame");
+                    let fields = h2.decode(&frame.payload);
+                    heads.insert(frame.stream, fields);
+                    if frame.flags & END_STREAM != 0 {
+                        ended.insert(frame.stream);
+                    }
+                }
+                DATA => {
+                    bodies
+                        .entry(frame.stream)
+                        .or_default()
+                        .extend_from_slice(&frame.payload);
+                    if !frame.payload.is_empty() {
+                        let n = (frame.payload.len() as u32).to_be_bytes();
+                        h2.send(WINDOW_UPDATE, 0, frame.stream, &n);
+                    }
+                    if frame.flags & END_STREAM != 0 {
+                        ended.insert(frame.stream);
+                    }
+                }
+                RST_STREAM | GOAWAY => panic!("error {} on {}", frame.code(), frame.stream),
+                _ => {}
+            }
+        }
+        for (stream, (path, status, body)) in asked {
+            let head = &heads[&stream];
+            assert_eq!(field(head, ":status"), Some(status), "{path} on {stream}");
+            if status == "200" {
+                let got = bodies.remove(&stream).unwrap_or_default();
+                assert!(
+                    got == body,
+                    "{path} on stream {stream}: {} bytes",
+                    got.len()
+                );
+            }
+        }
+    }
+}
