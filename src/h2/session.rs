@@ -310,16 +310,20 @@ impl Session {
     }
 
     /// The deadlines: a session that has moved nothing for `idle` (no request, no request
-    /// body, no response byte: a client that sends only PINGs, or keeps a zero window, is
-    /// idle) while no handler is working for it is closed; so is a lingering one.
+    /// body, no response byte: a client that sends only PINGs, keeps a zero window or reads
+    /// nothing is idle) while no handler is working for it is closed; so is a lingering one.
     pub fn expired(&mut self, now: Instant, idle: Duration) -> bool {
         if let Some(until) = self.linger_until {
             return now >= until;
         }
-        let working = self.streams.iter().flatten().any(|s| {
-            s.socket.is_some() && !s.stalled && matches!(s.resp, Resp::Head(_)) && !s.reset
-        });
-        if working {
+        // A handler still answering (a CGI program thinking, a body on its way) keeps the
+        // session, unless the client has stopped reading what is ready for it.
+        let working = self
+            .streams
+            .iter()
+            .flatten()
+            .any(|s| s.socket.is_some() && !s.stalled && !s.reset);
+        if working && self.pending_out() == 0 {
             return false;
         }
         now.saturating_duration_since(self.last_progress) >= idle
