@@ -110,7 +110,7 @@ const CASES: &[Case] = &[
         "5.1",
         "DATA on a half-closed (remote) stream",
         |h2| {
-            h2.headers(1, &get_fields("/cgi-bin/hang.sh"), true);
+            h2.headers(1, &get_fields("/cgi-bin/trickle.sh"), true);
             h2.send(DATA, 0, 1, b"late");
         },
         Must::StreamError(STREAM_CLOSED),
