@@ -55,6 +55,8 @@ pub struct Conn {
     pub proxy_header_due: bool,
     /// It came through the HTTPS listener: every byte in and out goes through this session.
     pub tls: Option<Box<rustls::ServerConnection>>,
+    /// It is an HTTP/2 stream's record: its socket leads to the session (`h2/`), not a client.
+    pub via_h2: Option<Box<crate::h2::Via>>,
 }
 
 /// What a non-blocking read found.
@@ -89,6 +91,7 @@ impl Conn {
             read_dry: false,
             proxy_header_due: false,
             tls: None,
+            via_h2: None,
         }
     }
 
@@ -177,6 +180,9 @@ impl Conn {
 
     /// The TLS version (`TLSv1.3`) and cipher suite (IANA name) of an HTTPS connection.
     pub fn tls_names(&self) -> Option<(&'static str, String)> {
+        if let Some(via) = &self.via_h2 {
+            return via.tls_names.clone();
+        }
         let tls = self.tls.as_ref()?;
         let protocol = match tls.protocol_version()? {
             rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
@@ -190,6 +196,15 @@ impl Conn {
             |name| name.replacen("TLS13_", "TLS_", 1),
         );
         Some((protocol, cipher))
+    }
+
+    /// Whether the request came over HTTPS (directly, or on an HTTP/2 stream over TLS).
+    pub fn is_https(&self) -> bool {
+        self.tls.is_some()
+            || self
+                .via_h2
+                .as_ref()
+                .is_some_and(|via| via.tls_names.is_some())
     }
 
     /// Whether the TLS handshake is still under way (the connection has no request yet).

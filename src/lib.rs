@@ -9,6 +9,8 @@ pub mod protocol;
 
 pub mod net;
 
+pub mod h2;
+
 pub mod farm;
 
 pub mod cache;

@@ -50,6 +50,9 @@ pub enum Head {
     Done(ToRecycler),
     /// Closed unanswered, for the reason given (a bad or untrusted PROXY header).
     Refused(Conn, String),
+    /// The connection's first bytes are the HTTP/2 preface (in `conn.unread`): it becomes
+    /// an h2 session.
+    H2(Conn),
 }
 
 /// Reads and parses the connection's next request head, as far as the socket allows now.
@@ -84,6 +87,26 @@ pub fn read_head(mut conn: Conn, buf: &mut Vec<u8>, cfg: &Config) -> Head {
                     conn.proxy_header_due = false;
                     continue;
                 }
+            }
+        } else if !buf.is_empty() && conn.requests == 0 && conn.via_h2.is_none() {
+            match crate::h2::preface(buf) {
+                Some(true) => {
+                    conn.unread = std::mem::take(buf);
+                    conn.head_deadline = None;
+                    return Head::H2(conn);
+                }
+                Some(false) => {}
+                None => match parse_head(buf, &limits) {
+                    Ok(Some(req)) => {
+                        if buf.len() > req.head_len {
+                            conn.unread = buf[req.head_len..].to_vec();
+                        }
+                        conn.head_deadline = None;
+                        return Head::Request(conn, Box::new(req));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Head::Done(refuse(conn, e, cfg)),
+                },
             }
         } else if !buf.is_empty() {
             match parse_head(buf, &limits) {

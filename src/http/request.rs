@@ -76,6 +76,8 @@ pub struct Request {
     pub query: Option<String>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor_version: u8,
+    /// It came on an HTTP/2 stream (read from the record the h2 session wrote as HTTP/1.1).
+    pub http2: bool,
     pub headers: Vec<Header>,
     /// The client allows the connection to persist after this exchange.
     pub keep_alive: bool,
@@ -112,7 +114,9 @@ impl Request {
 
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub fn version_str(&self) -> &'static str {
-        if self.minor_version == 0 {
+        if self.http2 {
+            "HTTP/2.0"
+        } else if self.minor_version == 0 {
             "HTTP/1.0"
         } else {
             "HTTP/1.1"
@@ -385,6 +389,7 @@ fn build(
         path,
         query,
         minor_version,
+        http2: false,
         headers,
         keep_alive,
         body,

@@ -78,8 +78,9 @@ pub struct ReplicaOut {
 /// Tokens of the listening sockets in the epoll set: this bit and the listener's index (slot
 /// tokens never have it: their generation is kept below 2^31).
 const LISTENER_TOKEN: u64 = 1 << 63;
-/// Generations of a slot wrap below this, so a slot's token never looks like a listener's.
-const GENERATIONS: u32 = 1 << 31;
+/// Generations of a slot wrap below this, so a slot's token never looks like a listener's
+/// or an h2 session's (`h2::H2_TOKEN`).
+const GENERATIONS: u32 = 1 << 30;
 /// How often parked connections are checked for their deadlines, and batches sent.
 const TICK: Duration = Duration::from_millis(100);
 /// On drain, how long an idle connection is kept for a request already on its way (answered
@@ -143,6 +144,7 @@ pub fn run(inbox: ReplicaInbox, out: ReplicaOut) {
         parked: 0,
         listening,
         draining: false,
+        h2: crate::h2::Sessions::default(),
         epoll,
         out,
     };
@@ -158,7 +160,7 @@ pub fn run(inbox: ReplicaInbox, out: ReplicaOut) {
         }
         if replica.out.meters.draining() {
             replica.drain();
-            if replica.parked == 0 {
+            if replica.parked == 0 && replica.h2.open == 0 {
                 return replica.stop();
             }
         }
@@ -170,6 +172,10 @@ pub fn run(inbox: ReplicaInbox, out: ReplicaOut) {
         for event in &events[..ready] {
             if event.data() & LISTENER_TOKEN != 0 {
                 replica.accept((event.data() & !LISTENER_TOKEN) as usize);
+            } else if event.data() & crate::h2::H2_TOKEN != 0 {
+                if let Some(session) = replica.h2.event(event.data()) {
+                    replica.run_session(session);
+                }
             } else {
                 replica.readable(event.data());
             }
@@ -198,6 +204,8 @@ struct Replica {
     listening: Vec<bool>,
     /// The server is draining and this replica has stopped accepting.
     draining: bool,
+    /// The h2 sessions of its HTTP/2 connections (`h2/`).
+    h2: crate::h2::Sessions,
     epoll: Epoll,
     out: ReplicaOut,
 }
@@ -326,6 +334,23 @@ impl Replica {
                     self.close(conn);
                     None
                 }
+                Head::H2(mut conn) => {
+                    if conn.tls.is_some() {
+                        self.count_handshake(&conn);
+                    }
+                    self.detach(&mut conn);
+                    match self.h2.start(conn, &self.epoll) {
+                        Ok(session) => {
+                            self.gauge
+                                .h2_sessions
+                                .store(self.h2.open, Ordering::Relaxed);
+                            self.gauge.h2_sessions_total.fetch_add(1, Ordering::Relaxed);
+                            self.run_session(session);
+                        }
+                        Err(conn) => self.close(*conn),
+                    }
+                    None
+                }
                 Head::Request(conn, req) => {
                     if conn.requests == 0 && conn.tls.is_some() {
                         self.count_handshake(&conn);
@@ -336,6 +361,35 @@ impl Replica {
             match next {
                 Some(more) => conn = more,
                 None => return,
+            }
+        }
+    }
+
+    /// h2 session `index` runs: the stream records it makes are served here (front end and
+    /// on, like any connection), then it frames their answers, until it has nothing new.
+    fn run_session(&mut self, index: usize) {
+        loop {
+            let cfg = self.out.live.load();
+            let ctx = crate::h2::Ctx {
+                epoll: &self.epoll,
+                replica: self.out.index,
+                max_body_bytes: cfg.max_body_bytes,
+                meters: &self.out.meters,
+                gauge: &self.gauge,
+                draining: self.draining,
+            };
+            let (streams, ended) = self.h2.pump(index, &ctx);
+            if let Some(conn) = ended {
+                self.gauge
+                    .h2_sessions
+                    .store(self.h2.open, Ordering::Relaxed);
+                self.close(conn);
+            }
+            if streams.is_empty() {
+                return;
+            }
+            for stream in streams {
+                self.serve(stream);
             }
         }
     }
@@ -355,6 +409,7 @@ impl Replica {
     /// on a channel. Returns the connection when it may carry another request now.
     fn answer(&mut self, conn: Conn, mut req: Request, cfg: &Config) -> Option<Conn> {
         self.gauge.requests.fetch_add(1, Ordering::Relaxed);
+        req.http2 = conn.via_h2.is_some();
         if self.draining || conn.requests + 1 >= cfg.max_keep_alive_requests {
             // The answer says `Connection: close`, so the client goes elsewhere for the next.
             req.keep_alive = false;
@@ -363,7 +418,7 @@ impl Replica {
             let msg = reply::text(conn, &req, &key_authorization, cfg);
             return self.recycle(msg, cfg);
         }
-        if conn.tls.is_some() {
+        if conn.is_https() {
             req.hsts_max_age_secs = cfg.tls.hsts_max_age_secs;
         } else if cfg.tls.redirect_http
             && cfg.tls.enabled()
@@ -625,6 +680,10 @@ impl Replica {
         }
         conn.close_tls();
         self.out.meters.closed(conn.replica);
+        if conn.via_h2.is_some() {
+            // An HTTP/2 stream's record: its socket pair may serve the session's next stream.
+            return self.h2.give_back(conn);
+        }
         drop(conn);
     }
 
@@ -667,6 +726,22 @@ impl Replica {
             }
         }
         self.gauge.parked.store(self.parked, Ordering::Relaxed);
+        if self.h2.open > 0 {
+            let ctx = crate::h2::Ctx {
+                epoll: &self.epoll,
+                replica: self.out.index,
+                max_body_bytes: cfg.max_body_bytes,
+                meters: &self.out.meters,
+                gauge: &self.gauge,
+                draining: self.draining,
+            };
+            for conn in self.h2.tick(now, cfg.keep_alive_timeout(), &ctx) {
+                self.close(conn);
+            }
+            self.gauge
+                .h2_sessions
+                .store(self.h2.open, Ordering::Relaxed);
+        }
         self.worker.send_hits(&self.out.to_cache_control);
         self.books.send_access();
     }
@@ -691,6 +766,10 @@ impl Replica {
                 parked.deadline = parked.deadline.min(soon);
             }
         }
+        // Each h2 session sends GOAWAY; its streams in flight finish.
+        for session in self.h2.indexes() {
+            self.run_session(session);
+        }
     }
 
     /// On shutdown: stop accepting, close every parked connection, send the batches.
@@ -707,6 +786,17 @@ impl Replica {
             }
         }
         self.gauge.parked.store(0, Ordering::Relaxed);
+        let ctx = crate::h2::Ctx {
+            epoll: &self.epoll,
+            replica: self.out.index,
+            max_body_bytes: 0,
+            meters: &self.out.meters,
+            gauge: &self.gauge,
+            draining: true,
+        };
+        for conn in self.h2.close_all(&ctx) {
+            self.close(conn);
+        }
         self.worker.send_hits(&self.out.to_cache_control);
         self.books.send_records();
         self.books.send_access();

@@ -109,4 +109,10 @@ pub struct ReplicaGauge {
     pub requests: AtomicU64,
     /// Connections parked in its idle pool now.
     pub parked: AtomicUsize,
+    /// HTTP/2 sessions open now, and since start.
+    pub h2_sessions: AtomicUsize,
+    pub h2_sessions_total: AtomicU64,
+    /// HTTP/2 streams open now, and streams dispatched since start (each also in `requests`).
+    pub h2_streams_open: AtomicUsize,
+    pub h2_streams_total: AtomicU64,
 }

@@ -96,7 +96,7 @@ impl ResolvesServerCert for Certificates {
 
 impl Tls {
     /// Loads every certificate `cfg` names and builds the server settings: TLS 1.2 and 1.3,
-    /// ALPN `http/1.1`, resumption by tickets and by session IDs.
+    /// ALPN `h2` then `http/1.1`, resumption by tickets and by session IDs.
     pub fn load(cfg: &TlsConfig) -> Result<Tls, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let set = load_set(cfg, &provider)?;
@@ -109,7 +109,8 @@ impl Tls {
             .map_err(|e| format!("tls: {e}"))?
             .with_no_client_auth()
             .with_cert_resolver(certificates.clone());
-        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/2 first (h2/), then HTTP/1.1 (RFC 7301: the client's order decides among them).
+        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         server.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
         server.ticketer =
             rustls::crypto::ring::Ticketer::new().map_err(|e| format!("tls tickets: {e}"))?;

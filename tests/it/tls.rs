@@ -121,9 +121,11 @@ fn start(pki: &Pki, tls_extra: &str, extra: &str) -> (Server, SocketAddr) {
     (server, tls)
 }
 
+/// curl over HTTP/1.1: these are its tests over TLS (HTTP/2 over TLS is in `h2.rs`).
 fn curl(pki: &Pki, args: &[&str]) -> Output {
     Command::new("curl")
         .arg("-sS")
+        .arg("--http1.1")
         .arg("--max-time")
         .arg("20")
         .arg("--cacert")

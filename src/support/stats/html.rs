@@ -64,6 +64,7 @@ pub fn render(s: &Snapshot) -> String {
     h.push_str(&super::svg::render(s));
     h.push_str("</section>\n<div class=\"grid\">\n");
     connections(&mut h, s);
+    http2(&mut h, s);
     requests(&mut h, s);
     queues(&mut h, s);
     workers(&mut h, s);
@@ -104,6 +105,24 @@ fn history(per_second: &[f64]) -> String {
         points.trim_end(),
         rate(peak),
     )
+}
+
+/// HTTP/2 sessions and streams, and requests by protocol.
+fn http2(h: &mut String, s: &Snapshot) {
+    let x = &s.h2;
+    let _ = writeln!(
+        h,
+        "<section><h2>HTTP/2</h2>\n<table><tr><th>sessions open</th><td>{}</td></tr><tr><th>sessions since start</th><td>{}</td></tr>\
+         <tr><th>streams open</th><td>{}</td></tr><tr><th>streams since start</th><td>{}</td></tr><tr><th>streams</th><td>{} /s</td></tr>\
+         <tr><th>requests over HTTP/1.x</th><td>{}</td></tr><tr><th>requests over HTTP/2</th><td>{}</td></tr></table></section>",
+        int("h2.sessions", x.sessions as u64),
+        int("h2.sessions_total", x.sessions_total),
+        int("h2.streams_open", x.streams_open as u64),
+        int("h2.streams_total", x.streams_total),
+        live("h2.streams_per_second", "rate", &rate(x.streams_per_second)),
+        int("h2.requests_http1", x.requests_http1),
+        int("h2.requests_h2", x.requests_h2),
+    );
 }
 
 /// nginx's `stub_status`, word for word, with live numbers.

@@ -174,7 +174,8 @@ impl Process {
             .iter()
             .map(|g| g.jobs.load(Ordering::Relaxed))
             .collect();
-        let counters = self.tally.counters(accepted, jobs);
+        let mut counters = self.tally.counters(accepted, jobs);
+        counters.h2_streams = snapshot::h2_streams_total(&out.meters);
         self.tally.sample(Instant::now(), counters);
     }
 }

@@ -62,6 +62,31 @@ pub struct Snapshot {
     pub tls: TlsCounts,
     /// `[tls.acme]`: each name's certificate and orders (empty without it).
     pub acme: Vec<crate::support::acme::NameStatus>,
+    /// HTTP/2 sessions and streams.
+    pub h2: H2Counts,
+}
+
+/// HTTP/2 sessions and streams (h2/), and requests by protocol.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct H2Counts {
+    /// Sessions open now, and since start.
+    pub sessions: usize,
+    pub sessions_total: u64,
+    /// Streams open now, dispatched since start, and per second lately.
+    pub streams_open: usize,
+    pub streams_total: u64,
+    pub streams_per_second: f64,
+    /// Requests read since start by protocol: HTTP/1.x, and HTTP/2 streams.
+    pub requests_http1: u64,
+    pub requests_h2: u64,
+}
+
+/// HTTP/2 streams dispatched since start, over all replicas.
+pub fn h2_streams_total(m: &crate::support::meters::Meters) -> u64 {
+    m.replicas
+        .iter()
+        .map(|r| r.h2_streams_total.load(Ordering::Relaxed))
+        .sum()
 }
 
 /// HTTPS handshakes since start.
@@ -221,7 +246,8 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
         .iter()
         .map(|g| g.jobs.load(Ordering::Relaxed))
         .collect();
-    let current = tally.counters(accepted, farm_jobs);
+    let mut current = tally.counters(accepted, farm_jobs);
+    current.h2_streams = h2_streams_total(m);
     let rates = tally.rates(now, &current);
 
     let queues = Named(out.queues.iter().map(|p| (p.name, (p.length)())).collect());
@@ -375,6 +401,22 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
             .as_ref()
             .map(|board| board.status())
             .unwrap_or_default(),
+        h2: {
+            let sum = |f: fn(&crate::support::meters::ReplicaGauge) -> u64| -> u64 {
+                m.replicas.iter().map(|r| f(r)).sum()
+            };
+            let streams_total = sum(|r| r.h2_streams_total.load(Ordering::Relaxed));
+            let requests = sum(|r| r.requests.load(Ordering::Relaxed));
+            H2Counts {
+                sessions: sum(|r| r.h2_sessions.load(Ordering::Relaxed) as u64) as usize,
+                sessions_total: sum(|r| r.h2_sessions_total.load(Ordering::Relaxed)),
+                streams_open: sum(|r| r.h2_streams_open.load(Ordering::Relaxed) as u64) as usize,
+                streams_total,
+                streams_per_second: rates.h2_streams,
+                requests_http1: requests.saturating_sub(streams_total),
+                requests_h2: streams_total,
+            }
+        },
         tls: TlsCounts {
             handshakes: m.tls_handshakes.load(Ordering::Relaxed),
             resumed: m.tls_resumed.load(Ordering::Relaxed),

@@ -220,6 +220,19 @@ pub fn render(s: &Snapshot) -> String {
         "Client connections open now",
         &[format!("{} open", live_int("connections.active", c.active))],
     );
+    p.process(
+        (10, 140, 125, 76),
+        "h2.session",
+        "One per HTTP/2 connection, on its replica: owns the socket, turns each stream into a record that travels the stages, frames the answers",
+        &[
+            format!("{} open", live_int("h2.sessions", s.h2.sessions)),
+            format!("{} streams", live_int("h2.streams_open", s.h2.streams_open)),
+            format!(
+                "{} str/s",
+                live_rate("h2.streams_per_second", s.h2.streams_per_second)
+            ),
+        ],
+    );
     // The replicas: one frame holding the stages, and a row per replica.
     let _ = write!(
         p.out,

@@ -112,6 +112,8 @@ pub struct Counters {
     pub bytes_out: u64,
     /// Jobs taken by each farm, in gauge order.
     pub farm_jobs: Vec<u64>,
+    /// HTTP/2 streams dispatched (set by the caller from the replicas' gauges).
+    pub h2_streams: u64,
 }
 
 /// Rates per second between the oldest kept sample and now.
@@ -122,6 +124,7 @@ pub struct Rates {
     pub by_handler: [f64; HANDLERS.len()],
     pub bytes_out: f64,
     pub farm_jobs: Vec<f64>,
+    pub h2_streams: f64,
 }
 
 /// Samples older than this no longer count towards the rates.
@@ -222,6 +225,7 @@ impl Tally {
             by_handler: self.by_handler,
             bytes_out: self.bytes_out,
             farm_jobs,
+            h2_streams: 0,
         }
     }
 
@@ -269,6 +273,7 @@ impl Tally {
             requests: rate(current.requests, old.requests),
             by_handler,
             bytes_out: rate(current.bytes_out, old.bytes_out),
+            h2_streams: rate(current.h2_streams, old.h2_streams),
             farm_jobs: current
                 .farm_jobs
                 .iter()
