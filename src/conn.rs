@@ -55,6 +55,9 @@ pub struct Conn {
     pub proxy_header_due: bool,
     /// It came through the HTTPS listener: every byte in and out goes through this session.
     pub tls: Option<Box<rustls::ServerConnection>>,
+    /// While an HTTPS connection is lent to a plug-in: the socketpair the TLS pump relays
+    /// through (the session is with the pump meanwhile; `net/tls_pump.rs`).
+    pub relay: Option<crate::net::tls_pump::Relay>,
 }
 
 /// What a non-blocking read found.
@@ -89,11 +92,24 @@ impl Conn {
             read_dry: false,
             proxy_header_due: false,
             tls: None,
+            relay: None,
         }
     }
 
     pub fn fd(&self) -> RawFd {
         self.stream.as_raw_fd()
+    }
+
+    /// The descriptor a plug-in is lent: the socket, or over HTTPS its end of the relay.
+    pub fn plugin_fd(&self) -> RawFd {
+        self.relay
+            .as_ref()
+            .map_or_else(|| self.fd(), |relay| relay.plugin_fd())
+    }
+
+    /// Whether the client came over HTTPS (its session may be with the TLS pump just now).
+    pub fn is_https(&self) -> bool {
+        self.tls.is_some() || self.relay.is_some()
     }
 
     /// Reads what is available without blocking and appends it to `buf` (at most `max` bytes).
@@ -389,7 +405,7 @@ impl Conn {
 }
 
 /// The socket as rustls sees it: reads and writes that never wait.
-struct Socket<'a>(&'a TcpStream);
+pub(crate) struct Socket<'a>(pub &'a TcpStream);
 
 impl io::Read for Socket<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -408,7 +424,10 @@ impl io::Write for Socket<'_> {
 }
 
 /// Sends what `tls` holds for the socket, as far as it takes it now; true when all went.
-fn flush_session(tls: &mut rustls::ServerConnection, stream: &TcpStream) -> io::Result<bool> {
+pub(crate) fn flush_session(
+    tls: &mut rustls::ServerConnection,
+    stream: &TcpStream,
+) -> io::Result<bool> {
     while tls.wants_write() {
         match tls.write_tls(&mut Socket(stream)) {
             Ok(_) => {}

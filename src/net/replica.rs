@@ -456,15 +456,6 @@ impl Replica {
                 Err(TrySendError::Full(ToCgi::Run { conn, req }))
                 | Err(TrySendError::Disconnected(ToCgi::Run { conn, req })) => Some((conn, req)),
             },
-            Route::Plugin(_) if conn.tls.is_some() => {
-                // Plug-ins are handed the raw socket, which would bypass the TLS session.
-                let _ = self.out.to_log.try_send(ToLog::Error(format!(
-                    "tls: {}: {} refused with 501: plug-ins are not served over HTTPS yet",
-                    conn.peer, req.path
-                )));
-                let msg = reply::error(conn, Some(&req), 501, cfg, Handler::FrontEnd);
-                return self.recycle(msg, cfg);
-            }
             Route::Plugin(name) => {
                 match self
                     .out

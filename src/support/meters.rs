@@ -27,6 +27,8 @@ pub struct Meters {
     pub tls_handshakes: AtomicU64,
     pub tls_resumed: AtomicU64,
     pub tls_failed: AtomicU64,
+    /// HTTPS connections lent to plug-ins that tls.pump relays now.
+    pub tls_relays: AtomicUsize,
 }
 
 impl Meters {

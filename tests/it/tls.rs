@@ -483,18 +483,6 @@ fn cgi_over_tls_sees_https_on() {
     assert!(text.contains("REQUEST_SCHEME=https"), "{text}");
     let plain = server.get("/cgi-bin/env.sh").text();
     assert!(!plain.contains("HTTPS="), "{plain}");
-    // Plug-ins are handed the raw socket: refused over TLS for now.
-    let out = curl(
-        &pki,
-        &[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            &url(tls, "/ogi/hello"),
-        ],
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "501");
 }
 
 #[test]
@@ -624,4 +612,316 @@ fn a_file_too_large_for_the_cache_streams_compressed_over_tls() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.stdout == text.as_bytes(), "{} bytes", out.stdout.len());
+}
+
+/// A server like `start`'s, with the plug-ins `stems` (see plugins.rs) attached.
+fn start_with_plugins(pki: &Pki, plugins: &Path, extra: &str) -> (Server, SocketAddr) {
+    let server = Server::start(ServerOpts {
+        plugins: Some(plugins.to_path_buf()),
+        extra_config: format!(
+            "{extra}\n[tls]\nlisten = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n",
+            pki.path("localhost.pem").to_string_lossy(),
+            pki.path("localhost.key").to_string_lossy(),
+        ),
+        ..ServerOpts::default()
+    });
+    let tls = server.addrs[1];
+    (server, tls)
+}
+
+/// Runs a Python program (`python3 -c`) with `args`; its stdout, or a failure with stderr.
+fn python(program: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `websockets` client over `wss://`, trusting only the test CA: text, a large binary
+/// message and a ping to `/ogi/echo-ws`.
+const WSS_ECHO: &str = r#"
+import ssl, sys
+from websockets.sync.client import connect
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+with connect(sys.argv[2], ssl=ctx, open_timeout=20, close_timeout=20, max_size=None) as ws:
+    ws.send("hello over wss")
+    assert ws.recv(timeout=20) == "hello over wss"
+    big = bytes(range(256)) * 1024
+    ws.send(big)
+    assert ws.recv(timeout=20) == big
+    ws.ping(b"p").wait(timeout=20)
+print("echo ok")
+"#;
+
+#[test]
+fn plugins_over_tls_see_https_and_keep_the_connection() {
+    let pki = pki_with_localhost();
+    let plugins = crate::plugins::plugin_dir(&["hello", "echo_ws"]);
+    let (server, tls) = start_with_plugins(&pki, plugins.path(), "");
+    // One connection: a plug-in's answer, then a file, then a plug-in again.
+    let out = curl(
+        &pki,
+        &[
+            "-v",
+            &url(tls, "/ogi/hello?Tess"),
+            &url(tls, "/plain.txt"),
+            &url(tls, "/ogi/hello?again"),
+        ],
+    );
+    let body = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(body.contains("Hello, Tess!"), "{body}\n{log}");
+    assert!(body.contains("<b id=\"scheme\">https</b>"), "{body}\n{log}");
+    assert!(body.contains("plain text fixture"), "{body}");
+    assert!(body.contains("Hello, again!"), "{body}");
+    assert_eq!(
+        log.matches("Re-using existing connection").count(),
+        2,
+        "{log}"
+    );
+    // A POST body, read by the plug-in through the relay.
+    let out = curl(&pki, &["--data-binary", "Posted", &url(tls, "/ogi/hello")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Hello, Posted!"));
+    // Plain HTTP still says http.
+    assert!(server
+        .get("/ogi/hello")
+        .text()
+        .contains("<b id=\"scheme\">http</b>"));
+    // wss:// to the echo plug-in, with a real websocket client.
+    let got = python(
+        WSS_ECHO,
+        &[
+            pki.path("ca.pem").to_str().unwrap(),
+            &format!("wss://localhost:{}/ogi/echo-ws", tls.port()),
+        ],
+    );
+    assert_eq!(got.trim(), "echo ok");
+    assert!(
+        !server.error_log().contains("panicked"),
+        "{}",
+        server.error_log()
+    );
+}
+
+#[test]
+fn a_vanishing_wss_client_or_plugin_frees_the_relay() {
+    let pki = pki_with_localhost();
+    let plugins = crate::plugins::plugin_dir(&["echo_ws", "crash"]);
+    let (server, tls) = start_with_plugins(&pki, plugins.path(), "[ogi]\nexclude = []\n");
+    // A plug-in that panics mid-request: answered 500 through the session, relay freed.
+    let out = curl(
+        &pki,
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url(tls, "/ogi/crash?panic"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "500");
+    // Clients that open a websocket, send half a frame, and vanish without a close.
+    let vanish = r#"
+import socket, ssl, sys, base64, os, struct
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+port = int(sys.argv[2])
+for i in range(20):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET /ogi/echo-ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    s.sendall(b"\x81\x85")  # a masked text frame's first two bytes, then nothing
+    if i % 2:
+        s.close()  # a FIN, no close_notify
+    else:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # a reset
+print("gone")
+"#;
+    let got = python(
+        vanish,
+        &[
+            pki.path("ca.pem").to_str().unwrap(),
+            &tls.port().to_string(),
+        ],
+    );
+    assert_eq!(got.trim(), "gone");
+    // Every relayed connection ends: nothing is left open but the one asking.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = server.stats();
+        let active = stats["connections"]["active"].as_u64().unwrap();
+        let relays = stats["tls"]["relays"].as_u64().unwrap();
+        if active <= 1 && relays == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{active} connections, {relays} relays still open"
+        );
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    // The server still serves wss.
+    let got = python(
+        WSS_ECHO,
+        &[
+            pki.path("ca.pem").to_str().unwrap(),
+            &format!("wss://localhost:{}/ogi/echo-ws", tls.port()),
+        ],
+    );
+    assert_eq!(got.trim(), "echo ok");
+}
+
+#[test]
+fn the_game_is_played_over_wss() {
+    let pki = pki_with_localhost();
+    let built = crate::support::binary().with_file_name("libgame.so");
+    assert!(
+        built.exists(),
+        "build it with `cargo build -p occwserv-game`"
+    );
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(&built, plugins.path().join("libgame.so")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (server, tls) = start_with_plugins(
+        &pki,
+        plugins.path(),
+        &format!("[game]\nstate_dir = {:?}\n", state.path().to_string_lossy()),
+    );
+    let play = r#"
+import json, ssl, sys
+from websockets.sync.client import connect
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+def frames(ws):
+    while True:
+        yield json.loads(ws.recv(timeout=30))
+with connect(sys.argv[2] + "?name=Tess", ssl=ctx, open_timeout=30) as ws:
+    seen = frames(ws)
+    first = next(seen)
+    assert first.get("token"), first
+    for frame in seen:
+        if (frame.get("text") or "").startswith("The Listening Gate"):
+            break
+    ws.send(json.dumps({"command": "say hello over wss", "id": 1}))
+    said = []
+    for frame in seen:
+        if frame.get("done") == 1:
+            break
+        said.append(frame.get("text") or "")
+    print("\n".join(said))
+"#;
+    let got = python(
+        play,
+        &[
+            pki.path("ca.pem").to_str().unwrap(),
+            &format!("wss://localhost:{}/ogi/game/ws", tls.port()),
+        ],
+    );
+    assert!(
+        got.contains("hello over wss"),
+        "{got}\n{}",
+        server.error_log()
+    );
+}
+
+/// A TLS client in front of kosoku, which speaks only `ws://`: each connection it accepts
+/// is carried over TLS (trusting the test CA) to the server, both ways, and each side's end
+/// passed on. It prints its port.
+const TLS_RELAY: &str = r#"
+import asyncio, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+port = int(sys.argv[2])
+async def pipe(reader, writer):
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    except Exception:
+        pass
+    try:
+        if writer.can_write_eof():
+            writer.write_eof()
+        else:
+            writer.close()
+    except Exception:
+        pass
+async def handle(client_reader, client_writer):
+    try:
+        server_reader, server_writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=ctx, server_hostname="localhost")
+    except Exception:
+        client_writer.close()
+        return
+    await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+    client_writer.close()
+    server_writer.close()
+async def main():
+    relay = await asyncio.start_server(handle, "127.0.0.1", 0)
+    print(relay.sockets[0].getsockname()[1], flush=True)
+    await relay.serve_forever()
+asyncio.run(main())
+"#;
+
+/// The Autobahn cases (compression aside) run by kosoku against `wss://.../ogi/echo-ws`.
+/// kosoku is built without TLS, so it reaches the server through `TLS_RELAY`.
+#[test]
+fn echo_ws_passes_the_autobahn_cases_over_wss() {
+    let found = Command::new("kosoku")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !found.is_ok_and(|s| s.success()) {
+        println!("skipped: kosoku is not installed (pip install kosoku)");
+        return;
+    }
+    let pki = pki_with_localhost();
+    let plugins = crate::plugins::plugin_dir(&["echo_ws"]);
+    let (server, tls) = start_with_plugins(&pki, plugins.path(), "");
+    let mut relay = Command::new("python3")
+        .arg("-c")
+        .arg(TLS_RELAY)
+        .arg(pki.path("ca.pem"))
+        .arg(tls.port().to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(relay.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let port: u16 = port.trim().parse().unwrap();
+    let verdict = crate::plugins::run_kosoku(&format!("ws://127.0.0.1:{port}/ogi/echo-ws"));
+    let _ = relay.kill();
+    let _ = relay.wait();
+    let cases = verdict.unwrap_or_else(|e| panic!("{e}\n{}", server.error_log()));
+    assert!(cases > 250, "{cases} cases ran");
+    let stats = server.stats();
+    assert!(
+        stats["tls"]["handshakes"].as_u64().unwrap() > 250,
+        "{}",
+        stats["tls"]
+    );
 }

@@ -71,6 +71,8 @@ pub struct TlsCounts {
     pub resumed: u64,
     /// Refused (a bad ClientHello) or abandoned past `header_timeout_secs`.
     pub failed: u64,
+    /// Connections lent to plug-ins (websockets too) that tls.pump relays now.
+    pub relays: usize,
 }
 
 /// One site's counts.
@@ -366,6 +368,7 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
             handshakes: m.tls_handshakes.load(Ordering::Relaxed),
             resumed: m.tls_resumed.load(Ordering::Relaxed),
             failed: m.tls_failed.load(Ordering::Relaxed),
+            relays: m.tls_relays.load(Ordering::Relaxed),
         },
         sites: tally
             .by_site
