@@ -58,6 +58,8 @@ pub struct Conn {
     /// While an HTTPS connection is lent to a plug-in: the socketpair the TLS pump relays
     /// through (the session is with the pump meanwhile; `net/tls_pump.rs`).
     pub relay: Option<crate::net::tls_pump::Relay>,
+    /// Why the TLS session refused the client's handshake (a `meters::TLS_FAILURES` key).
+    pub tls_refused: Option<&'static str>,
 }
 
 /// What a non-blocking read found.
@@ -93,6 +95,7 @@ impl Conn {
             proxy_header_due: false,
             tls: None,
             relay: None,
+            tls_refused: None,
         }
     }
 
@@ -184,6 +187,7 @@ impl Conn {
                 if let Err(e) = tls.process_new_packets() {
                     // The session has queued an alert saying why.
                     let _ = flush_session(tls, &self.stream);
+                    self.tls_refused = Some(crate::support::tls::failure_reason(&e));
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
                 flush_session(tls, &self.stream)?;

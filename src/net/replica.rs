@@ -319,7 +319,9 @@ impl Replica {
                 Head::Done(msg) => self.recycle(msg, &cfg),
                 Head::Refused(conn, why) => {
                     if conn.tls_handshaking() {
-                        self.out.meters.tls_failed.fetch_add(1, Ordering::Relaxed);
+                        self.out
+                            .meters
+                            .tls_failed(conn.tls_refused.unwrap_or("other"));
                     }
                     let _ = self.out.to_log.try_send(ToLog::Error(why));
                     self.close(conn);
@@ -341,12 +343,8 @@ impl Replica {
 
     /// An HTTPS connection's first request: its handshake is complete.
     fn count_handshake(&self, conn: &Conn) {
-        let meters = &self.out.meters;
-        meters.tls_handshakes.fetch_add(1, Ordering::Relaxed);
-        let resumed = conn.tls.as_ref().and_then(|tls| tls.handshake_kind())
-            == Some(rustls::HandshakeKind::Resumed);
-        if resumed {
-            meters.tls_resumed.fetch_add(1, Ordering::Relaxed);
+        if let Some(tls) = conn.tls.as_deref() {
+            self.out.meters.tls_completed(tls);
         }
     }
 
@@ -630,7 +628,7 @@ impl Replica {
             };
             self.parked -= 1;
             if entry.partial && entry.conn.tls_handshaking() {
-                self.out.meters.tls_failed.fetch_add(1, Ordering::Relaxed);
+                self.out.meters.tls_failed("timeout");
                 // No HTTP answer can reach a client that has not finished its handshake.
                 let _ = self.out.to_log.try_send(ToLog::Error(format!(
                     "tls: {}: handshake not finished within header_timeout_secs",

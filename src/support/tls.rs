@@ -117,6 +117,23 @@ impl Tls {
     }
 }
 
+/// Which `meters::TLS_FAILURES` reason a refused handshake counts under.
+pub fn failure_reason(error: &rustls::Error) -> &'static str {
+    use rustls::{Error, InvalidMessage};
+    match error {
+        Error::InvalidMessage(InvalidMessage::InvalidContentType)
+        | Error::InvalidMessage(InvalidMessage::UnknownProtocolVersion) => "not_tls",
+        Error::InvalidMessage(_)
+        | Error::InappropriateMessage { .. }
+        | Error::InappropriateHandshakeMessage { .. }
+        | Error::DecryptError => "bad_message",
+        Error::PeerIncompatible(_) | Error::NoApplicationProtocol => "incompatible",
+        Error::AlertReceived(_) => "client_alert",
+        Error::PeerMisbehaved(_) => "misbehaved",
+        _ => "other",
+    }
+}
+
 fn load_set(cfg: &TlsConfig, provider: &CryptoProvider) -> Result<CertificateSet, String> {
     let (Some(cert), Some(key)) = (&cfg.cert, &cfg.key) else {
         return Err("[tls] needs cert and key".to_string());

@@ -174,7 +174,8 @@ impl Process {
             .iter()
             .map(|g| g.jobs.load(Ordering::Relaxed))
             .collect();
-        let counters = self.tally.counters(accepted, jobs);
+        let mut counters = self.tally.counters(accepted, jobs);
+        counters.handshakes = out.meters.tls_handshakes.load(Ordering::Relaxed);
         self.tally.sample(Instant::now(), counters);
     }
 }

@@ -112,12 +112,15 @@ pub struct Counters {
     pub bytes_out: u64,
     /// Jobs taken by each farm, in gauge order.
     pub farm_jobs: Vec<u64>,
+    /// TLS handshakes completed (from the live gauges).
+    pub handshakes: u64,
 }
 
 /// Rates per second between the oldest kept sample and now.
 #[derive(Debug, Clone, Default)]
 pub struct Rates {
     pub accepted: f64,
+    pub handshakes: f64,
     pub requests: f64,
     pub by_handler: [f64; HANDLERS.len()],
     pub bytes_out: f64,
@@ -222,6 +225,7 @@ impl Tally {
             by_handler: self.by_handler,
             bytes_out: self.bytes_out,
             farm_jobs,
+            handshakes: 0,
         }
     }
 
@@ -266,6 +270,7 @@ impl Tally {
         }
         Rates {
             accepted: rate(current.accepted, old.accepted),
+            handshakes: rate(current.handshakes, old.handshakes),
             requests: rate(current.requests, old.requests),
             by_handler,
             bytes_out: rate(current.bytes_out, old.bytes_out),
