@@ -925,3 +925,113 @@ fn echo_ws_passes_the_autobahn_cases_over_wss() {
         stats["tls"]
     );
 }
+
+/// Headless Chromium (`tests/browser/https.mjs`) with `HOME` set to `home`, whose NSS
+/// database trusts the test CA; what the browser saw on `url`.
+fn chromium(home: &Path, url: &str, args: &[&str]) -> serde_json::Value {
+    let dir = repo().join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `npm install` in tests/browser (.ci/run does)"
+    );
+    let out = Command::new("node")
+        .arg("https.mjs")
+        .arg(url)
+        .args(args)
+        .current_dir(&dir)
+        .env("HOME", home)
+        .output()
+        .expect("node is installed");
+    assert!(
+        out.status.success(),
+        "browser check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn chromium_trusts_the_test_ca_and_loads_https_pages_and_stats() {
+    let pki = pki_with_localhost();
+    let (server, tls) = start(&pki, "", "");
+    // A home whose NSS database trusts the test CA, as `certutil` puts it there for a user.
+    let home = tempfile::tempdir().unwrap();
+    let nssdb = home.path().join(".pki/nssdb");
+    std::fs::create_dir_all(&nssdb).unwrap();
+    let db = format!("sql:{}", nssdb.display());
+    for args in [
+        vec!["-N", "-d", &db, "--empty-password"],
+        vec![
+            "-A",
+            "-d",
+            &db,
+            "-n",
+            "occwserv test CA",
+            "-t",
+            "C,,",
+            "-i",
+            pki.path("ca.pem").to_str().unwrap(),
+        ],
+    ] {
+        let out = Command::new("certutil").args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "certutil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A page with a stylesheet and a script that fetches a file, all over HTTPS.
+    std::fs::write(
+        server.root.join("secure.html"),
+        "<!DOCTYPE html>\n<html><head><title>secure page</title><link rel=\"icon\" href=\"data:,\">\
+         <link rel=\"stylesheet\" href=\"/style.css\"></head><body><p id=\"tls\">waiting</p>\
+         <script>fetch('/plain.txt').then(r => r.text()).then(t => \
+         { document.getElementById('tls').textContent = 'fetched: ' + t; document.title = 'secure page, fetched'; });\
+         </script></body></html>\n",
+    )
+    .unwrap();
+    let page = chromium(home.path(), &url(tls, "/secure.html"), &["--fetched"]);
+    assert_eq!(page["status"], 200, "{page}");
+    assert_eq!(page["title"], "secure page, fetched", "{page}");
+    assert_eq!(page["tls"], "fetched: plain text fixture", "{page}");
+    assert_eq!(page["issuer"], "occwserv test CA", "{page}");
+    assert_eq!(page["subject"], "localhost", "{page}");
+    assert_eq!(page["protocol"], "TLS 1.3", "{page}");
+    assert_eq!(page["errors"], serde_json::json!([]), "{page}");
+    // The status page, over HTTPS: its script refreshes it from /stats.json, and it shows
+    // the TLS figures.
+    let page = chromium(home.path(), &url(tls, "/stats.html"), &["--stats"]);
+    assert_eq!(page["status"], 200, "{page}");
+    assert_eq!(page["errors"], serde_json::json!([]), "{page}");
+    let figures = page["tls"].as_str().unwrap_or_default();
+    for wanted in [
+        "handshakes /s",
+        "resumed",
+        "failed handshakes by reason",
+        "TLS 1.3",
+        "TLS_AES_",
+    ] {
+        assert!(figures.contains(wanted), "{wanted} not in {figures}");
+    }
+    // Without the CA in its database, the same browser refuses the certificate.
+    let stranger = tempfile::tempdir().unwrap();
+    let out = Command::new("node")
+        .arg("https.mjs")
+        .arg(url(tls, "/secure.html"))
+        .current_dir(repo().join("tests/browser"))
+        .env("HOME", stranger.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ERR_CERT_AUTHORITY_INVALID"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = server.stats();
+    assert!(
+        stats["tls"]["versions"]["tls1_3"].as_u64().unwrap() >= 2,
+        "{}",
+        stats["tls"]
+    );
+}
