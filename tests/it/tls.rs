@@ -417,10 +417,10 @@ fn garbage_and_truncated_client_hellos_get_an_alert_or_a_close() {
 }
 
 #[test]
-fn two_hundred_clients_stalled_mid_handshake_hold_nobody_up() {
+fn a_thousand_clients_stalled_mid_handshake_hold_nobody_up() {
     let pki = pki_with_localhost();
-    let (_server, tls) = start(&pki, "", "");
-    let stalled: Vec<TcpStream> = (0..200)
+    let (server, tls) = start(&pki, "", "");
+    let stalled: Vec<TcpStream> = (0..1000)
         .map(|_| {
             let mut s = TcpStream::connect(tls).unwrap();
             s.write_all(&[0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00])
@@ -428,6 +428,16 @@ fn two_hundred_clients_stalled_mid_handshake_hold_nobody_up() {
             s
         })
         .collect();
+    // Every one of them is open in the server, mid-handshake.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.stats()["connections"]["active"].as_u64().unwrap() < 1000 {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            server.stats()["connections"]
+        );
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
     let started = Instant::now();
     for _ in 0..5 {
         let out = curl(&pki, &[&url(tls, "/plain.txt")]);
@@ -438,6 +448,8 @@ fn two_hundred_clients_stalled_mid_handshake_hold_nobody_up() {
         "{:?} for five requests",
         started.elapsed()
     );
+    // And they were still held while those were served.
+    assert!(server.stats()["connections"]["active"].as_u64().unwrap() >= 1000);
     drop(stalled);
 }
 
@@ -1034,4 +1046,185 @@ fn chromium_trusts_the_test_ca_and_loads_https_pages_and_stats() {
         "{}",
         stats["tls"]
     );
+}
+
+/// Python's `ssl` module as an HTTPS client: verification against the test CA, ALPN, two
+/// requests on one connection, TLS 1.2 resumption by session, and the refusals.
+const PYTHON_SSL: &str = r#"
+import socket, ssl, sys
+ca, port = sys.argv[1], int(sys.argv[2])
+
+def get(s, path, close=False):
+    extra = "Connection: close\r\n" if close else ""
+    s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n%s\r\n" % (path, extra)).encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(body) < length:
+        body += s.recv(65536)
+    return head.split(b"\r\n")[0].decode(), body.decode()
+
+ctx = ssl.create_default_context(cafile=ca)
+ctx.set_alpn_protocols(["http/1.1"])
+with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20), server_hostname="localhost") as s:
+    print("version", s.version())
+    print("alpn", s.selected_alpn_protocol())
+    print("first", *get(s, "/plain.txt"))
+    print("second", *get(s, "/plain.txt"))
+
+ctx12 = ssl.create_default_context(cafile=ca)
+ctx12.maximum_version = ssl.TLSVersion.TLSv1_2
+with ctx12.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20), server_hostname="localhost") as s:
+    get(s, "/plain.txt")
+    session = s.session
+with ctx12.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20), server_hostname="localhost",
+                       session=session) as s:
+    print("tls1.2 resumed", s.session_reused, s.version())
+
+old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+old.load_verify_locations(ca)
+old.set_ciphers("DEFAULT:@SECLEVEL=0")
+old.minimum_version = ssl.TLSVersion.TLSv1
+old.maximum_version = ssl.TLSVersion.TLSv1_1
+try:
+    with old.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20), server_hostname="localhost"):
+        print("tls1.1 accepted")
+except ssl.SSLError as e:
+    print("tls1.1 refused", e.reason)
+
+try:
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20), server_hostname="other.example"):
+        print("other name accepted")
+except ssl.SSLCertVerificationError:
+    print("other name refused")
+"#;
+
+#[test]
+fn python_ssl_client() {
+    let pki = pki_with_localhost();
+    let (_server, tls) = start(&pki, "", "");
+    let got = python(
+        PYTHON_SSL,
+        &[
+            pki.path("ca.pem").to_str().unwrap(),
+            &tls.port().to_string(),
+        ],
+    );
+    for wanted in [
+        "version TLSv1.3\n",
+        "alpn http/1.1\n",
+        "first HTTP/1.1 200 OK plain text fixture\n",
+        "second HTTP/1.1 200 OK plain text fixture\n",
+        "tls1.2 resumed True TLSv1.2\n",
+        "tls1.1 refused",
+        "other name refused\n",
+    ] {
+        assert!(got.contains(wanted), "{wanted:?} not in:\n{got}");
+    }
+}
+
+#[test]
+fn certificates_reload_under_load_with_no_failed_request() {
+    let pki = pki_with_localhost();
+    pki.issue("second", "second.localhost", &["localhost"], "ec");
+    for name in ["localhost", "second"] {
+        for ext in ["pem", "key"] {
+            std::fs::copy(
+                pki.path(&format!("{name}.{ext}")),
+                pki.path(&format!("keep-{name}.{ext}")),
+            )
+            .unwrap();
+        }
+    }
+    let (server, tls) = start(&pki, "", "");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let served = std::sync::atomic::AtomicUsize::new(0);
+    let reloads = 6;
+    let (requests, failures) = std::thread::scope(|scope| {
+        let loaders: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (mut requests, mut failures) = (0, Vec::new());
+                    // Bounded: at most 400 connections of five requests each.
+                    for _ in 0..400 {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        let target = url(tls, "/plain.txt");
+                        let out = curl(&pki, &[&target, &target, &target, &target, &target]);
+                        requests += 5;
+                        served.fetch_add(5, std::sync::atomic::Ordering::Relaxed);
+                        if !out.status.success() || out.stdout != b"plain text fixture\n".repeat(5)
+                        {
+                            failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+                        }
+                    }
+                    (requests, failures)
+                })
+            })
+            .collect();
+        for round in 1..=reloads {
+            // Each reload comes while connections are being made and served.
+            let wanted = served.load(std::sync::atomic::Ordering::Relaxed) + 15;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while served.load(std::sync::atomic::Ordering::Relaxed) < wanted {
+                assert!(Instant::now() < deadline, "the load stopped");
+                std::thread::park_timeout(Duration::from_millis(10));
+            }
+            let name = if round % 2 == 1 {
+                "second"
+            } else {
+                "localhost"
+            };
+            replace(
+                &pki.path(&format!("keep-{name}.pem")),
+                &pki.path("localhost.pem"),
+            );
+            replace(
+                &pki.path(&format!("keep-{name}.key")),
+                &pki.path("localhost.key"),
+            );
+            // `replace` renames: copy the kept files back for the next round.
+            for ext in ["pem", "key"] {
+                std::fs::copy(
+                    pki.path(&format!("localhost.{ext}")),
+                    pki.path(&format!("keep-{name}.{ext}")),
+                )
+                .unwrap();
+            }
+            server.signal(nix::sys::signal::Signal::SIGHUP);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while server
+                .error_log()
+                .matches("certificate(s) reloaded")
+                .count()
+                < round
+            {
+                assert!(Instant::now() < deadline, "{}", server.error_log());
+                std::thread::park_timeout(Duration::from_millis(20));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        loaders.into_iter().map(|l| l.join().unwrap()).fold(
+            (0, Vec::new()),
+            |(n, mut f), (m, g)| {
+                f.extend(g);
+                (n + m, f)
+            },
+        )
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} failed: {failures:?}",
+        failures.len()
+    );
+    assert!(requests >= 15 * reloads, "{requests} requests");
+    // The last reload (an even round) put the first certificate back.
+    let now = s_client(&pki, tls, &["-servername", "localhost"], CLOSE_REQUEST);
+    assert!(!now.contains("second.localhost"), "{now}");
+    assert!(now.contains("plain text fixture"), "{now}");
 }
