@@ -85,7 +85,7 @@ impl ResolvesServerCert for Certificates {
 
 impl Tls {
     /// Loads every certificate `cfg` names and builds the server settings: TLS 1.2 and 1.3,
-    /// ALPN `http/1.1`, resumption by tickets and by session IDs.
+    /// ALPN `http/1.1`, resumption by tickets and by session IDs, the server's cipher order.
     pub fn load(cfg: &TlsConfig) -> Result<Tls, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let set = load_set(cfg, &provider)?;
@@ -98,6 +98,8 @@ impl Tls {
             .with_no_client_auth()
             .with_cert_resolver(certificates.clone());
         server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // The server's order of cipher suites (strongest first) decides, not the client's.
+        server.ignore_client_order = true;
         server.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
         server.ticketer =
             rustls::crypto::ring::Ticketer::new().map_err(|e| format!("tls tickets: {e}"))?;
