@@ -363,7 +363,7 @@ fn once_answers_one_request_per_instance() {
 
 /// A one-connection finger server on 127.0.0.1 that answers `reply` (or, with `None`, reads
 /// the query and stays silent until `release` is set).
-fn finger_server(
+pub(crate) fn finger_server(
     reply: Option<&'static str>,
     release: Arc<AtomicBool>,
 ) -> (u16, std::thread::JoinHandle<Vec<u8>>) {

@@ -1228,3 +1228,48 @@ fn certificates_reload_under_load_with_no_failed_request() {
     assert!(!now.contains("second.localhost"), "{now}");
     assert!(now.contains("plain text fixture"), "{now}");
 }
+
+#[test]
+fn a_plugin_timed_out_over_tls_is_answered_504_through_the_session() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let pki = pki_with_localhost();
+    let plugins = crate::plugins::plugin_dir(&["finger", "hello"]);
+    let (server, tls) = start_with_plugins(
+        &pki,
+        plugins.path(),
+        "[ogi]\ntimeout_secs = 1\nscan_interval_ms = 50\n",
+    );
+    // A finger server that never answers: the plug-in waits past `timeout_secs`.
+    let release = Arc::new(AtomicBool::new(false));
+    let (port, peer) = crate::plugins::finger_server(None, release.clone());
+    let out = curl(
+        &pki,
+        &[
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            &url(tls, &format!("/ogi/finger?127.0.0.1:{port}")),
+        ],
+    );
+    release.store(true, Ordering::Release);
+    peer.join().unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 504"),
+        "{head}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(server.wait_for_log("timed out after 1 s; answered 504"));
+    // The relay is gone once the plug-in gives the connection back, and HTTPS still serves.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.stats()["tls"]["relays"].as_u64().unwrap() > 0 {
+        assert!(Instant::now() < deadline, "{}", server.stats()["tls"]);
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    let out = curl(&pki, &[&url(tls, "/ogi/hello")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("<b id=\"scheme\">https</b>"));
+}
