@@ -352,6 +352,40 @@ fn openssl_resumes_sessions_by_ticket_and_by_session_id() {
     // TLS 1.1 and older are refused.
     let text = s_client(&pki, tls, &["-tls1_1"], CLOSE_REQUEST);
     assert!(!text.contains("plain text fixture"), "{text}");
+    // /metrics tells the same, in Prometheus's text format.
+    let stats = server.stats();
+    let families = crate::stats::parse_prometheus(&server.get("/metrics").text());
+    let metric = |family: &str, name: &str, labels: &[(&str, &str)]| {
+        crate::stats::sample(&families, family, name, labels) as u64
+    };
+    assert_eq!(
+        metric(
+            "occwserv_tls_handshakes",
+            "occwserv_tls_handshakes_total",
+            &[]
+        ),
+        stats["tls"]["handshakes"].as_u64().unwrap()
+    );
+    assert_eq!(
+        metric("occwserv_tls_resumed", "occwserv_tls_resumed_total", &[]),
+        stats["tls"]["resumed"].as_u64().unwrap()
+    );
+    assert!(
+        metric(
+            "occwserv_tls_version_handshakes",
+            "occwserv_tls_version_handshakes_total",
+            &[("version", "tls1_2")]
+        ) >= 4
+    );
+    assert!(
+        metric(
+            "occwserv_tls_failed",
+            "occwserv_tls_failed_total",
+            &[("reason", "incompatible")]
+        ) >= 1,
+        "{}",
+        stats["tls"]
+    );
 }
 
 /// Reads until the server closes (or says something and closes); fails after 20 s.
@@ -411,6 +445,11 @@ fn garbage_and_truncated_client_hellos_get_an_alert_or_a_close() {
     assert!(server.wait_for_log("tls: "), "{}", server.error_log());
     let failed = server.stats()["tls"]["failed"].as_u64().unwrap();
     assert!(failed >= 3, "{failed} handshakes counted as failed");
+    // By reason: plain HTTP is not TLS at all; the silent and the cut-short clients ran out
+    // of time.
+    let failures = &server.stats()["tls"]["failures"];
+    assert!(failures["not_tls"].as_u64().unwrap() >= 1, "{failures}");
+    assert!(failures["timeout"].as_u64().unwrap() >= 2, "{failures}");
     // And the server is unharmed.
     let out = curl(&pki, &[&url(tls, "/plain.txt")]);
     assert_eq!(out.stdout, b"plain text fixture\n");
