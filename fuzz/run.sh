@@ -12,7 +12,7 @@ shift
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
 if [ "$#" -eq 0 ]; then
-    set -- request_head chunked_body pipeline path_normalize range_header cgi_response plugin_declaration site_input
+    set -- request_head chunked_body pipeline path_normalize range_header cgi_response plugin_declaration site_input tls_first_flight
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz

@@ -57,6 +57,11 @@ pub struct Conn {
     pub tls: Option<Box<rustls::ServerConnection>>,
     /// It is an HTTP/2 stream's record: its socket leads to the session (`h2/`), not a client.
     pub via_h2: Option<Box<crate::h2::Via>>,
+    /// While an HTTPS connection is lent to a plug-in: the socketpair the TLS pump relays
+    /// through (the session is with the pump meanwhile; `net/tls_pump.rs`).
+    pub relay: Option<crate::net::tls_pump::Relay>,
+    /// Why the TLS session refused the client's handshake (a `meters::TLS_FAILURES` key).
+    pub tls_refused: Option<&'static str>,
 }
 
 /// What a non-blocking read found.
@@ -92,11 +97,20 @@ impl Conn {
             proxy_header_due: false,
             tls: None,
             via_h2: None,
+            relay: None,
+            tls_refused: None,
         }
     }
 
     pub fn fd(&self) -> RawFd {
         self.stream.as_raw_fd()
+    }
+
+    /// The descriptor a plug-in is lent: the socket, or over HTTPS its end of the relay.
+    pub fn plugin_fd(&self) -> RawFd {
+        self.relay
+            .as_ref()
+            .map_or_else(|| self.fd(), |relay| relay.plugin_fd())
     }
 
     /// Reads what is available without blocking and appends it to `buf` (at most `max` bytes).
@@ -171,6 +185,7 @@ impl Conn {
                 if let Err(e) = tls.process_new_packets() {
                     // The session has queued an alert saying why.
                     let _ = flush_session(tls, &self.stream);
+                    self.tls_refused = Some(crate::support::tls::failure_reason(&e));
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
                 flush_session(tls, &self.stream)?;
@@ -198,9 +213,11 @@ impl Conn {
         Some((protocol, cipher))
     }
 
-    /// Whether the request came over HTTPS (directly, or on an HTTP/2 stream over TLS).
+    /// Whether the request came over HTTPS: directly (its session may be with the TLS pump
+    /// just now), or on an HTTP/2 stream over TLS.
     pub fn is_https(&self) -> bool {
         self.tls.is_some()
+            || self.relay.is_some()
             || self
                 .via_h2
                 .as_ref()
@@ -404,7 +421,7 @@ impl Conn {
 }
 
 /// The socket as rustls sees it: reads and writes that never wait.
-struct Socket<'a>(&'a TcpStream);
+pub(crate) struct Socket<'a>(pub &'a TcpStream);
 
 impl io::Read for Socket<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -423,7 +440,10 @@ impl io::Write for Socket<'_> {
 }
 
 /// Sends what `tls` holds for the socket, as far as it takes it now; true when all went.
-fn flush_session(tls: &mut rustls::ServerConnection, stream: &TcpStream) -> io::Result<bool> {
+pub(crate) fn flush_session(
+    tls: &mut rustls::ServerConnection,
+    stream: &TcpStream,
+) -> io::Result<bool> {
     while tls.wants_write() {
         match tls.write_tls(&mut Socket(stream)) {
             Ok(_) => {}

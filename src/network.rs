@@ -7,7 +7,7 @@
 //!   EPOLLEXCLUSIVE)│                └─────────────┼────────── keep-alive ─────────────────────┘ │
 //!                 └───────▲──────────────────────┼───────────────────────────────────────────┘
 //!                         │ ToReplica::Resume    ├─▶ cgi ×N ─────┐  (cgi ─▶ static ×N: local redirects)
-//!                         │                      ├─▶ plugin ×N ──┤
+//!                         │                      ├─▶ plugin ×N ──┤  (HTTPS: relayed by tls.pump while lent)
 //!                         │                      ├─▶ stats ──────┤
 //!                         │                      └─▶ send.pool ──┤  (slow readers)
 //!                         └────────────── recycler ◀─────────────┘
@@ -42,6 +42,7 @@ use crate::farm::static_file::{self, StaticOut};
 use crate::net::acceptor::Listening;
 use crate::net::replica::{self, ReplicaOut};
 use crate::net::send_pool::{self, SendPoolOut};
+use crate::net::tls_pump::{self, TlsPumpOut};
 use crate::par::Net;
 use crate::plugin_host::PluginBoard;
 use crate::protocol::{
@@ -102,6 +103,7 @@ pub fn start(
     let (to_stats, stats_inbox) = bounded::<ToStats>(4096);
     let (to_recycler, recycler_inbox) = unbounded::<ToRecycler>();
     let (to_send_pool, send_pool_inbox) = send_pool::channel()?;
+    let (to_tls_pump, tls_pump_inbox) = tls_pump::channel()?;
     let (to_log, log_inbox) = bounded::<ToLog>(8192);
     let (to_config, config_inbox) = unbounded::<ToConfig>();
     let (to_acme, acme_inbox) = bounded::<ToAcme>(1);
@@ -114,6 +116,7 @@ pub fn start(
         Probe::of("stats", &stats_inbox),
         Probe::of("recycler", &recycler_inbox),
         Probe::new("send.pool", send_pool_inbox.length_probe()),
+        Probe::new("tls.pump", tls_pump_inbox.length_probe()),
         Probe::of("log", &log_inbox),
     ];
 
@@ -190,6 +193,7 @@ pub fn start(
         to_log: to_log.clone(),
         live: live.clone(),
         routes,
+        to_tls_pump,
     };
     net.farm(
         "plugin",
@@ -199,6 +203,15 @@ pub fn start(
         |c| (1, c.ogi.instances),
         move |inbox| plugin::run(inbox, plugin_out.clone()),
     )?;
+
+    let tls_pump_out = TlsPumpOut {
+        live: live.clone(),
+        meters: meters.clone(),
+        to_log: to_log.clone(),
+    };
+    net.process("tls.pump", move || {
+        tls_pump::run(tls_pump_inbox, tls_pump_out)
+    })?;
 
     let send_pool_out = SendPoolOut {
         to_recycler: to_recycler.clone(),

@@ -66,6 +66,18 @@ pub enum ToPluginKeeper {
     Watch(Arc<Watch>),
 }
 
+/// To tls.pump (`net/tls_pump.rs`), which relays HTTPS connections lent to plug-ins.
+pub enum ToTlsPump {
+    /// Relay this connection's session to and from its plug-in's socketpair from now on.
+    Relay(Box<crate::net::tls_pump::Pumped>),
+    /// The plug-in gave the connection back: send what it wrote, then hand it to `home`.
+    Return {
+        lent: Box<crate::plugin_host::Lent>,
+        returned: crate::plugin_host::Returned,
+        home: Arc<dyn crate::plugin_host::Home>,
+    },
+}
+
 /// To the stats process.
 pub enum ToStats {
     /// Finished exchanges, batched by the recycler.

@@ -21,7 +21,8 @@ pub const MAGIC: [u8; 8] = *b"OCCWOGI\0";
 pub const ABI_MAJOR: u32 = 1;
 /// Grows when something is added that older servers may ignore.
 /// 1: `Declaration::flags` (`FLAG_START_WHEN_ATTACHED`).
-pub const ABI_MINOR: u32 = 1;
+/// 2: `Handoff::scheme` (`http` or `https`), appended to the handoff.
+pub const ABI_MINOR: u32 = 2;
 /// The lowest plug-in minor this server needs.
 pub const HOST_NEEDS_MINOR: u32 = 0;
 /// The ELF section that holds the declaration.
@@ -208,6 +209,9 @@ pub struct Handoff {
     pub body_timeout_ms: u64,
     /// The `Server` header value.
     pub server: Bytes,
+    /// `http` or `https`: how the client reached the server (ABI minor 2). Over HTTPS `fd` is
+    /// the plug-in's end of a socketpair the server relays through the TLS session.
+    pub scheme: Bytes,
 }
 
 /// `Outcome::kind`.
@@ -257,16 +261,38 @@ macro_rules! layout {
 }
 
 /// The size, alignment and field offsets of every shared struct, folded into one number.
-pub const LAYOUT_FINGERPRINT: u64 = {
+pub const LAYOUT_FINGERPRINT: u64 = fingerprint(false);
+
+/// The fingerprint of plug-ins built for ABI minor 0 and 1, whose handoff ends before
+/// `scheme`. A field appended to the handoff (which only the server builds, and a plug-in
+/// only reads) leaves every earlier offset where it was, so such plug-ins still read it
+/// correctly; `Declaration::check` accepts them.
+pub const LAYOUT_FINGERPRINT_MINOR_1: u64 = fingerprint(true);
+
+const fn fingerprint(before_scheme: bool) -> u64 {
     let declaration = layout!(Declaration; magic, abi_major, abi_minor, layout_fingerprint, panic_unwind, flags, rustc, name, version);
     let entries = layout!(Entries; init, new_instance, persist, handle, drop_instance);
     let host_api = layout!(HostApi; log, config_toml, give_back);
     let bytes = layout!(Bytes; ptr, len);
     let header = layout!(HeaderRef; name, value);
     let peer = layout!(PeerAddr; family, port, reserved, ip);
-    let handoff = layout!(Handoff; lent, gate, conn_id, fd, minor_version, client_keep_alive, keep_alive_allowed,
+    let mut handoff = layout!(Handoff; lent, gate, conn_id, fd, minor_version, client_keep_alive, keep_alive_allowed,
         expect_continue, body_kind, body_length, method, target, path, subpath, query, query_decoded, headers,
-        header_count, peer, unread, send_timeout_ms, body_timeout_ms, server);
+        header_count, peer, unread, send_timeout_ms, body_timeout_ms, server, scheme);
+    let c = if before_scheme {
+        // The handoff as it was: `server` was its last field, so it ended where `scheme`
+        // begins (both are pointer-aligned).
+        handoff[0] = offset_of!(Handoff, scheme);
+        let mut old = [0usize; 25];
+        let mut i = 0;
+        while i < old.len() {
+            old[i] = handoff[i];
+            i += 1;
+        }
+        fnv1a(&old)
+    } else {
+        fnv1a(&handoff)
+    };
     let outcome = layout!(Outcome; kind, status, keep_alive, wrote_anything, body_bytes, bytes_read, bytes_written, leftover);
     let d = fnv1a(&declaration);
     let e = fnv1a(&entries);
@@ -274,13 +300,12 @@ pub const LAYOUT_FINGERPRINT: u64 = {
     let b = fnv1a(&bytes);
     let r = fnv1a(&header);
     let p = fnv1a(&peer);
-    let c = fnv1a(&handoff);
     let o = fnv1a(&outcome);
     fnv1a(&[
         d as usize, e as usize, h as usize, b as usize, r as usize, p as usize, c as usize,
         o as usize,
     ])
-};
+}
 
 /// `text` NUL-padded into a field; too long a text is cut when `truncate`, else refused.
 const fn fill<const N: usize>(text: &str, truncate: bool) -> [u8; N] {
@@ -436,7 +461,8 @@ impl Declaration {
                 needed: HOST_NEEDS_MINOR,
             });
         }
-        if self.layout_fingerprint != LAYOUT_FINGERPRINT {
+        let earlier = self.abi_minor < 2 && self.layout_fingerprint == LAYOUT_FINGERPRINT_MINOR_1;
+        if self.layout_fingerprint != LAYOUT_FINGERPRINT && !earlier {
             return Err(Mismatch::Layout {
                 found: self.layout_fingerprint,
                 expected: LAYOUT_FINGERPRINT,
@@ -580,6 +606,21 @@ mod tests {
         d.magic[0] = 0;
         assert_eq!(d.check(), Err(Mismatch::Magic));
         assert!(Declaration::from_bytes(&[0u8; 10]).is_none());
+    }
+
+    #[test]
+    fn a_minor_1_plugin_with_the_handoff_before_scheme_is_accepted() {
+        let mut d = Declaration::new("x", "1", true);
+        d.abi_minor = 1;
+        d.layout_fingerprint = LAYOUT_FINGERPRINT_MINOR_1;
+        assert_eq!(d.check(), Ok(()));
+        // But not a minor 2 plug-in claiming the old layout, nor an old one with another.
+        d.abi_minor = 2;
+        assert!(d.check().is_err());
+        d.abi_minor = 1;
+        d.layout_fingerprint ^= 1;
+        assert!(d.check().is_err());
+        assert_ne!(LAYOUT_FINGERPRINT, LAYOUT_FINGERPRINT_MINOR_1);
     }
 
     #[test]

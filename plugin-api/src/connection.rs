@@ -209,6 +209,10 @@ impl Connection {
                 .map(|h| (text(h.name), text(h.value)))
                 .collect(),
             peer: SocketAddr::new(peer_ip, handoff.peer.port),
+            scheme: match text(handoff.scheme) {
+                scheme if scheme.is_empty() => "http".to_string(),
+                scheme => scheme,
+            },
             client_keep_alive: handoff.client_keep_alive != 0,
         };
         let body = match handoff.body_kind {

@@ -21,6 +21,8 @@ pub struct Request {
     /// Header fields in order, names as sent.
     pub headers: Vec<(String, String)>,
     pub peer: SocketAddr,
+    /// `http` or `https`: how the client reached the server.
+    pub scheme: String,
     pub(crate) client_keep_alive: bool,
 }
 
@@ -48,6 +50,11 @@ impl Request {
     /// Whether the client allows the connection to persist after this exchange.
     pub fn keep_alive(&self) -> bool {
         self.client_keep_alive
+    }
+
+    /// Whether the client came over HTTPS (websockets: `wss://`).
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
     }
 
     pub fn is_head(&self) -> bool {
@@ -80,6 +87,7 @@ mod tests {
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
             peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            scheme: "http".into(),
             client_keep_alive: true,
         }
     }

@@ -328,7 +328,9 @@ impl Replica {
                 Head::Done(msg) => self.recycle(msg, &cfg),
                 Head::Refused(conn, why) => {
                     if conn.tls_handshaking() {
-                        self.out.meters.tls_failed.fetch_add(1, Ordering::Relaxed);
+                        self.out
+                            .meters
+                            .tls_failed(conn.tls_refused.unwrap_or("other"));
                     }
                     let _ = self.out.to_log.try_send(ToLog::Error(why));
                     self.close(conn);
@@ -396,12 +398,8 @@ impl Replica {
 
     /// An HTTPS connection's first request: its handshake is complete.
     fn count_handshake(&self, conn: &Conn) {
-        let meters = &self.out.meters;
-        meters.tls_handshakes.fetch_add(1, Ordering::Relaxed);
-        let resumed = conn.tls.as_ref().and_then(|tls| tls.handshake_kind())
-            == Some(rustls::HandshakeKind::Resumed);
-        if resumed {
-            meters.tls_resumed.fetch_add(1, Ordering::Relaxed);
+        if let Some(tls) = conn.tls.as_deref() {
+            self.out.meters.tls_completed(tls);
         }
     }
 
@@ -516,15 +514,6 @@ impl Replica {
                 Err(TrySendError::Full(ToCgi::Run { conn, req }))
                 | Err(TrySendError::Disconnected(ToCgi::Run { conn, req })) => Some((conn, req)),
             },
-            Route::Plugin(_) if conn.tls.is_some() => {
-                // Plug-ins are handed the raw socket, which would bypass the TLS session.
-                let _ = self.out.to_log.try_send(ToLog::Error(format!(
-                    "tls: {}: {} refused with 501: plug-ins are not served over HTTPS yet",
-                    conn.peer, req.path
-                )));
-                let msg = reply::error(conn, Some(&req), 501, cfg, Handler::FrontEnd);
-                return self.recycle(msg, cfg);
-            }
             Route::Plugin(name) => {
                 match self
                     .out
@@ -703,7 +692,7 @@ impl Replica {
             };
             self.parked -= 1;
             if entry.partial && entry.conn.tls_handshaking() {
-                self.out.meters.tls_failed.fetch_add(1, Ordering::Relaxed);
+                self.out.meters.tls_failed("timeout");
                 // No HTTP answer can reach a client that has not finished its handshake.
                 let _ = self.out.to_log.try_send(ToLog::Error(format!(
                     "tls: {}: handshake not finished within header_timeout_secs",

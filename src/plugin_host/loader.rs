@@ -328,7 +328,7 @@ impl Instance {
                 lent: lent.cast(),
                 gate: record.watch.gate_ptr(),
                 conn_id: record.conn.id,
-                fd: record.conn.fd(),
+                fd: record.conn.plugin_fd(),
                 minor_version: u32::from(req.minor_version),
                 client_keep_alive: u32::from(req.keep_alive),
                 keep_alive_allowed: u32::from(call.keep_alive_allowed),
@@ -348,6 +348,11 @@ impl Instance {
                 send_timeout_ms: call.send_timeout.as_millis() as u64,
                 body_timeout_ms: call.body_timeout.as_millis() as u64,
                 server: Bytes::of(crate::http::response::SERVER.as_bytes()),
+                scheme: Bytes::of(if record.conn.is_https() {
+                    b"https"
+                } else {
+                    b"http"
+                }),
             };
             (handoff, unread, headers)
         };

@@ -27,7 +27,75 @@ pub struct Meters {
     pub tls_handshakes: AtomicU64,
     pub tls_resumed: AtomicU64,
     pub tls_failed: AtomicU64,
+    /// HTTPS connections lent to plug-ins that tls.pump relays now.
+    pub tls_relays: AtomicUsize,
+    /// Failed handshakes by reason, in `TLS_FAILURES` order.
+    pub tls_failures: [AtomicU64; TLS_FAILURES.len()],
+    /// Completed handshakes by version, in `TLS_VERSIONS` order.
+    pub tls_versions: [AtomicU64; TLS_VERSIONS.len()],
+    /// Completed handshakes by cipher suite, in `TLS_SUITES` order.
+    pub tls_suites: [AtomicU64; TLS_SUITES.len()],
 }
+
+/// Why a TLS handshake failed: the keys of `/stats.json` `tls.failures`.
+/// `timeout`: not finished within `header_timeout_secs`; `not_tls`: the bytes were not TLS
+/// records at all (plain HTTP to the HTTPS port, say); `bad_message`: a malformed or
+/// unexpected handshake message; `incompatible`: no version, cipher suite, group or
+/// signature scheme in common; `client_alert`: the client gave up with an alert (such as
+/// `unknown_ca`); `misbehaved`: the client broke the protocol; `other`: anything else.
+pub const TLS_FAILURES: [&str; 7] = [
+    "timeout",
+    "not_tls",
+    "bad_message",
+    "incompatible",
+    "client_alert",
+    "misbehaved",
+    "other",
+];
+
+/// The versions the HTTPS listener speaks: the keys of `tls.versions`.
+pub const TLS_VERSIONS: [&str; 2] = ["tls1_3", "tls1_2"];
+
+/// The cipher suites the HTTPS listener offers (rustls with ring), by IANA name: the keys of
+/// `tls.ciphers`.
+pub const TLS_SUITES: [(rustls::CipherSuite, &str); 9] = [
+    (
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        "TLS_AES_256_GCM_SHA384",
+    ),
+    (
+        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+        "TLS_AES_128_GCM_SHA256",
+    ),
+    (
+        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+        "TLS_CHACHA20_POLY1305_SHA256",
+    ),
+    (
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    ),
+    (
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    ),
+    (
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    ),
+    (
+        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    ),
+    (
+        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    ),
+    (
+        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    ),
+];
 
 impl Meters {
     /// Meters for a network of `replicas` replicas.
@@ -42,6 +110,36 @@ impl Meters {
                 })
                 .collect(),
             ..Meters::default()
+        }
+    }
+
+    /// A handshake failed for `reason` (one of `TLS_FAILURES`; anything else counts as `other`).
+    pub fn tls_failed(&self, reason: &str) {
+        self.tls_failed.fetch_add(1, Ordering::Relaxed);
+        let at = TLS_FAILURES
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(TLS_FAILURES.len() - 1);
+        self.tls_failures[at].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A handshake completed: counted by resumption, version and cipher suite.
+    pub fn tls_completed(&self, tls: &rustls::ServerConnection) {
+        self.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+        if tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+            self.tls_resumed.fetch_add(1, Ordering::Relaxed);
+        }
+        let version = match tls.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => Some(0),
+            Some(rustls::ProtocolVersion::TLSv1_2) => Some(1),
+            _ => None,
+        };
+        if let Some(at) = version {
+            self.tls_versions[at].fetch_add(1, Ordering::Relaxed);
+        }
+        let suite = tls.negotiated_cipher_suite().map(|s| s.suite());
+        if let Some(at) = TLS_SUITES.iter().position(|(s, _)| Some(*s) == suite) {
+            self.tls_suites[at].fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -96,7 +96,8 @@ impl ResolvesServerCert for Certificates {
 
 impl Tls {
     /// Loads every certificate `cfg` names and builds the server settings: TLS 1.2 and 1.3,
-    /// ALPN `h2` then `http/1.1`, resumption by tickets and by session IDs.
+    /// ALPN `h2` then `http/1.1`, resumption by tickets and by session IDs, the server's
+    /// cipher order.
     pub fn load(cfg: &TlsConfig) -> Result<Tls, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let set = load_set(cfg, &provider)?;
@@ -111,6 +112,8 @@ impl Tls {
             .with_cert_resolver(certificates.clone());
         // HTTP/2 first (h2/), then HTTP/1.1 (RFC 7301: the client's order decides among them).
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // The server's order of cipher suites (strongest first) decides, not the client's.
+        server.ignore_client_order = true;
         server.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
         server.ticketer =
             rustls::crypto::ring::Ticketer::new().map_err(|e| format!("tls tickets: {e}"))?;
@@ -132,6 +135,23 @@ impl Tls {
     /// Where `[tls.acme]` publishes the certificates it obtains; handshakes read them.
     pub fn obtained(&self) -> Arc<Obtained> {
         self.certificates.obtained.clone()
+    }
+}
+
+/// Which `meters::TLS_FAILURES` reason a refused handshake counts under.
+pub fn failure_reason(error: &rustls::Error) -> &'static str {
+    use rustls::{Error, InvalidMessage};
+    match error {
+        Error::InvalidMessage(InvalidMessage::InvalidContentType)
+        | Error::InvalidMessage(InvalidMessage::UnknownProtocolVersion) => "not_tls",
+        Error::InvalidMessage(_)
+        | Error::InappropriateMessage { .. }
+        | Error::InappropriateHandshakeMessage { .. }
+        | Error::DecryptError => "bad_message",
+        Error::PeerIncompatible(_) | Error::NoApplicationProtocol => "incompatible",
+        Error::AlertReceived(_) => "client_alert",
+        Error::PeerMisbehaved(_) => "misbehaved",
+        _ => "other",
     }
 }
 

@@ -184,7 +184,7 @@ fn statistics_off_counts_no_requests_but_keeps_the_gauges() {
 
 /// Parses Prometheus text with `prometheus_client`'s parser; returns, per family, its type
 /// and samples as `[name, labels, value]`.
-fn parse_prometheus(text: &str) -> Value {
+pub(crate) fn parse_prometheus(text: &str) -> Value {
     const PARSE: &str = "import json, sys\n\
         from prometheus_client.parser import text_string_to_metric_families\n\
         families = {f.name: {'type': f.type, 'samples': [[s.name, s.labels, s.value] for s in f.samples]}\n\
@@ -213,7 +213,7 @@ fn parse_prometheus(text: &str) -> Value {
 }
 
 /// The value of the sample named `name` whose labels include every pair in `labels`.
-fn sample(families: &Value, family: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn sample(families: &Value, family: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     let samples = families[family]["samples"]
         .as_array()
         .unwrap_or_else(|| panic!("no family {family}"));

@@ -354,6 +354,40 @@ fn openssl_resumes_sessions_by_ticket_and_by_session_id() {
     // TLS 1.1 and older are refused.
     let text = s_client(&pki, tls, &["-tls1_1"], CLOSE_REQUEST);
     assert!(!text.contains("plain text fixture"), "{text}");
+    // /metrics tells the same, in Prometheus's text format.
+    let stats = server.stats();
+    let families = crate::stats::parse_prometheus(&server.get("/metrics").text());
+    let metric = |family: &str, name: &str, labels: &[(&str, &str)]| {
+        crate::stats::sample(&families, family, name, labels) as u64
+    };
+    assert_eq!(
+        metric(
+            "occwserv_tls_handshakes",
+            "occwserv_tls_handshakes_total",
+            &[]
+        ),
+        stats["tls"]["handshakes"].as_u64().unwrap()
+    );
+    assert_eq!(
+        metric("occwserv_tls_resumed", "occwserv_tls_resumed_total", &[]),
+        stats["tls"]["resumed"].as_u64().unwrap()
+    );
+    assert!(
+        metric(
+            "occwserv_tls_version_handshakes",
+            "occwserv_tls_version_handshakes_total",
+            &[("version", "tls1_2")]
+        ) >= 4
+    );
+    assert!(
+        metric(
+            "occwserv_tls_failed",
+            "occwserv_tls_failed_total",
+            &[("reason", "incompatible")]
+        ) >= 1,
+        "{}",
+        stats["tls"]
+    );
 }
 
 /// Reads until the server closes (or says something and closes); fails after 20 s.
@@ -413,16 +447,21 @@ fn garbage_and_truncated_client_hellos_get_an_alert_or_a_close() {
     assert!(server.wait_for_log("tls: "), "{}", server.error_log());
     let failed = server.stats()["tls"]["failed"].as_u64().unwrap();
     assert!(failed >= 3, "{failed} handshakes counted as failed");
+    // By reason: plain HTTP is not TLS at all; the silent and the cut-short clients ran out
+    // of time.
+    let failures = &server.stats()["tls"]["failures"];
+    assert!(failures["not_tls"].as_u64().unwrap() >= 1, "{failures}");
+    assert!(failures["timeout"].as_u64().unwrap() >= 2, "{failures}");
     // And the server is unharmed.
     let out = curl(&pki, &[&url(tls, "/plain.txt")]);
     assert_eq!(out.stdout, b"plain text fixture\n");
 }
 
 #[test]
-fn two_hundred_clients_stalled_mid_handshake_hold_nobody_up() {
+fn a_thousand_clients_stalled_mid_handshake_hold_nobody_up() {
     let pki = pki_with_localhost();
-    let (_server, tls) = start(&pki, "", "");
-    let stalled: Vec<TcpStream> = (0..200)
+    let (server, tls) = start(&pki, "", "");
+    let stalled: Vec<TcpStream> = (0..1000)
         .map(|_| {
             let mut s = TcpStream::connect(tls).unwrap();
             s.write_all(&[0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00])
@@ -430,6 +469,16 @@ fn two_hundred_clients_stalled_mid_handshake_hold_nobody_up() {
             s
         })
         .collect();
+    // Every one of them is open in the server, mid-handshake.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.stats()["connections"]["active"].as_u64().unwrap() < 1000 {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            server.stats()["connections"]
+        );
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
     let started = Instant::now();
     for _ in 0..5 {
         let out = curl(&pki, &[&url(tls, "/plain.txt")]);
@@ -440,6 +489,8 @@ fn two_hundred_clients_stalled_mid_handshake_hold_nobody_up() {
         "{:?} for five requests",
         started.elapsed()
     );
+    // And they were still held while those were served.
+    assert!(server.stats()["connections"]["active"].as_u64().unwrap() >= 1000);
     drop(stalled);
 }
 
@@ -485,18 +536,6 @@ fn cgi_over_tls_sees_https_on() {
     assert!(text.contains("REQUEST_SCHEME=https"), "{text}");
     let plain = server.get("/cgi-bin/env.sh").text();
     assert!(!plain.contains("HTTPS="), "{plain}");
-    // Plug-ins are handed the raw socket: refused over TLS for now.
-    let out = curl(
-        &pki,
-        &[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            &url(tls, "/ogi/hello"),
-        ],
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "501");
 }
 
 #[test]
@@ -626,4 +665,652 @@ fn a_file_too_large_for_the_cache_streams_compressed_over_tls() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.stdout == text.as_bytes(), "{} bytes", out.stdout.len());
+}
+
+/// A server like `start`'s, with the plug-ins `stems` (see plugins.rs) attached.
+fn start_with_plugins(pki: &Pki, plugins: &Path, extra: &str) -> (Server, SocketAddr) {
+    let server = Server::start(ServerOpts {
+        plugins: Some(plugins.to_path_buf()),
+        extra_config: format!(
+            "{extra}\n[tls]\nlisten = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n",
+            pki.path("localhost.pem").to_string_lossy(),
+            pki.path("localhost.key").to_string_lossy(),
+        ),
+        ..ServerOpts::default()
+    });
+    let tls = server.addrs[1];
+    (server, tls)
+}
+
+/// Runs a Python program (`python3 -c`) with `args`; its stdout, or a failure with stderr.
+fn python(program: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `websockets` client over `wss://`, trusting only the test CA: text, a large binary
+/// message and a ping to `/ogi/echo-ws`.
+const WSS_ECHO: &str = r#"
+import ssl, sys
+from websockets.sync.client import connect
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+with connect(sys.argv[2], ssl=ctx, open_timeout=20, close_timeout=20, max_size=None) as ws:
+    ws.send("hello over wss")
+    assert ws.recv(timeout=20) == "hello over wss"
+    big = bytes(range(256)) * 1024
+    ws.send(big)
+    assert ws.recv(timeout=20) == big
+    ws.ping(b"p").wait(timeout=20)
+print("echo ok")
+"#;
+
+#[test]
+fn plugins_over_tls_see_https_and_keep_the_connection() {
+    let pki = pki_with_localhost();
+    let plugins = crate::plugins::plugin_dir(&["hello", "echo_ws"]);
+    let (server, tls) = start_with_plugins(&pki, plugins.path(), "");
+    // One connection: a plug-in's answer, then a file, then a plug-in again.
+    let out = curl(
+        &pki,
+        &[
+            "-v",
+            &url(tls, "/ogi/hello?Tess"),
+            &url(tls, "/plain.txt"),
+            &url(tls, "/ogi/hello?again"),
+        ],
+    );
+    let body = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(body.contains("Hello, Tess!"), "{body}\n{log}");
+    assert!(body.contains("<b id=\"scheme\">https</b>"), "{body}\n{log}");
+    assert!(body.contains("plain text fixture"), "{body}");
+    assert!(body.contains("Hello, again!"), "{body}");
+    assert_eq!(
+        log.matches("Re-using existing connection").count(),
+        2,
+        "{log}"
+    );
+    // A POST body, read by the plug-in through the relay.
+    let out = curl(&pki, &["--data-binary", "Posted", &url(tls, "/ogi/hello")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Hello, Posted!"));
+    // Plain HTTP still says http.
+    assert!(server
+        .get("/ogi/hello")
+        .text()
+        .contains("<b id=\"scheme\">http</b>"));
+    // wss:// to the echo plug-in, with a real websocket client.
+    let got = python(
+        WSS_ECHO,
+        &[
+            pki.path("ca.pem").to_str().unwrap(),
+            &format!("wss://localhost:{}/ogi/echo-ws", tls.port()),
+        ],
+    );
+    assert_eq!(got.trim(), "echo ok");
+    assert!(
+        !server.error_log().contains("panicked"),
+        "{}",
+        server.error_log()
+    );
+}
+
+#[test]
+fn a_vanishing_wss_client_or_plugin_frees_the_relay() {
+    let pki = pki_with_localhost();
+    let plugins = crate::plugins::plugin_dir(&["echo_ws", "crash"]);
+    let (server, tls) = start_with_plugins(&pki, plugins.path(), "[ogi]\nexclude = []\n");
+    // A plug-in that panics mid-request: answered 500 through the session, relay freed.
+    let out = curl(
+        &pki,
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url(tls, "/ogi/crash?panic"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "500");
+    // Clients that open a websocket, send half a frame, and vanish without a close.
+    let vanish = r#"
+import socket, ssl, sys, base64, os, struct
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+port = int(sys.argv[2])
+for i in range(20):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET /ogi/echo-ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    s.sendall(b"\x81\x85")  # a masked text frame's first two bytes, then nothing
+    if i % 2:
+        s.close()  # a FIN, no close_notify
+    else:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # a reset
+print("gone")
+"#;
+    let got = python(
+        vanish,
+        &[
+            pki.path("ca.pem").to_str().unwrap(),
+            &tls.port().to_string(),
+        ],
+    );
+    assert_eq!(got.trim(), "gone");
+    // Every relayed connection ends: nothing is left open but the one asking.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = server.stats();
+        let active = stats["connections"]["active"].as_u64().unwrap();
+        let relays = stats["tls"]["relays"].as_u64().unwrap();
+        if active <= 1 && relays == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{active} connections, {relays} relays still open"
+        );
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    // The server still serves wss.
+    let got = python(
+        WSS_ECHO,
+        &[
+            pki.path("ca.pem").to_str().unwrap(),
+            &format!("wss://localhost:{}/ogi/echo-ws", tls.port()),
+        ],
+    );
+    assert_eq!(got.trim(), "echo ok");
+}
+
+#[test]
+fn the_game_is_played_over_wss() {
+    let pki = pki_with_localhost();
+    let built = crate::support::binary().with_file_name("libgame.so");
+    assert!(
+        built.exists(),
+        "build it with `cargo build -p occwserv-game`"
+    );
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(&built, plugins.path().join("libgame.so")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (server, tls) = start_with_plugins(
+        &pki,
+        plugins.path(),
+        &format!("[game]\nstate_dir = {:?}\n", state.path().to_string_lossy()),
+    );
+    let play = r#"
+import json, ssl, sys
+from websockets.sync.client import connect
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+def frames(ws):
+    while True:
+        yield json.loads(ws.recv(timeout=30))
+with connect(sys.argv[2] + "?name=Tess", ssl=ctx, open_timeout=30) as ws:
+    seen = frames(ws)
+    first = next(seen)
+    assert first.get("token"), first
+    for frame in seen:
+        if (frame.get("text") or "").startswith("The Listening Gate"):
+            break
+    ws.send(json.dumps({"command": "say hello over wss", "id": 1}))
+    said = []
+    for frame in seen:
+        if frame.get("done") == 1:
+            break
+        said.append(frame.get("text") or "")
+    print("\n".join(said))
+"#;
+    let got = python(
+        play,
+        &[
+            pki.path("ca.pem").to_str().unwrap(),
+            &format!("wss://localhost:{}/ogi/game/ws", tls.port()),
+        ],
+    );
+    assert!(
+        got.contains("hello over wss"),
+        "{got}\n{}",
+        server.error_log()
+    );
+}
+
+/// A TLS client in front of kosoku, which speaks only `ws://`: each connection it accepts
+/// is carried over TLS (trusting the test CA) to the server, both ways, and each side's end
+/// passed on. It prints its port.
+const TLS_RELAY: &str = r#"
+import asyncio, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+port = int(sys.argv[2])
+async def pipe(reader, writer):
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    except Exception:
+        pass
+    try:
+        if writer.can_write_eof():
+            writer.write_eof()
+        else:
+            writer.close()
+    except Exception:
+        pass
+async def handle(client_reader, client_writer):
+    try:
+        server_reader, server_writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=ctx, server_hostname="localhost")
+    except Exception:
+        client_writer.close()
+        return
+    await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+    client_writer.close()
+    server_writer.close()
+async def main():
+    relay = await asyncio.start_server(handle, "127.0.0.1", 0)
+    print(relay.sockets[0].getsockname()[1], flush=True)
+    await relay.serve_forever()
+asyncio.run(main())
+"#;
+
+/// The Autobahn cases (compression aside) run by kosoku against `wss://.../ogi/echo-ws`.
+/// kosoku is built without TLS, so it reaches the server through `TLS_RELAY`.
+#[test]
+fn echo_ws_passes_the_autobahn_cases_over_wss() {
+    let found = Command::new("kosoku")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !found.is_ok_and(|s| s.success()) {
+        println!("skipped: kosoku is not installed (pip install kosoku)");
+        return;
+    }
+    let pki = pki_with_localhost();
+    let plugins = crate::plugins::plugin_dir(&["echo_ws"]);
+    let (server, tls) = start_with_plugins(&pki, plugins.path(), "");
+    let mut relay = Command::new("python3")
+        .arg("-c")
+        .arg(TLS_RELAY)
+        .arg(pki.path("ca.pem"))
+        .arg(tls.port().to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(relay.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let port: u16 = port.trim().parse().unwrap();
+    let verdict = crate::plugins::run_kosoku(&format!("ws://127.0.0.1:{port}/ogi/echo-ws"));
+    let _ = relay.kill();
+    let _ = relay.wait();
+    let cases = verdict.unwrap_or_else(|e| panic!("{e}\n{}", server.error_log()));
+    assert!(cases > 250, "{cases} cases ran");
+    let stats = server.stats();
+    assert!(
+        stats["tls"]["handshakes"].as_u64().unwrap() > 250,
+        "{}",
+        stats["tls"]
+    );
+}
+
+/// Headless Chromium (`tests/browser/https.mjs`) with `HOME` set to `home`, whose NSS
+/// database trusts the test CA; what the browser saw on `url`.
+fn chromium(home: &Path, url: &str, args: &[&str]) -> serde_json::Value {
+    let dir = repo().join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `npm install` in tests/browser (.ci/run does)"
+    );
+    let out = Command::new("node")
+        .arg("https.mjs")
+        .arg(url)
+        .args(args)
+        .current_dir(&dir)
+        .env("HOME", home)
+        .output()
+        .expect("node is installed");
+    assert!(
+        out.status.success(),
+        "browser check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn chromium_trusts_the_test_ca_and_loads_https_pages_and_stats() {
+    let pki = pki_with_localhost();
+    let (server, tls) = start(&pki, "", "");
+    // A home whose NSS database trusts the test CA, as `certutil` puts it there for a user.
+    let home = tempfile::tempdir().unwrap();
+    let nssdb = home.path().join(".pki/nssdb");
+    std::fs::create_dir_all(&nssdb).unwrap();
+    let db = format!("sql:{}", nssdb.display());
+    for args in [
+        vec!["-N", "-d", &db, "--empty-password"],
+        vec![
+            "-A",
+            "-d",
+            &db,
+            "-n",
+            "occwserv test CA",
+            "-t",
+            "C,,",
+            "-i",
+            pki.path("ca.pem").to_str().unwrap(),
+        ],
+    ] {
+        let out = Command::new("certutil").args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "certutil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A page with a stylesheet and a script that fetches a file, all over HTTPS.
+    std::fs::write(
+        server.root.join("secure.html"),
+        "<!DOCTYPE html>\n<html><head><title>secure page</title><link rel=\"icon\" href=\"data:,\">\
+         <link rel=\"stylesheet\" href=\"/style.css\"></head><body><p id=\"tls\">waiting</p>\
+         <script>fetch('/plain.txt').then(r => r.text()).then(t => \
+         { document.getElementById('tls').textContent = 'fetched: ' + t; document.title = 'secure page, fetched'; });\
+         </script></body></html>\n",
+    )
+    .unwrap();
+    let page = chromium(home.path(), &url(tls, "/secure.html"), &["--fetched"]);
+    assert_eq!(page["status"], 200, "{page}");
+    assert_eq!(page["title"], "secure page, fetched", "{page}");
+    assert_eq!(page["tls"], "fetched: plain text fixture", "{page}");
+    assert_eq!(page["issuer"], "occwserv test CA", "{page}");
+    assert_eq!(page["subject"], "localhost", "{page}");
+    assert_eq!(page["protocol"], "TLS 1.3", "{page}");
+    assert_eq!(page["errors"], serde_json::json!([]), "{page}");
+    // The status page, over HTTPS: its script refreshes it from /stats.json, and it shows
+    // the TLS figures.
+    let page = chromium(home.path(), &url(tls, "/stats.html"), &["--stats"]);
+    assert_eq!(page["status"], 200, "{page}");
+    assert_eq!(page["errors"], serde_json::json!([]), "{page}");
+    let figures = page["tls"].as_str().unwrap_or_default();
+    for wanted in [
+        "handshakes /s",
+        "resumed",
+        "failed handshakes by reason",
+        "TLS 1.3",
+        "TLS_AES_",
+    ] {
+        assert!(figures.contains(wanted), "{wanted} not in {figures}");
+    }
+    // Without the CA in its database, the same browser refuses the certificate.
+    let stranger = tempfile::tempdir().unwrap();
+    let out = Command::new("node")
+        .arg("https.mjs")
+        .arg(url(tls, "/secure.html"))
+        .current_dir(repo().join("tests/browser"))
+        .env("HOME", stranger.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ERR_CERT_AUTHORITY_INVALID"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = server.stats();
+    assert!(
+        stats["tls"]["versions"]["tls1_3"].as_u64().unwrap() >= 2,
+        "{}",
+        stats["tls"]
+    );
+}
+
+/// Python's `ssl` module as an HTTPS client: verification against the test CA, ALPN, two
+/// requests on one connection, TLS 1.2 resumption by session, and the refusals.
+const PYTHON_SSL: &str = r#"
+import socket, ssl, sys
+ca, port = sys.argv[1], int(sys.argv[2])
+
+def get(s, path, close=False):
+    extra = "Connection: close\r\n" if close else ""
+    s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n%s\r\n" % (path, extra)).encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(body) < length:
+        body += s.recv(65536)
+    return head.split(b"\r\n")[0].decode(), body.decode()
+
+ctx = ssl.create_default_context(cafile=ca)
+ctx.set_alpn_protocols(["http/1.1"])
+with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20), server_hostname="localhost") as s:
+    print("version", s.version())
+    print("alpn", s.selected_alpn_protocol())
+    print("first", *get(s, "/plain.txt"))
+    print("second", *get(s, "/plain.txt"))
+
+ctx12 = ssl.create_default_context(cafile=ca)
+ctx12.maximum_version = ssl.TLSVersion.TLSv1_2
+with ctx12.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20), server_hostname="localhost") as s:
+    get(s, "/plain.txt")
+    session = s.session
+with ctx12.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20), server_hostname="localhost",
+                       session=session) as s:
+    print("tls1.2 resumed", s.session_reused, s.version())
+
+old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+old.load_verify_locations(ca)
+old.set_ciphers("DEFAULT:@SECLEVEL=0")
+old.minimum_version = ssl.TLSVersion.TLSv1
+old.maximum_version = ssl.TLSVersion.TLSv1_1
+try:
+    with old.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20), server_hostname="localhost"):
+        print("tls1.1 accepted")
+except ssl.SSLError as e:
+    print("tls1.1 refused", e.reason)
+
+try:
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20), server_hostname="other.example"):
+        print("other name accepted")
+except ssl.SSLCertVerificationError:
+    print("other name refused")
+"#;
+
+#[test]
+fn python_ssl_client() {
+    let pki = pki_with_localhost();
+    let (_server, tls) = start(&pki, "", "");
+    let got = python(
+        PYTHON_SSL,
+        &[
+            pki.path("ca.pem").to_str().unwrap(),
+            &tls.port().to_string(),
+        ],
+    );
+    for wanted in [
+        "version TLSv1.3\n",
+        "alpn http/1.1\n",
+        "first HTTP/1.1 200 OK plain text fixture\n",
+        "second HTTP/1.1 200 OK plain text fixture\n",
+        "tls1.2 resumed True TLSv1.2\n",
+        "tls1.1 refused",
+        "other name refused\n",
+    ] {
+        assert!(got.contains(wanted), "{wanted:?} not in:\n{got}");
+    }
+}
+
+#[test]
+fn certificates_reload_under_load_with_no_failed_request() {
+    let pki = pki_with_localhost();
+    pki.issue("second", "second.localhost", &["localhost"], "ec");
+    for name in ["localhost", "second"] {
+        for ext in ["pem", "key"] {
+            std::fs::copy(
+                pki.path(&format!("{name}.{ext}")),
+                pki.path(&format!("keep-{name}.{ext}")),
+            )
+            .unwrap();
+        }
+    }
+    let (server, tls) = start(&pki, "", "");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let served = std::sync::atomic::AtomicUsize::new(0);
+    let reloads = 6;
+    let (requests, failures) = std::thread::scope(|scope| {
+        let loaders: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (mut requests, mut failures) = (0, Vec::new());
+                    // Bounded: at most 400 connections of five requests each.
+                    for _ in 0..400 {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        let target = url(tls, "/plain.txt");
+                        let out = curl(&pki, &[&target, &target, &target, &target, &target]);
+                        requests += 5;
+                        served.fetch_add(5, std::sync::atomic::Ordering::Relaxed);
+                        if !out.status.success() || out.stdout != b"plain text fixture\n".repeat(5)
+                        {
+                            failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+                        }
+                    }
+                    (requests, failures)
+                })
+            })
+            .collect();
+        for round in 1..=reloads {
+            // Each reload comes while connections are being made and served.
+            let wanted = served.load(std::sync::atomic::Ordering::Relaxed) + 15;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while served.load(std::sync::atomic::Ordering::Relaxed) < wanted {
+                assert!(Instant::now() < deadline, "the load stopped");
+                std::thread::park_timeout(Duration::from_millis(10));
+            }
+            let name = if round % 2 == 1 {
+                "second"
+            } else {
+                "localhost"
+            };
+            replace(
+                &pki.path(&format!("keep-{name}.pem")),
+                &pki.path("localhost.pem"),
+            );
+            replace(
+                &pki.path(&format!("keep-{name}.key")),
+                &pki.path("localhost.key"),
+            );
+            // `replace` renames: copy the kept files back for the next round.
+            for ext in ["pem", "key"] {
+                std::fs::copy(
+                    pki.path(&format!("localhost.{ext}")),
+                    pki.path(&format!("keep-{name}.{ext}")),
+                )
+                .unwrap();
+            }
+            server.signal(nix::sys::signal::Signal::SIGHUP);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while server
+                .error_log()
+                .matches("certificate(s) reloaded")
+                .count()
+                < round
+            {
+                assert!(Instant::now() < deadline, "{}", server.error_log());
+                std::thread::park_timeout(Duration::from_millis(20));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        loaders.into_iter().map(|l| l.join().unwrap()).fold(
+            (0, Vec::new()),
+            |(n, mut f), (m, g)| {
+                f.extend(g);
+                (n + m, f)
+            },
+        )
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} failed: {failures:?}",
+        failures.len()
+    );
+    assert!(requests >= 15 * reloads, "{requests} requests");
+    // The last reload (an even round) put the first certificate back.
+    let now = s_client(&pki, tls, &["-servername", "localhost"], CLOSE_REQUEST);
+    assert!(!now.contains("second.localhost"), "{now}");
+    assert!(now.contains("plain text fixture"), "{now}");
+}
+
+#[test]
+fn a_plugin_timed_out_over_tls_is_answered_504_through_the_session() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let pki = pki_with_localhost();
+    let plugins = crate::plugins::plugin_dir(&["finger", "hello"]);
+    let (server, tls) = start_with_plugins(
+        &pki,
+        plugins.path(),
+        "[ogi]\ntimeout_secs = 1\nscan_interval_ms = 50\n",
+    );
+    // A finger server that never answers: the plug-in waits past `timeout_secs`.
+    let release = Arc::new(AtomicBool::new(false));
+    let (port, peer) = crate::plugins::finger_server(None, release.clone());
+    let out = curl(
+        &pki,
+        &[
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            &url(tls, &format!("/ogi/finger?127.0.0.1:{port}")),
+        ],
+    );
+    release.store(true, Ordering::Release);
+    peer.join().unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 504"),
+        "{head}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(server.wait_for_log("timed out after 1 s; answered 504"));
+    // The relay is gone once the plug-in gives the connection back, and HTTPS still serves.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.stats()["tls"]["relays"].as_u64().unwrap() > 0 {
+        assert!(Instant::now() < deadline, "{}", server.stats()["tls"]);
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    let out = curl(&pki, &[&url(tls, "/ogi/hello")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("<b id=\"scheme\">https</b>"));
 }

@@ -64,10 +64,12 @@ impl Plugin for Hello {
             "<!DOCTYPE html>\n<html><head><title>hello</title></head><body>\n\
              <h1>Hello, {}!</h1>\n\
              <p>instance <b id=\"instance\">{}</b> has served <b id=\"served\">{}</b> request(s).</p>\n\
+             <p>over <b id=\"scheme\">{}</b></p>\n\
              </body></html>\n",
             escape(who),
             self.number,
-            self.served
+            self.served,
+            conn.request().scheme
         );
         let _ = conn.respond(
             200,

@@ -262,7 +262,7 @@ impl Generation {
         let answer = match instance {
             Ok(mut instance) => {
                 let deadline = Instant::now() + Duration::from_secs(cfg.ogi.timeout_secs);
-                let watch = Arc::new(Watch::new(job.conn.fd(), Some(deadline)));
+                let watch = Arc::new(Watch::new(job.conn.plugin_fd(), Some(deadline)));
                 // The keeper may be gone at shutdown; the request then simply has no deadline.
                 let _ = out.to_keeper.send(ToPluginKeeper::Watch(watch.clone()));
                 if let Err(fault) = lend(&mut instance, job, watch, &self.home, cfg) {
@@ -354,7 +354,23 @@ pub(super) fn lend(
     home: &Arc<GenerationHome>,
     cfg: &Config,
 ) -> Result<plugin_api::Next, Fault> {
-    let Job { conn, req } = job;
+    let Job { mut conn, req } = job;
+    let home: Arc<dyn Home> = if conn.relay.is_some() {
+        // HTTPS: the session goes to the TLS pump, which relays it to the plug-in's end.
+        match crate::net::tls_pump::start(&mut conn, home.clone()) {
+            Some(pumped) => pumped,
+            None => {
+                watch.mark_returned();
+                conn.relay = None;
+                home.state.in_flight.fetch_sub(1, Ordering::Relaxed);
+                let done = reply::error(conn, Some(&req), 503, cfg, Handler::Plugin);
+                let _ = home.to_recycler.send(done);
+                return Ok(plugin_api::Next::Continue);
+            }
+        }
+    } else {
+        home.clone()
+    };
     let path = decode_path(&req.path);
     let name = instance.library().name();
     let rest = subpath(&path, &name);
@@ -367,7 +383,6 @@ pub(super) fn lend(
         send_timeout: cfg.send_timeout(),
         body_timeout: cfg.body_timeout(),
     };
-    let home: Arc<dyn Home> = home.clone();
     let lent = Box::new(Lent {
         conn,
         req,

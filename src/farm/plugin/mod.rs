@@ -3,6 +3,7 @@
 //! (`ogi-NAME#GEN`) per persistent plug-in generation, started on its first request, or by
 //! the keeper as soon as it is attached when the plug-in declares `start: attached`.
 //! In: ToPlugin. Out: ToRecycler (every connection, when the plug-in gives it back),
+//! ToTlsPump (HTTPS connections, relayed while lent, then given back through it),
 //! ToPluginKeeper (deadlines), ToLog. Stops: inbox disconnected.
 //!
 //! The paper's worker slots: a non-persistent plug-in runs a fresh instance on the worker's own
@@ -27,6 +28,7 @@ pub use generation::{Generation, GenerationState, NameCounters};
 use crate::conn::Conn;
 use crate::farm::reply;
 use crate::http::Request;
+use crate::net::tls_pump::{self, TlsPumpSender};
 use crate::par::Inbox;
 use crate::protocol::{Handler, ToLog, ToPlugin, ToPluginKeeper, ToRecycler};
 use crate::support::config::Live;
@@ -40,6 +42,8 @@ pub struct PluginOut {
     pub live: Live,
     /// The attached plug-ins, published by the keeper.
     pub routes: Arc<Routes>,
+    /// Relays HTTPS connections lent to plug-ins.
+    pub to_tls_pump: TlsPumpSender,
 }
 
 pub fn run(inbox: Inbox<ToPlugin>, out: PluginOut) {
@@ -54,13 +58,25 @@ pub fn run(inbox: Inbox<ToPlugin>, out: PluginOut) {
 
 /// Routes one request. `Some` is an answer already written; `None` means the connection was
 /// lent to a plug-in, which gives it back to the recycler itself.
-fn call(conn: Conn, req: Request, name: &str, out: &PluginOut) -> Option<ToRecycler> {
+fn call(mut conn: Conn, req: Request, name: &str, out: &PluginOut) -> Option<ToRecycler> {
     let route = out.routes.get(name);
     let cfg = out.live.load();
     match route {
         None => Some(reply::error(conn, Some(&req), 404, &cfg, Handler::Plugin)),
         Some(Route::Refused(_)) => Some(reply::error(conn, Some(&req), 503, &cfg, Handler::Plugin)),
-        Some(Route::Ready(generation)) => generation.dispatch(conn, req, &cfg, out),
+        Some(Route::Ready(generation)) => {
+            // Over HTTPS the plug-in is lent one end of a socketpair the TLS pump relays.
+            if conn.tls.is_some() {
+                if let Err(e) = tls_pump::prepare(&mut conn, &out.to_tls_pump) {
+                    let _ = out.to_log.try_send(ToLog::Error(format!(
+                        "plugin {name}: conn {}: no socketpair for the TLS relay: {e}",
+                        conn.id
+                    )));
+                    return Some(reply::error(conn, Some(&req), 503, &cfg, Handler::Plugin));
+                }
+            }
+            generation.dispatch(conn, req, &cfg, out)
+        }
     }
 }
 

@@ -45,7 +45,7 @@ impl Owner {
                     }
                 },
             };
-            let watch = Arc::new(Watch::new(job.conn.fd(), None));
+            let watch = Arc::new(Watch::new(job.conn.plugin_fd(), None));
             self.home.state.holding.store(true, Ordering::Relaxed);
             match lend(&mut instance, job, watch, &self.home, &cfg) {
                 Ok(plugin_api::Next::Continue) => self.instance = Some(instance),

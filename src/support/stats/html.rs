@@ -65,6 +65,7 @@ pub fn render(s: &Snapshot) -> String {
     h.push_str("</section>\n<div class=\"grid\">\n");
     connections(&mut h, s);
     http2(&mut h, s);
+    tls(&mut h, s);
     requests(&mut h, s);
     queues(&mut h, s);
     workers(&mut h, s);
@@ -281,6 +282,55 @@ fn queues(h: &mut String, s: &Snapshot) {
             h,
             "<tr><td>{process}</td><td>{}</td></tr>",
             int(&format!("queues.{process}"), n)
+        );
+    }
+    h.push_str("</table></section>\n");
+}
+
+/// The HTTPS listener: handshakes and their rate, resumption, failures by reason, and the
+/// versions and cipher suites handshakes settled on. Left out without a TLS listener.
+fn tls(h: &mut String, s: &Snapshot) {
+    let t = &s.tls;
+    if !t.enabled {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<section id=\"tls\"><h2>HTTPS (TLS)</h2>\n<table>\
+         <tr><th>handshakes</th><td>{}</td></tr><tr><th>handshakes /s</th><td>{}</td></tr>\
+         <tr><th>resumed (ticket or session ID)</th><td>{} ({})</td></tr>\
+         <tr><th>failed</th><td>{}</td></tr><tr><th>relayed to plug-ins now</th><td>{}</td></tr></table>",
+        int("tls.handshakes", t.handshakes),
+        live("tls.handshakes_per_second", "rate", &rate(t.handshakes_per_second)),
+        int("tls.resumed", t.resumed),
+        live("tls.resumption_ratio", "percent", &percent(t.resumption_ratio)),
+        int("tls.failed", t.failed),
+        int("tls.relays", t.relays),
+    );
+    h.push_str("<table><tr><th>failed handshakes by reason</th><th>count</th></tr>\n");
+    for (reason, n) in &t.failures.0 {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            reason.replace('_', " "),
+            int(&format!("tls.failures.{reason}"), n)
+        );
+    }
+    h.push_str("</table>\n<table><tr><th>version</th><th>handshakes</th></tr>\n");
+    for (version, n) in &t.versions.0 {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            version.replace("tls1_", "TLS 1."),
+            int(&format!("tls.versions.{version}"), n)
+        );
+    }
+    h.push_str("</table>\n<table><tr><th>cipher suite</th><th>handshakes</th></tr>\n");
+    for (suite, n) in &t.ciphers.0 {
+        let _ = writeln!(
+            h,
+            "<tr><td>{suite}</td><td>{}</td></tr>",
+            int(&format!("tls.ciphers.{suite}"), n)
         );
     }
     h.push_str("</table></section>\n");

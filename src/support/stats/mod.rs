@@ -176,6 +176,7 @@ impl Process {
             .collect();
         let mut counters = self.tally.counters(accepted, jobs);
         counters.h2_streams = snapshot::h2_streams_total(&out.meters);
+        counters.handshakes = out.meters.tls_handshakes.load(Ordering::Relaxed);
         self.tally.sample(Instant::now(), counters);
     }
 }

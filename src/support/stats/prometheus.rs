@@ -401,7 +401,70 @@ pub fn render(s: &Snapshot) -> String {
             );
         }
     }
+    tls(&mut p, s);
     p
+}
+
+/// The HTTPS listener's handshakes, when there is one.
+fn tls(p: &mut String, s: &Snapshot) {
+    let t = &s.tls;
+    if !t.enabled {
+        return;
+    }
+    single(
+        p,
+        "tls_handshakes_total",
+        "counter",
+        "TLS handshakes completed.",
+        t.handshakes,
+    );
+    single(
+        p,
+        "tls_resumed_total",
+        "counter",
+        "TLS handshakes completed by resuming a session (ticket or session ID).",
+        t.resumed,
+    );
+    single(
+        p,
+        "tls_relays",
+        "gauge",
+        "HTTPS connections lent to plug-ins that tls.pump relays now.",
+        t.relays,
+    );
+    family(
+        p,
+        "tls_failed_total",
+        "counter",
+        "TLS handshakes that failed, by reason.",
+    );
+    for (reason, n) in &t.failures.0 {
+        let _ = writeln!(p, "occwserv_tls_failed_total{{reason=\"{reason}\"}} {n}");
+    }
+    family(
+        p,
+        "tls_version_handshakes_total",
+        "counter",
+        "TLS handshakes completed, by protocol version.",
+    );
+    for (version, n) in &t.versions.0 {
+        let _ = writeln!(
+            p,
+            "occwserv_tls_version_handshakes_total{{version=\"{version}\"}} {n}"
+        );
+    }
+    family(
+        p,
+        "tls_cipher_handshakes_total",
+        "counter",
+        "TLS handshakes completed, by cipher suite.",
+    );
+    for (cipher, n) in &t.ciphers.0 {
+        let _ = writeln!(
+            p,
+            "occwserv_tls_cipher_handshakes_total{{cipher=\"{cipher}\"}} {n}"
+        );
+    }
 }
 
 #[cfg(test)]

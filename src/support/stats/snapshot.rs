@@ -92,12 +92,62 @@ pub fn h2_streams_total(m: &crate::support::meters::Meters) -> u64 {
 /// HTTPS handshakes since start.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TlsCounts {
+    /// An HTTPS listener is configured.
+    pub enabled: bool,
     /// Completed (counted at the connection's first request).
     pub handshakes: u64,
     /// Of those, resumed by a ticket or a session ID.
     pub resumed: u64,
     /// Refused (a bad ClientHello) or abandoned past `header_timeout_secs`.
     pub failed: u64,
+    /// Connections lent to plug-ins (websockets too) that tls.pump relays now.
+    pub relays: usize,
+    /// Handshakes completed per second, recently.
+    pub handshakes_per_second: f64,
+    /// Resumed over completed handshakes, 0 to 1.
+    pub resumption_ratio: f64,
+    /// Failed handshakes by reason (`meters::TLS_FAILURES`).
+    pub failures: Named<u64>,
+    /// Completed handshakes by version (`tls1_3`, `tls1_2`).
+    pub versions: Named<u64>,
+    /// Completed handshakes by cipher suite (IANA names).
+    pub ciphers: Named<u64>,
+}
+
+fn tls_counts(
+    m: &crate::support::meters::Meters,
+    handshakes_per_second: f64,
+    enabled: bool,
+) -> TlsCounts {
+    use crate::support::meters::{TLS_FAILURES, TLS_SUITES, TLS_VERSIONS};
+    let handshakes = m.tls_handshakes.load(Ordering::Relaxed);
+    let resumed = m.tls_resumed.load(Ordering::Relaxed);
+    let load = |counters: &[std::sync::atomic::AtomicU64], names: &[&'static str]| {
+        Named(
+            names
+                .iter()
+                .zip(counters)
+                .map(|(name, n)| (*name, n.load(Ordering::Relaxed)))
+                .collect(),
+        )
+    };
+    let suites: Vec<&'static str> = TLS_SUITES.iter().map(|(_, name)| *name).collect();
+    TlsCounts {
+        enabled,
+        handshakes,
+        resumed,
+        failed: m.tls_failed.load(Ordering::Relaxed),
+        relays: m.tls_relays.load(Ordering::Relaxed),
+        handshakes_per_second,
+        resumption_ratio: if handshakes == 0 {
+            0.0
+        } else {
+            (resumed as f64 / handshakes as f64 * 1000.0).round() / 1000.0
+        },
+        failures: load(&m.tls_failures, &TLS_FAILURES),
+        versions: load(&m.tls_versions, &TLS_VERSIONS),
+        ciphers: load(&m.tls_suites, &suites),
+    }
 }
 
 /// One site's counts.
@@ -248,6 +298,7 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
         .collect();
     let mut current = tally.counters(accepted, farm_jobs);
     current.h2_streams = h2_streams_total(m);
+    current.handshakes = m.tls_handshakes.load(Ordering::Relaxed);
     let rates = tally.rates(now, &current);
 
     let queues = Named(out.queues.iter().map(|p| (p.name, (p.length)())).collect());
@@ -417,11 +468,7 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
                 requests_h2: streams_total,
             }
         },
-        tls: TlsCounts {
-            handshakes: m.tls_handshakes.load(Ordering::Relaxed),
-            resumed: m.tls_resumed.load(Ordering::Relaxed),
-            failed: m.tls_failed.load(Ordering::Relaxed),
-        },
+        tls: tls_counts(m, rates.handshakes, out.live.load().tls.enabled()),
         sites: tally
             .by_site
             .iter()

@@ -114,12 +114,15 @@ pub struct Counters {
     pub farm_jobs: Vec<u64>,
     /// HTTP/2 streams dispatched (set by the caller from the replicas' gauges).
     pub h2_streams: u64,
+    /// TLS handshakes completed (from the live gauges).
+    pub handshakes: u64,
 }
 
 /// Rates per second between the oldest kept sample and now.
 #[derive(Debug, Clone, Default)]
 pub struct Rates {
     pub accepted: f64,
+    pub handshakes: f64,
     pub requests: f64,
     pub by_handler: [f64; HANDLERS.len()],
     pub bytes_out: f64,
@@ -226,6 +229,7 @@ impl Tally {
             bytes_out: self.bytes_out,
             farm_jobs,
             h2_streams: 0,
+            handshakes: 0,
         }
     }
 
@@ -270,6 +274,7 @@ impl Tally {
         }
         Rates {
             accepted: rate(current.accepted, old.accepted),
+            handshakes: rate(current.handshakes, old.handshakes),
             requests: rate(current.requests, old.requests),
             by_handler,
             bytes_out: rate(current.bytes_out, old.bytes_out),
