@@ -270,6 +270,33 @@ impl Conn {
         Ok(at)
     }
 
+    /// `write_tls_now` of `head` then `body` as one stream of plaintext: a small answer
+    /// becomes one TLS record (and one write), not a record for the head and one for the body.
+    pub fn write_tls_two_now(&mut self, head: &[u8], body: &[u8]) -> io::Result<usize> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(0);
+        };
+        let total = head.len() + body.len();
+        let mut at = 0;
+        while flush_session(tls, &self.stream)? && at < total {
+            let slices = if at < head.len() {
+                [io::IoSlice::new(&head[at..]), io::IoSlice::new(body)]
+            } else {
+                [
+                    io::IoSlice::new(&body[at - head.len()..]),
+                    io::IoSlice::new(&[]),
+                ]
+            };
+            let n = io::Write::write_vectored(&mut tls.writer(), &slices)?;
+            if n == 0 {
+                break;
+            }
+            at += n;
+            self.bytes_out += n as u64;
+        }
+        Ok(at)
+    }
+
     /// Ends a TLS session politely (close_notify), as far as the socket takes it now. A
     /// handshake never finished (stalled, or refused with an alert) is just closed.
     pub fn close_tls(&mut self) {

@@ -66,11 +66,7 @@ pub fn send_now(conn: &mut Conn, bytes: &[u8], more: bool) -> io::Result<usize> 
 /// slices (the body is never copied behind the head); returns how many bytes went.
 pub fn send_two_now(conn: &mut Conn, head: &[u8], body: &[u8]) -> io::Result<usize> {
     if conn.tls.is_some() {
-        let went = conn.write_tls_now(head)?;
-        if went < head.len() {
-            return Ok(went);
-        }
-        return Ok(went + conn.write_tls_now(body)?);
+        return conn.write_tls_two_now(head, body);
     }
     let total = head.len() + body.len();
     let mut at = 0;
