@@ -235,7 +235,16 @@ mod tests {
             first.contains("retrying in 10 s; no certificate yet"),
             "{first}"
         );
-        assert_eq!(board.status()[0].state, "retrying");
+        // The board is published after the round's log lines: wait for it (bounded).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while board.status()[0].state != "retrying" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                board.status()[0].state
+            );
+            std::thread::park_timeout(Duration::from_millis(10));
+        }
         assert_eq!(board.status()[0].failures, 1);
         // Retry now, not in 10 s (the wait is bounded by recv_timeout above).
         to_acme.send(ToAcme::Retry).unwrap();
