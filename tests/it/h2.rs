@@ -483,3 +483,128 @@ fn many_interleaved_streams_on_one_connection_each_get_their_own_bytes() {
         }
     }
 }
+
+/// `curl` over `proto` (with `args`): the status, the end-to-end headers and the body.
+fn curl_answer(proto: &str, args: &[&str], url: &str) -> (String, Vec<String>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    let head = args.contains(&"-I");
+    let mut all = vec!["-s", proto, "-D", "-", "-o", body.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.push(url);
+    let out = run("curl", &all);
+    let dump = String::from_utf8(out.stdout).unwrap();
+    // With -I the head is written to the output too; a 304 writes no file at all.
+    let bytes = if head {
+        Vec::new()
+    } else {
+        std::fs::read(&body).unwrap_or_default()
+    };
+    let status = dump.split_whitespace().nth(1).unwrap_or("").to_string();
+    (status, end_to_end_headers(&dump), bytes)
+}
+
+/// A page-cache hit over HTTP/2 (h2c and h2 over TLS) is answered from memory, not through
+/// the stream's socket pair: its answers must be the very ones HTTP/1.1 gets from the cache.
+#[test]
+fn cache_hits_over_h2_equal_http1s_200_304_206_coded_and_head() {
+    let pki = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(pki.path());
+    let site = tempfile::tempdir().unwrap();
+    let page: Vec<u8> = (0..8192u32)
+        .map(|i| b"occam process network "[(i % 22) as usize])
+        .collect();
+    std::fs::write(site.path().join("page8k.html"), &page).unwrap();
+    let server = Server::start(ServerOpts {
+        root: Some(site.path().to_path_buf()),
+        extra_config: format!(
+            "[tls]\nlisten = \"127.0.0.1:0\"\ncert = {cert:?}\nkey = {key:?}\n\n\
+             [[site]]\nnames = [\"localhost\"]\nroot = {:?}\ndefault = true\n\n\
+             [[site.headers]]\npath = \"/page*\"\nset = {{ \"X-Site\" = \"cached\" }}\n",
+            site.path()
+        ),
+        ..ServerOpts::default()
+    });
+    let plain = format!("http://{}/page8k.html", server.addr());
+    let port = server.addrs[1].port();
+    let secure = format!("https://localhost:{port}/page8k.html");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let tls_args = ["--cacert", cert.as_str(), "--resolve", resolve.as_str()];
+    let cached_hits = |server: &Server| {
+        server.stats()["requests"]["handlers"]["cache"]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+
+    // Warm the page into the cache, and its gzip variant (made off the request path).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, headers, _) = curl_answer("--http1.1", &["-H", "Accept-Encoding: gzip"], &plain);
+        let before = cached_hits(&server);
+        let _ = curl_answer("--http1.1", &["-H", "Accept-Encoding: identity"], &plain);
+        let hit = cached_hits(&server) > before;
+        if hit && headers.contains(&"content-encoding: gzip".to_string()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never cached with its gzip variant: {headers:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, headers, _) = curl_answer("--http1.1", &["-H", "Accept-Encoding: identity"], &plain);
+    let etag = headers
+        .iter()
+        .find_map(|h| h.strip_prefix("etag: "))
+        .unwrap()
+        .to_string();
+    let if_none_match = format!("If-None-Match: {etag}");
+    let identity = "Accept-Encoding: identity";
+    let cases: [(&str, Vec<&str>); 6] = [
+        ("200", vec!["-H", identity]),
+        ("304", vec!["-H", identity, "-H", &if_none_match]),
+        ("206", vec!["-H", identity, "-H", "Range: bytes=100-5099"]),
+        ("200", vec!["-H", "Accept-Encoding: gzip"]),
+        ("200", vec!["-I", "-H", identity]),
+        ("200", vec!["-I", "-H", "Accept-Encoding: gzip"]),
+    ];
+    for (url, extra) in [(&plain, &[][..]), (&secure, &tls_args[..])] {
+        let mut http1 = Vec::new();
+        for (status, args) in &cases {
+            let mut args = args.clone();
+            args.extend_from_slice(extra);
+            let answer = curl_answer("--http1.1", &args, url);
+            assert_eq!(answer.0, *status, "{args:?}: {answer:?}");
+            assert!(
+                answer.1.contains(&"x-site: cached".to_string()),
+                "{answer:?}"
+            );
+            http1.push(answer);
+        }
+        let before = cached_hits(&server);
+        for ((status, args), want) in cases.iter().zip(&http1) {
+            let mut args = args.clone();
+            args.extend_from_slice(extra);
+            let proto = if extra.is_empty() {
+                "--http2-prior-knowledge"
+            } else {
+                "--http2"
+            };
+            let got = curl_answer(proto, &args, url);
+            assert_eq!(&got.0, status, "{url} {args:?}");
+            assert_eq!(got.1, want.1, "{url} {args:?}: the headers");
+            assert!(got.2 == want.2, "{url} {args:?}: the body");
+        }
+        assert_eq!(http1[0].2, page);
+        assert_eq!(http1[2].2, page[100..5100]);
+        assert!(
+            cached_hits(&server) >= before + cases.len() as u64,
+            "the h2 answers came from the cache"
+        );
+    }
+    let log = server.access_log();
+    assert!(
+        log.contains("\"GET /page8k.html HTTP/2.0\" 206 5000"),
+        "{log}"
+    );
+}
