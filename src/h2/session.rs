@@ -466,6 +466,13 @@ impl Session {
             let read = self.conn.read_now(&mut input, 16 * 1024);
             self.input = input;
             match read {
+                Ok(ReadOutcome::Data(_)) if self.conn.read_dry => {
+                    // A short read emptied the socket: the client's next bytes raise a new
+                    // event (edge-triggered), so no read is spent to find it empty.
+                    self.in_ready = false;
+                    self.process(ctx, spawn);
+                    return;
+                }
                 Ok(ReadOutcome::Data(_)) => {}
                 Ok(ReadOutcome::WouldBlock) => {
                     self.in_ready = false;
