@@ -11,6 +11,7 @@
 //! client then sends the same preface inside TLS). See docs/HTTP2.md.
 
 pub mod frame;
+pub mod hpack;
 pub mod message;
 pub mod session;
 

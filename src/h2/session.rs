@@ -141,6 +141,8 @@ pub struct Session {
     gather_bytes: usize,
     preface_done: bool,
     decoder: loona_hpack::Decoder<'static>,
+    /// The header block being decoded, its Huffman strings decoded (kept for its capacity).
+    plain_block: Vec<u8>,
     encoder: loona_hpack::Encoder<'static>,
     /// A smaller encoder table the client asked for, to announce in the next header block.
     table_update: Option<usize>,
@@ -199,6 +201,7 @@ impl Session {
             gather_bytes: 0,
             preface_done: false,
             decoder: loona_hpack::Decoder::new(),
+            plain_block: Vec::new(),
             encoder: loona_hpack::Encoder::new(),
             table_update: None,
             streams: Vec::new(),
@@ -734,11 +737,16 @@ impl Session {
             return;
         };
         let mut fields = RequestFields::new(MAX_HEADER_LIST);
-        if self
-            .decoder
-            .decode_with_cb(&block.bytes, |n, v| fields.push(n, v))
-            .is_err()
-        {
+        // Huffman strings decoded here first (`hpack.rs` says why); a block that cannot be
+        // rewritten goes as it came, and the decoder finds its fault.
+        let mut plain = std::mem::take(&mut self.plain_block);
+        let bytes = match super::hpack::plain_block(&block.bytes, &mut plain) {
+            Some(()) => &plain[..],
+            None => &block.bytes[..],
+        };
+        let decoded = self.decoder.decode_with_cb(bytes, |n, v| fields.push(n, v));
+        self.plain_block = plain;
+        if decoded.is_err() {
             return self.fail(ErrorCode::CompressionError, b"HPACK decoding failed");
         }
         if block.trailers {
