@@ -98,11 +98,20 @@ fn h2c_prior_knowledge_answers_as_http1_does() {
             assert_eq!(bodies[1], page);
         }
     }
-    let log = server.access_log();
-    assert!(
-        log.contains("\"GET /page8k.html HTTP/2.0\" 200 8192"),
-        "{log}"
-    );
+    assert_access_logged(&server, "\"GET /page8k.html HTTP/2.0\" 200 8192");
+}
+
+/// Waits (bounded) for a line of the access log, which is written in batches.
+fn assert_access_logged(server: &Server, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.access_log().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle} not in {}",
+            server.access_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -602,9 +611,5 @@ fn cache_hits_over_h2_equal_http1s_200_304_206_coded_and_head() {
             "the h2 answers came from the cache"
         );
     }
-    let log = server.access_log();
-    assert!(
-        log.contains("\"GET /page8k.html HTTP/2.0\" 206 5000"),
-        "{log}"
-    );
+    assert_access_logged(&server, "\"GET /page8k.html HTTP/2.0\" 206 5000");
 }
