@@ -1252,6 +1252,9 @@ impl Session {
             return match recv(socket, &mut scratch, RecvFlags::DONTWAIT) {
                 Ok(0) => Step::End,
                 Ok(_) => Step::More,
+                // The record is closed (its end given back, or its answer given in memory):
+                // the handler has finished, and what it wrote has been read.
+                Err(rustix::io::Errno::AGAIN) if stream.theirs.is_some() => Step::End,
                 Err(rustix::io::Errno::AGAIN) => {
                     stream.readable = false;
                     Step::Wait
