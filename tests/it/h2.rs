@@ -613,3 +613,56 @@ fn cache_hits_over_h2_equal_http1s_200_304_206_coded_and_head() {
     }
     assert_access_logged(&server, "\"GET /page8k.html HTTP/2.0\" 206 5000");
 }
+
+/// A stream reset by the client while its cached answer (given in memory, nothing on the
+/// stream's socket pair) waits for window is over at once: it no longer counts as open, and
+/// the connection goes on.
+#[test]
+fn a_cached_answer_reset_while_it_waits_for_window_frees_its_stream() {
+    let server = start("");
+    let page = page8k(&server);
+    let cached_hits = || {
+        server.stats()["requests"]["handlers"]["cache"]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let before = cached_hits();
+        assert_eq!(server.get("/page8k.html").body, page);
+        if cached_hits() > before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never cached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SETTINGS_INITIAL_WINDOW_SIZE 100: the answer stops after 100 bytes.
+    let mut h2 = H2::open(server.addr(), &[(4, 100)]);
+    h2.headers(1, &get_fields("/page8k.html"), true);
+    loop {
+        let frame = h2.read().expect("the answer's first DATA");
+        if frame.kind == DATA && frame.stream == 1 {
+            assert_eq!(frame.payload, page[..100]);
+            break;
+        }
+    }
+    h2.send(RST_STREAM, 0, 1, &8u32.to_be_bytes());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server.stats()["h2"]["streams_open"].as_u64() != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            server.stats()["h2"]
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h2.headers(3, &get_fields("/plain.txt"), true);
+    loop {
+        let frame = h2.read().expect("the next stream's answer");
+        if frame.kind == HEADERS && frame.stream == 3 {
+            let fields = h2.decode(&frame.payload);
+            assert_eq!(field(&fields, ":status"), Some("200"));
+            break;
+        }
+    }
+}
