@@ -75,6 +75,9 @@ pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
     let mut worker = Worker::new();
     // A farm worker may write a coded stream at the client's pace.
     worker.streams = true;
+    // Its records are closed by the recycler, off the replica: an answer left in an h2
+    // stream's record would never reach its session.
+    worker.answers_in_memory = false;
     while let Some(job) = inbox.recv() {
         let cfg = out.live.load();
         let done = match job {
@@ -128,6 +131,9 @@ pub struct Worker {
     /// The cached entry being answered, and the coding of the variant chosen: an HTTP/2
     /// stream's answer then holds its body by reference (`h2::Answer`).
     cached: Option<(Arc<Entry>, Option<Coding>)>,
+    /// May leave an h2 stream's answer in its record (a replica's worker, whose records the
+    /// replica closes and gives back to their session).
+    answers_in_memory: bool,
 }
 
 /// What opening a request path found.
@@ -161,6 +167,7 @@ impl Worker {
             pieces: VecDeque::new(),
             streams: false,
             cached: None,
+            answers_in_memory: true,
         }
     }
 
@@ -370,7 +377,7 @@ impl Worker {
             Some(v) => (&v.rep, &v.body[..]),
             None => (&entry.rep, &entry.body[..]),
         };
-        if conn.via_h2.is_some() {
+        if conn.via_h2.is_some() && self.answers_in_memory {
             let coding = variant.and_then(|v| v.rep.encoding);
             self.cached = Some((entry.clone(), coding));
         }
@@ -786,7 +793,7 @@ impl Worker {
         exchange: Exchange,
         keep_alive: bool,
     ) -> Result<Done, (Conn, Exchange)> {
-        let fresh = conn.bytes_out == 0;
+        let fresh = conn.bytes_out == 0 && self.answers_in_memory;
         let Some(via) = conn
             .via_h2
             .as_deref_mut()
