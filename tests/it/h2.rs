@@ -666,3 +666,32 @@ fn a_cached_answer_reset_while_it_waits_for_window_frees_its_stream() {
         }
     }
 }
+
+/// A CGI program's local redirect to a cached file is answered by the static farm, off the
+/// replica: over h2 its answer still comes through the stream's pair, equal to HTTP/1.1's.
+#[test]
+fn a_cgi_local_redirect_to_a_cached_file_answers_over_h2() {
+    let server = start("");
+    let cached_hits = || {
+        server.stats()["requests"]["handlers"]["cache"]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let before = cached_hits();
+        assert_eq!(server.get("/plain.txt").status, 200);
+        if cached_hits() > before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never cached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("http://{}/cgi-bin/location.sh?file", server.addr());
+    for args in [&["-H", "Accept-Encoding: identity"][..], &["-I"][..]] {
+        let want = curl_answer("--http1.1", args, &url);
+        let got = curl_answer("--http2-prior-knowledge", args, &url);
+        assert_eq!(want.0, "200", "{args:?}: {want:?}");
+        assert_eq!(got, want, "{args:?}");
+    }
+}
