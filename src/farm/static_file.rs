@@ -793,7 +793,9 @@ impl Worker {
         exchange: Exchange,
         keep_alive: bool,
     ) -> Result<Done, (Conn, Exchange)> {
-        let fresh = conn.bytes_out == 0 && self.answers_in_memory;
+        // Only a record its replica will give back whole (`Sessions::give_back`).
+        let fresh =
+            conn.bytes_out == 0 && self.answers_in_memory && !conn.registered && conn.tls.is_none();
         let Some(via) = conn
             .via_h2
             .as_deref_mut()
