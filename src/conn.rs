@@ -297,6 +297,48 @@ impl Conn {
         Ok(at)
     }
 
+    /// Writes `parts` in order into the TLS session, handing its records to the socket only
+    /// when its buffer is full (the caller's `flush_tls` sends the rest), so many small parts
+    /// cost no more writes than one. Returns how many bytes it took.
+    pub fn write_tls_parts_now(&mut self, parts: &[&[u8]]) -> io::Result<usize> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(0);
+        };
+        let mut taken = 0;
+        let mut result = Ok(());
+        'parts: for part in parts {
+            let mut at = 0;
+            let mut flushed = false;
+            while at < part.len() {
+                let n = match io::Write::write(&mut tls.writer(), &part[at..]) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        result = Err(e);
+                        break 'parts;
+                    }
+                };
+                if n > 0 {
+                    at += n;
+                    taken += n;
+                    flushed = false;
+                    continue;
+                }
+                // The session's buffer is full: send its records, then go on if the socket
+                // took them.
+                match flush_session(tls, &self.stream) {
+                    Ok(true) if !flushed => flushed = true,
+                    Ok(_) => break 'parts,
+                    Err(e) => {
+                        result = Err(e);
+                        break 'parts;
+                    }
+                }
+            }
+        }
+        self.bytes_out += taken as u64;
+        result.map(|()| taken)
+    }
+
     /// Ends a TLS session politely (close_notify), as far as the socket takes it now. A
     /// handshake never finished (stalled, or refused with an alert) is just closed.
     pub fn close_tls(&mut self) {

@@ -166,6 +166,72 @@ impl Entry {
     }
 }
 
+/// A part of a cached body (the entry's, or one coded variant's), held by reference: an
+/// HTTP/2 session frames it straight from the cache (`h2/`), without a copy of its own.
+#[derive(Clone)]
+pub struct CachedBody {
+    entry: Arc<Entry>,
+    coding: Option<Coding>,
+    start: usize,
+    len: usize,
+}
+
+impl CachedBody {
+    /// `len` bytes from `start` of the entry's body, or of its variant in `coding`; `None`
+    /// when that variant is not there or the range runs past the body.
+    pub fn new(
+        entry: Arc<Entry>,
+        coding: Option<Coding>,
+        start: usize,
+        len: usize,
+    ) -> Option<CachedBody> {
+        let body = CachedBody {
+            entry,
+            coding,
+            start,
+            len,
+        };
+        let whole = body.whole()?;
+        (start.checked_add(len)? <= whole.len()).then_some(body)
+    }
+
+    fn whole(&self) -> Option<&[u8]> {
+        match self.coding {
+            None => Some(&self.entry.body),
+            Some(coding) => self.entry.variant(coding).map(|v| &v.body[..]),
+        }
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.whole()
+            .and_then(|whole| whole.get(self.start..self.start + self.len))
+            .unwrap_or(&[])
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first `n` bytes (split off for a DATA frame); `self` keeps the rest.
+    pub fn take_front(&mut self, n: usize) -> CachedBody {
+        let n = n.min(self.len);
+        let front = CachedBody {
+            entry: self.entry.clone(),
+            coding: self.coding,
+            start: self.start,
+            len: n,
+        };
+        self.start += n;
+        self.len -= n;
+        front
+    }
+}
+
 /// A coded copy of a cached body.
 #[derive(Debug)]
 pub struct Variant {

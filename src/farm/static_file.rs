@@ -18,7 +18,7 @@ use crossbeam_channel::{SendError, Sender};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::cache::compressor::{open_sibling, sibling_rep};
-use crate::cache::{Entry, HitTally, Representation};
+use crate::cache::{CachedBody, Entry, HitTally, Representation};
 use crate::conn::Conn;
 use crate::farm::{coded_stream, reply};
 use crate::http::body::decode;
@@ -75,6 +75,9 @@ pub fn run(mut inbox: Inbox<ToStatic>, out: StaticOut) {
     let mut worker = Worker::new();
     // A farm worker may write a coded stream at the client's pace.
     worker.streams = true;
+    // Its records are closed by the recycler, off the replica: an answer left in an h2
+    // stream's record would never reach its session.
+    worker.answers_in_memory = false;
     while let Some(job) = inbox.recv() {
         let cfg = out.live.load();
         let done = match job {
@@ -125,6 +128,12 @@ pub struct Worker {
     pieces: VecDeque<Piece>,
     /// May write a coded stream itself (a static farm worker); else it hands it on.
     streams: bool,
+    /// The cached entry being answered, and the coding of the variant chosen: an HTTP/2
+    /// stream's answer then holds its body by reference (`h2::Answer`).
+    cached: Option<(Arc<Entry>, Option<Coding>)>,
+    /// May leave an h2 stream's answer in its record (a replica's worker, whose records the
+    /// replica closes and gives back to their session).
+    answers_in_memory: bool,
 }
 
 /// What opening a request path found.
@@ -157,6 +166,8 @@ impl Worker {
             hits: HitTally::default(),
             pieces: VecDeque::new(),
             streams: false,
+            cached: None,
+            answers_in_memory: true,
         }
     }
 
@@ -340,7 +351,7 @@ impl Worker {
         conn: Conn,
         req: &Request,
         cfg: &Config,
-        entry: &Entry,
+        entry: &Arc<Entry>,
         to_cache_control: &Sender<ToCacheControl>,
     ) -> Done {
         if entry.is_stale() {
@@ -366,13 +377,19 @@ impl Worker {
             Some(v) => (&v.rep, &v.body[..]),
             None => (&entry.rep, &entry.body[..]),
         };
+        if conn.via_h2.is_some() && self.answers_in_memory {
+            let coding = variant.and_then(|v| v.rep.encoding);
+            self.cached = Some((entry.clone(), coding));
+        }
         let saved_bytes = entry.rep.len.saturating_sub(rep.len);
         self.hits
             .count_entry(&entry.key, entry.rep.len, saved_bytes, || {
                 entry.file.clone()
             });
         let source = Source::Bytes(body);
-        self.respond(conn, req, cfg, rep, source, Handler::Cache)
+        let done = self.respond(conn, req, cfg, rep, source, Handler::Cache);
+        self.cached = None;
+        done
     }
 
     /// Whether a file is sent compressed on the fly rather than as it is: it will never be
@@ -690,6 +707,18 @@ impl Worker {
             Exchange::for_request(req, status, body_bytes, handler, conn.request_started);
         match source {
             Source::Bytes(bytes) if body => {
+                if let Some((entry, coding)) = self.cached.take() {
+                    let cached = CachedBody::new(entry, coding, start as usize, count as usize);
+                    if let Some(cached) = cached {
+                        match self.answer_in_memory(conn, Some(cached), exchange, keep_alive) {
+                            Ok(done) => return done,
+                            Err((back, exchange)) => {
+                                let slice = &bytes[start as usize..(start + count) as usize];
+                                return self.write_cached(back, slice, exchange, keep_alive);
+                            }
+                        }
+                    }
+                }
                 // Head and body leave in one sendmsg, the body straight from the cache.
                 let slice = &bytes[start as usize..(start + count) as usize];
                 self.write_cached(conn, slice, exchange, keep_alive)
@@ -706,11 +735,18 @@ impl Worker {
     /// takes them without waiting; a slow reader's rest goes to send.pool.
     fn write(
         &mut self,
-        mut conn: Conn,
+        conn: Conn,
         file: Option<(File, u64, u64)>,
         exchange: Exchange,
         keep_alive: bool,
     ) -> Done {
+        let (mut conn, exchange) = match file {
+            None => match self.answer_in_memory(conn, None, exchange, keep_alive) {
+                Ok(done) => return done,
+                Err(back) => back,
+            },
+            Some(_) => (conn, exchange),
+        };
         let bytes_out_before = conn.bytes_out;
         let head_len = self.head.len() as u64;
         let head_written = send_pool::send_now(&mut conn, &self.head, file.is_some());
@@ -743,6 +779,38 @@ impl Worker {
             head_len,
             bytes_out_before,
         )
+    }
+
+    /// An HTTP/2 stream's record whose answer is all in memory (`self.head`, and a cached
+    /// body by reference): it goes to the session in `Via::answer`, not through the socket
+    /// pair, so it costs no write, no read and no copy in the kernel. Any other connection,
+    /// or a record that has written something already, is handed back.
+    #[allow(clippy::result_large_err)]
+    fn answer_in_memory(
+        &mut self,
+        mut conn: Conn,
+        body: Option<CachedBody>,
+        exchange: Exchange,
+        keep_alive: bool,
+    ) -> Result<Done, (Conn, Exchange)> {
+        // Only a record its replica will give back whole (`Sessions::give_back`).
+        let fresh =
+            conn.bytes_out == 0 && self.answers_in_memory && !conn.registered && conn.tls.is_none();
+        let Some(via) = conn
+            .via_h2
+            .as_deref_mut()
+            .filter(|v| fresh && v.answer.is_none())
+        else {
+            return Err((conn, exchange));
+        };
+        let body_len = body.as_ref().map_or(0, CachedBody::len);
+        via.answer = Some(crate::h2::Answer {
+            head: self.head.clone(),
+            body,
+        });
+        conn.bytes_out += (self.head.len() + body_len) as u64;
+        let head_len = self.head.len() as u64;
+        Ok(self.conclude(conn, Ok(Progress::Done), exchange, keep_alive, head_len, 0))
     }
 
     /// Writes `self.head` and a cached body as far as the socket takes them without waiting;

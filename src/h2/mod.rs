@@ -11,6 +11,7 @@
 //! client then sends the same preface inside TLS). See docs/HTTP2.md.
 
 pub mod frame;
+pub mod hpack;
 pub mod message;
 pub mod session;
 
@@ -26,7 +27,6 @@ pub use session::{Ctx, Pumped, Session};
 pub const H2_TOKEN: u64 = 1 << 62;
 
 /// What a stream record knows of the HTTP/2 connection it came on.
-#[derive(Debug, Clone)]
 pub struct Via {
     pub stream: u32,
     /// The session's index on its replica and the stream's slot in it: where the record's
@@ -35,6 +35,17 @@ pub struct Via {
     pub slot: usize,
     /// The connection's TLS version and cipher, when it came over HTTPS.
     pub tls_names: Option<(&'static str, String)>,
+    /// The answer, when the handler gave it in memory rather than on the socket pair (a
+    /// page-cache hit, a bodiless answer): the session frames it from here.
+    pub answer: Option<Answer>,
+}
+
+/// An answer given in memory to an HTTP/2 stream's record (`Via::answer`): the head as the
+/// handler made it for HTTP/1.1 (the session HPACK-encodes it, as it would have read it from
+/// the pair), and a cached body held by reference, framed straight from the cache.
+pub struct Answer {
+    pub head: Vec<u8>,
+    pub body: Option<crate::cache::CachedBody>,
 }
 
 /// Whether `buf` (a connection's first bytes) is, or may yet become, the HTTP/2 preface:

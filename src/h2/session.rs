@@ -20,6 +20,7 @@ use rustix::net::{recv, RecvFlags};
 use super::frame::{self, ErrorCode, FrameHead};
 use super::message::{self, Dechunk, Framing, Malformed, RequestFields};
 use super::Via;
+use crate::cache::CachedBody;
 use crate::conn::{Conn, ReadOutcome};
 
 /// SETTINGS_MAX_CONCURRENT_STREAMS we announce.
@@ -108,6 +109,12 @@ struct Stream {
     /// The answer ended exactly where its framing said (a length, or no body): nothing more
     /// can be queued on the pair.
     clean_end: bool,
+    /// The answer the handler gave in memory (`Via::answer`), until the session takes it.
+    answer: Option<super::Answer>,
+    /// Taken from memory: nothing went through the pair either way.
+    in_memory: bool,
+    /// What is left of a cached body being framed by reference.
+    cached: Option<CachedBody>,
 }
 
 /// A header block being received (HEADERS, then CONTINUATION until END_HEADERS).
@@ -127,8 +134,15 @@ pub struct Session {
     input: Vec<u8>,
     pub out: Vec<u8>,
     out_at: usize,
+    /// Cached bodies framed by reference, each with the place in `out` it goes before: a
+    /// flush writes `out` and them in order in one `sendmsg` (or into the TLS session),
+    /// their only copy.
+    gather: Vec<(usize, CachedBody)>,
+    gather_bytes: usize,
     preface_done: bool,
     decoder: loona_hpack::Decoder<'static>,
+    /// The header block being decoded, its Huffman strings decoded (kept for its capacity).
+    plain_block: Vec<u8>,
     encoder: loona_hpack::Encoder<'static>,
     /// A smaller encoder table the client asked for, to announce in the next header block.
     table_update: Option<usize>,
@@ -183,8 +197,11 @@ impl Session {
             input: Vec::new(),
             out: Vec::with_capacity(16 * 1024),
             out_at: 0,
+            gather: Vec::new(),
+            gather_bytes: 0,
             preface_done: false,
             decoder: loona_hpack::Decoder::new(),
+            plain_block: Vec::new(),
             encoder: loona_hpack::Encoder::new(),
             table_update: None,
             streams: Vec::new(),
@@ -352,11 +369,75 @@ impl Session {
     }
 
     fn pending_out(&self) -> usize {
-        self.out.len() - self.out_at + usize::from(self.conn.tls_pending())
+        self.out.len() - self.out_at + self.gather_bytes + usize::from(self.conn.tls_pending())
+    }
+
+    /// The socket took `written` bytes of the segments: what is left is copied into `out`
+    /// (a client reading slower than we write; the common case never comes here).
+    fn keep_unwritten(&mut self, written: usize) {
+        let mut rest = Vec::with_capacity(self.pending_out().saturating_sub(written));
+        let mut skip = written;
+        for part in segments(&self.out, self.out_at, &self.gather) {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            rest.extend_from_slice(&part[skip..]);
+            skip = 0;
+        }
+        self.out = rest;
+        self.out_at = 0;
+        self.gather.clear();
+        self.gather_bytes = 0;
+    }
+
+    /// Writes the segments (`out` with cached bodies between) in one `sendmsg`, or into the
+    /// TLS session; what the socket does not take stays in `out`.
+    fn flush_gathered(&mut self) -> io::Result<()> {
+        /// Slices past which the segments are copied into `out` instead (below IOV_MAX).
+        const MAX_SLICES: usize = 512;
+        let total = self.pending_out() - usize::from(self.conn.tls_pending());
+        let written = if self.gather.len() * 2 + 1 > MAX_SLICES {
+            0
+        } else if self.conn.tls.is_some() {
+            let parts = segments(&self.out, self.out_at, &self.gather);
+            self.conn.write_tls_parts_now(&parts)?
+        } else {
+            let parts = segments(&self.out, self.out_at, &self.gather);
+            let slices: Vec<io::IoSlice> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+            loop {
+                match rustix::net::sendmsg(
+                    &self.conn.stream,
+                    &slices,
+                    &mut rustix::net::SendAncillaryBuffer::default(),
+                    rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
+                ) {
+                    Ok(n) => break n,
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(rustix::io::Errno::AGAIN) => break 0,
+                    Err(e) => return Err(io::Error::from(e)),
+                }
+            }
+        };
+        if self.conn.tls.is_none() {
+            self.conn.bytes_out += written as u64;
+        }
+        if written == total {
+            self.out.clear();
+            self.out_at = 0;
+            self.gather.clear();
+            self.gather_bytes = 0;
+        } else {
+            self.keep_unwritten(written);
+        }
+        Ok(())
     }
 
     /// Writes the output buffer, as far as the socket takes it now.
     fn flush(&mut self) -> io::Result<()> {
+        if !self.gather.is_empty() {
+            self.flush_gathered()?;
+        }
         while self.out_at < self.out.len() {
             let n =
                 crate::net::send_pool::send_now(&mut self.conn, &self.out[self.out_at..], false)?;
@@ -388,6 +469,13 @@ impl Session {
             let read = self.conn.read_now(&mut input, 16 * 1024);
             self.input = input;
             match read {
+                Ok(ReadOutcome::Data(_)) if self.conn.read_dry => {
+                    // A short read emptied the socket: the client's next bytes raise a new
+                    // event (edge-triggered), so no read is spent to find it empty.
+                    self.in_ready = false;
+                    self.process(ctx, spawn);
+                    return;
+                }
                 Ok(ReadOutcome::Data(_)) => {}
                 Ok(ReadOutcome::WouldBlock) => {
                     self.in_ready = false;
@@ -649,11 +737,16 @@ impl Session {
             return;
         };
         let mut fields = RequestFields::new(MAX_HEADER_LIST);
-        if self
-            .decoder
-            .decode_with_cb(&block.bytes, |n, v| fields.push(n, v))
-            .is_err()
-        {
+        // Huffman strings decoded here first (`hpack.rs` says why); a block that cannot be
+        // rewritten goes as it came, and the decoder finds its fault.
+        let mut plain = std::mem::take(&mut self.plain_block);
+        let bytes = match super::hpack::plain_block(&block.bytes, &mut plain) {
+            Some(()) => &plain[..],
+            None => &block.bytes[..],
+        };
+        let decoded = self.decoder.decode_with_cb(bytes, |n, v| fields.push(n, v));
+        self.plain_block = plain;
+        if decoded.is_err() {
             return self.fail(ErrorCode::CompressionError, b"HPACK decoding failed");
         }
         if block.trailers {
@@ -717,6 +810,9 @@ impl Session {
             theirs: None,
             clean_end: false,
             fresh: false,
+            answer: None,
+            in_memory: false,
+            cached: None,
         };
         let dispatch_now = stream.end_received || stream.too_large;
         let slot = match self.free.pop() {
@@ -799,6 +895,7 @@ impl Session {
             session: self.index,
             slot,
             tls_names: self.tls_names.clone(),
+            answer: None,
         }));
         // The record is closed (and counted closed) like any connection.
         ctx.meters
@@ -1061,8 +1158,8 @@ impl Session {
 
     /// The record of the stream in `slot` was closed by the replica: its socket is kept
     /// with the stream (the same connection and stream id, so never another's).
-    pub fn take_back(&mut self, slot: usize, record: Conn) {
-        let Some(via) = record.via_h2.as_deref() else {
+    pub fn take_back(&mut self, slot: usize, mut record: Conn) {
+        let Some(via) = record.via_h2.as_deref_mut() else {
             return;
         };
         let Some(Some(stream)) = self.streams.get_mut(slot) else {
@@ -1071,6 +1168,7 @@ impl Session {
         if stream.id != via.stream || record.id != self.conn.id || stream.theirs.is_some() {
             return;
         }
+        stream.answer = via.answer.take();
         stream.theirs = Some(std::os::fd::OwnedFd::from(record.stream));
     }
 
@@ -1154,6 +1252,9 @@ impl Session {
             return match recv(socket, &mut scratch, RecvFlags::DONTWAIT) {
                 Ok(0) => Step::End,
                 Ok(_) => Step::More,
+                // The record is closed (its end given back, or its answer given in memory):
+                // the handler has finished, and what it wrote has been read.
+                Err(rustix::io::Errno::AGAIN) if stream.theirs.is_some() => Step::End,
                 Err(rustix::io::Errno::AGAIN) => {
                     stream.readable = false;
                     Step::Wait
@@ -1163,6 +1264,15 @@ impl Session {
             };
         }
         match &mut stream.resp {
+            Resp::Head(buf) if stream.answer.is_some() && buf.is_empty() => {
+                // Answered in memory: nothing to read from the pair.
+                if let Some(answer) = stream.answer.take() {
+                    *buf = answer.head;
+                    stream.cached = answer.body;
+                    stream.in_memory = true;
+                }
+                self.parse_head(slot)
+            }
             Resp::Head(buf) => {
                 let at = buf.len();
                 buf.resize(at + 16 * 1024, 0);
@@ -1325,6 +1435,38 @@ impl Session {
             self.last_progress = Instant::now();
             return if end { Step::End } else { Step::More };
         }
+        if let Some(cached) = stream.cached.as_mut() {
+            // A cached body, framed by reference: `flush` writes it from the cache.
+            let mut n = cached.len().min(budget as usize);
+            let mut end = cached.len() == n;
+            if let Framing::Length(_) = framing {
+                n = n.min(usize::try_from(*left).unwrap_or(usize::MAX));
+                *left -= n as u64;
+                end = *left == 0;
+            }
+            stream.clean_end = end;
+            frame::push_head(
+                &mut self.out,
+                n,
+                frame::DATA,
+                if end { frame::FLAG_END_STREAM } else { 0 },
+                id,
+            );
+            self.gather.push((self.out.len(), cached.take_front(n)));
+            self.gather_bytes += n;
+            if cached.is_empty() {
+                stream.cached = None;
+            }
+            stream.send_window -= n as i64;
+            self.send_window -= n as i64;
+            self.last_progress = Instant::now();
+            return if end { Step::End } else { Step::More };
+        }
+        if stream.in_memory {
+            // An answer from memory shorter than its length said (never made so).
+            frame::push_rst(&mut self.out, id, ErrorCode::InternalError);
+            return Step::End;
+        }
         let Some(socket) = stream.socket.as_ref() else {
             return Step::End;
         };
@@ -1419,6 +1561,24 @@ impl Session {
     }
 }
 
+/// What a session has to write, in order: pieces of `out` (from `at`) between the cached
+/// bodies framed by reference.
+fn segments<'a>(out: &'a [u8], at: usize, gather: &'a [(usize, CachedBody)]) -> Vec<&'a [u8]> {
+    let mut parts = Vec::with_capacity(2 * gather.len() + 1);
+    let mut at = at;
+    for (place, body) in gather {
+        if *place > at {
+            parts.push(&out[at..*place]);
+            at = *place;
+        }
+        parts.push(body.bytes());
+    }
+    if at < out.len() {
+        parts.push(&out[at..]);
+    }
+    parts
+}
+
 /// Keeps a finished stream's socket pair for the next stream when nothing can be left on it:
 /// the record is closed, the answer ended where its framing said, the session's end is not
 /// in the epoll set, and a look at it finds nothing queued.
@@ -1429,6 +1589,11 @@ fn keep_pair(stream: Stream, spare: &mut Vec<super::Pair>) {
     let (Some(ours), Some(theirs)) = (stream.socket, stream.theirs) else {
         return;
     };
+    if stream.in_memory {
+        // Nothing was written on the pair either way: no need to look.
+        spare.push((ours, theirs));
+        return;
+    }
     let mut probe = [0u8; 1];
     if recv(&ours, &mut probe, RecvFlags::PEEK | RecvFlags::DONTWAIT)
         == Err(rustix::io::Errno::AGAIN)

@@ -98,11 +98,20 @@ fn h2c_prior_knowledge_answers_as_http1_does() {
             assert_eq!(bodies[1], page);
         }
     }
-    let log = server.access_log();
-    assert!(
-        log.contains("\"GET /page8k.html HTTP/2.0\" 200 8192"),
-        "{log}"
-    );
+    assert_access_logged(&server, "\"GET /page8k.html HTTP/2.0\" 200 8192");
+}
+
+/// Waits (bounded) for a line of the access log, which is written in batches.
+fn assert_access_logged(server: &Server, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.access_log().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle} not in {}",
+            server.access_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -481,5 +490,208 @@ fn many_interleaved_streams_on_one_connection_each_get_their_own_bytes() {
                 );
             }
         }
+    }
+}
+
+/// `curl` over `proto` (with `args`): the status, the end-to-end headers and the body.
+fn curl_answer(proto: &str, args: &[&str], url: &str) -> (String, Vec<String>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    let head = args.contains(&"-I");
+    let mut all = vec!["-s", proto, "-D", "-", "-o", body.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.push(url);
+    let out = run("curl", &all);
+    let dump = String::from_utf8(out.stdout).unwrap();
+    // With -I the head is written to the output too; a 304 writes no file at all.
+    let bytes = if head {
+        Vec::new()
+    } else {
+        std::fs::read(&body).unwrap_or_default()
+    };
+    let status = dump.split_whitespace().nth(1).unwrap_or("").to_string();
+    (status, end_to_end_headers(&dump), bytes)
+}
+
+/// A page-cache hit over HTTP/2 (h2c and h2 over TLS) is answered from memory, not through
+/// the stream's socket pair: its answers must be the very ones HTTP/1.1 gets from the cache.
+#[test]
+fn cache_hits_over_h2_equal_http1s_200_304_206_coded_and_head() {
+    let pki = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(pki.path());
+    let site = tempfile::tempdir().unwrap();
+    let page: Vec<u8> = (0..8192u32)
+        .map(|i| b"occam process network "[(i % 22) as usize])
+        .collect();
+    std::fs::write(site.path().join("page8k.html"), &page).unwrap();
+    let server = Server::start(ServerOpts {
+        root: Some(site.path().to_path_buf()),
+        extra_config: format!(
+            "[tls]\nlisten = \"127.0.0.1:0\"\ncert = {cert:?}\nkey = {key:?}\n\n\
+             [[site]]\nnames = [\"localhost\"]\nroot = {:?}\ndefault = true\n\n\
+             [[site.headers]]\npath = \"/page*\"\nset = {{ \"X-Site\" = \"cached\" }}\n",
+            site.path()
+        ),
+        ..ServerOpts::default()
+    });
+    let plain = format!("http://{}/page8k.html", server.addr());
+    let port = server.addrs[1].port();
+    let secure = format!("https://localhost:{port}/page8k.html");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let tls_args = ["--cacert", cert.as_str(), "--resolve", resolve.as_str()];
+    let cached_hits = |server: &Server| {
+        server.stats()["requests"]["handlers"]["cache"]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+
+    // Warm the page into the cache, and its gzip variant (made off the request path).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, headers, _) = curl_answer("--http1.1", &["-H", "Accept-Encoding: gzip"], &plain);
+        let before = cached_hits(&server);
+        let _ = curl_answer("--http1.1", &["-H", "Accept-Encoding: identity"], &plain);
+        let hit = cached_hits(&server) > before;
+        if hit && headers.contains(&"content-encoding: gzip".to_string()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never cached with its gzip variant: {headers:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, headers, _) = curl_answer("--http1.1", &["-H", "Accept-Encoding: identity"], &plain);
+    let etag = headers
+        .iter()
+        .find_map(|h| h.strip_prefix("etag: "))
+        .unwrap()
+        .to_string();
+    let if_none_match = format!("If-None-Match: {etag}");
+    let identity = "Accept-Encoding: identity";
+    let cases: [(&str, Vec<&str>); 6] = [
+        ("200", vec!["-H", identity]),
+        ("304", vec!["-H", identity, "-H", &if_none_match]),
+        ("206", vec!["-H", identity, "-H", "Range: bytes=100-5099"]),
+        ("200", vec!["-H", "Accept-Encoding: gzip"]),
+        ("200", vec!["-I", "-H", identity]),
+        ("200", vec!["-I", "-H", "Accept-Encoding: gzip"]),
+    ];
+    for (url, extra) in [(&plain, &[][..]), (&secure, &tls_args[..])] {
+        let mut http1 = Vec::new();
+        for (status, args) in &cases {
+            let mut args = args.clone();
+            args.extend_from_slice(extra);
+            let answer = curl_answer("--http1.1", &args, url);
+            assert_eq!(answer.0, *status, "{args:?}: {answer:?}");
+            assert!(
+                answer.1.contains(&"x-site: cached".to_string()),
+                "{answer:?}"
+            );
+            http1.push(answer);
+        }
+        let before = cached_hits(&server);
+        for ((status, args), want) in cases.iter().zip(&http1) {
+            let mut args = args.clone();
+            args.extend_from_slice(extra);
+            let proto = if extra.is_empty() {
+                "--http2-prior-knowledge"
+            } else {
+                "--http2"
+            };
+            let got = curl_answer(proto, &args, url);
+            assert_eq!(&got.0, status, "{url} {args:?}");
+            assert_eq!(got.1, want.1, "{url} {args:?}: the headers");
+            assert!(got.2 == want.2, "{url} {args:?}: the body");
+        }
+        assert_eq!(http1[0].2, page);
+        assert_eq!(http1[2].2, page[100..5100]);
+        assert!(
+            cached_hits(&server) >= before + cases.len() as u64,
+            "the h2 answers came from the cache"
+        );
+    }
+    assert_access_logged(&server, "\"GET /page8k.html HTTP/2.0\" 206 5000");
+}
+
+/// A stream reset by the client while its cached answer (given in memory, nothing on the
+/// stream's socket pair) waits for window is over at once: it no longer counts as open, and
+/// the connection goes on.
+#[test]
+fn a_cached_answer_reset_while_it_waits_for_window_frees_its_stream() {
+    let server = start("");
+    let page = page8k(&server);
+    let cached_hits = || {
+        server.stats()["requests"]["handlers"]["cache"]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let before = cached_hits();
+        assert_eq!(server.get("/page8k.html").body, page);
+        if cached_hits() > before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never cached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SETTINGS_INITIAL_WINDOW_SIZE 100: the answer stops after 100 bytes.
+    let mut h2 = H2::open(server.addr(), &[(4, 100)]);
+    h2.headers(1, &get_fields("/page8k.html"), true);
+    loop {
+        let frame = h2.read().expect("the answer's first DATA");
+        if frame.kind == DATA && frame.stream == 1 {
+            assert_eq!(frame.payload, page[..100]);
+            break;
+        }
+    }
+    h2.send(RST_STREAM, 0, 1, &8u32.to_be_bytes());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server.stats()["h2"]["streams_open"].as_u64() != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            server.stats()["h2"]
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h2.headers(3, &get_fields("/plain.txt"), true);
+    loop {
+        let frame = h2.read().expect("the next stream's answer");
+        if frame.kind == HEADERS && frame.stream == 3 {
+            let fields = h2.decode(&frame.payload);
+            assert_eq!(field(&fields, ":status"), Some("200"));
+            break;
+        }
+    }
+}
+
+/// A CGI program's local redirect to a cached file is answered by the static farm, off the
+/// replica: over h2 its answer still comes through the stream's pair, equal to HTTP/1.1's.
+#[test]
+fn a_cgi_local_redirect_to_a_cached_file_answers_over_h2() {
+    let server = start("");
+    let cached_hits = || {
+        server.stats()["requests"]["handlers"]["cache"]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let before = cached_hits();
+        assert_eq!(server.get("/plain.txt").status, 200);
+        if cached_hits() > before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never cached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("http://{}/cgi-bin/location.sh?file", server.addr());
+    for args in [&["-H", "Accept-Encoding: identity"][..], &["-I"][..]] {
+        let want = curl_answer("--http1.1", args, &url);
+        let got = curl_answer("--http2-prior-knowledge", args, &url);
+        assert_eq!(want.0, "200", "{args:?}: {want:?}");
+        assert_eq!(got, want, "{args:?}");
     }
 }
