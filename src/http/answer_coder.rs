@@ -492,6 +492,38 @@ mod tests {
     }
 
     #[test]
+    fn the_plugins_own_vary_is_kept_with_accept_encoding_added() {
+        let mut coder = AnswerCoder::new(settings(Some(Coding::Br), 1));
+        let out = run(&mut coder, &answer("Vary: Cookie\r\n", BODY), 4096);
+        let (head, _) = split(&out);
+        assert!(head.contains("Vary: Cookie, Accept-Encoding\r\n"), "{head}");
+        assert_eq!(head.matches("Vary").count(), 1, "{head}");
+    }
+
+    #[test]
+    fn each_piece_is_flushed_so_a_slow_writer_is_not_held_back() {
+        let mut coder = AnswerCoder::new(settings(Some(Coding::Gzip), 1));
+        let mut out = Vec::new();
+        coder.feed(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &mut out,
+        );
+        coder.feed(b"6\r\nfirst \r\n", &mut out);
+        // Before the plug-in writes more, what it wrote is already decodable.
+        let (_, body) = split(&out);
+        let mut d = Dechunker::default();
+        let mut coded = Vec::new();
+        assert_eq!(d.feed(&body, &mut coded), Ok(false));
+        let mut decoder = flate2::write::GzDecoder::new(Vec::new());
+        decoder.write_all(&coded).unwrap();
+        decoder.flush().unwrap();
+        assert_eq!(decoder.get_ref().as_slice(), b"first ");
+        coder.feed(b"6\r\nsecond\r\n0\r\n\r\n", &mut out);
+        let (_, body) = split(&out);
+        assert_eq!(gunzip(&unchunk(&body)), b"first second");
+    }
+
+    #[test]
     fn a_chunked_answer_is_decoded_and_coded_again() {
         let mut input =
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
