@@ -305,6 +305,8 @@ fn a_websocket_plugin_is_unaffected() {
         got.extend_from_slice(&buf[..n]);
     }
     assert_eq!(&got[..4], b"\x81\x02hi");
+    // Not relayed: the plug-in has the socket itself.
+    assert_eq!(server.stats()["tls"]["relays"], 0);
 }
 
 #[test]
@@ -337,4 +339,49 @@ fn hello_is_coded_over_https_on_a_kept_connection() {
     let half = body.len() / 2;
     assert_eq!(normalized(&body.as_bytes()[..half]), https);
     assert_eq!(normalized(&body.as_bytes()[half..]), https);
+}
+
+#[test]
+fn a_websocket_through_the_coding_relay_passes_untouched() {
+    // echo-ws with the flag set: its connections go through the relay and the coder.
+    let plugins = tempfile::tempdir().unwrap();
+    let bytes = crate::plugins::patched("echo_ws", |d| {
+        d.flags |= plugin_api::abi::FLAG_COMPRESSIBLE;
+    });
+    crate::plugins::install_bytes(&bytes, &plugins.path().join("libecho_ws.so"));
+    let server = Server::start(ServerOpts {
+        plugins: Some(plugins.path().to_path_buf()),
+        ..ServerOpts::default()
+    });
+    use tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/ogi/echo-ws", server.addr())
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Accept-Encoding", "gzip, br".parse().unwrap());
+    let stream = server.connect();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let (mut ws, response) = tungstenite::client(request, stream).unwrap();
+    assert_eq!(response.status(), 101);
+    assert!(response.headers().get("content-encoding").is_none());
+    ws.send(tungstenite::Message::text("hello through the relay"))
+        .unwrap();
+    assert_eq!(
+        ws.read().unwrap(),
+        tungstenite::Message::text("hello through the relay")
+    );
+    // It is relayed (the gauge counts relays open now).
+    assert_eq!(server.stats()["tls"]["relays"], 1);
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    ws.send(tungstenite::Message::binary(big.clone())).unwrap();
+    assert_eq!(ws.read().unwrap(), tungstenite::Message::binary(big));
+    ws.close(None).unwrap();
+    assert!(
+        !server.error_log().contains("panicked"),
+        "{}",
+        server.error_log()
+    );
 }
