@@ -217,7 +217,7 @@ impl Conn {
     /// just now), or on an HTTP/2 stream over TLS.
     pub fn is_https(&self) -> bool {
         self.tls.is_some()
-            || self.relay.is_some()
+            || self.relay.as_ref().is_some_and(|relay| relay.https())
             || self
                 .via_h2
                 .as_ref()

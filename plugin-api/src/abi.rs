@@ -22,7 +22,8 @@ pub const ABI_MAJOR: u32 = 1;
 /// Grows when something is added that older servers may ignore.
 /// 1: `Declaration::flags` (`FLAG_START_WHEN_ATTACHED`).
 /// 2: `Handoff::scheme` (`http` or `https`), appended to the handoff.
-pub const ABI_MINOR: u32 = 2;
+/// 3: `FLAG_COMPRESSIBLE` (a flag only: the layout, and so the fingerprint, is unchanged).
+pub const ABI_MINOR: u32 = 3;
 /// The lowest plug-in minor this server needs.
 pub const HOST_NEEDS_MINOR: u32 = 0;
 /// The ELF section that holds the declaration.
@@ -64,6 +65,12 @@ pub struct Declaration {
 /// (its world, its bots, its own listeners), not with its first request. The server makes
 /// its instance on the instance's own thread right away and does not ask `persist`.
 pub const FLAG_START_WHEN_ATTACHED: u32 = 1;
+
+/// `Declaration::flags` (ABI minor 3): the plug-in's answers may be compressed by the server.
+/// Its response is then written into a socketpair the server relays, and a compressible
+/// answer (status 200, a configured type, no `Content-Encoding` of its own) goes to the
+/// client in the coding it takes best. A plug-in without the flag is never compressed.
+pub const FLAG_COMPRESSIBLE: u32 = 2;
 
 /// Status of an entry-point call.
 pub const CALL_OK: u32 = 0;
@@ -364,6 +371,17 @@ impl Declaration {
         self
     }
 
+    /// The same declaration, for a plug-in whose answers the server may compress.
+    pub const fn compressible(mut self) -> Declaration {
+        self.flags |= FLAG_COMPRESSIBLE;
+        self
+    }
+
+    /// True when the plug-in lets the server compress its answers.
+    pub fn allows_compression(&self) -> bool {
+        self.flags & FLAG_COMPRESSIBLE != 0
+    }
+
     /// True when the plug-in asks to start as soon as it is attached.
     pub fn starts_when_attached(&self) -> bool {
         self.flags & FLAG_START_WHEN_ATTACHED != 0
@@ -621,6 +639,25 @@ mod tests {
         d.layout_fingerprint ^= 1;
         assert!(d.check().is_err());
         assert_ne!(LAYOUT_FINGERPRINT, LAYOUT_FINGERPRINT_MINOR_1);
+    }
+
+    #[test]
+    fn the_compressible_flag_keeps_the_layout_and_round_trips() {
+        let d = Declaration::new("x", "1", true).compressible();
+        assert!(d.allows_compression() && !d.starts_when_attached());
+        assert_eq!(d.layout_fingerprint, LAYOUT_FINGERPRINT);
+        assert_eq!(d.check(), Ok(()));
+        let back = Declaration::from_bytes(&d.to_bytes()).unwrap();
+        assert!(back.allows_compression());
+        // A plug-in of minor 2 (no such flag then) still loads and is not compressed.
+        let mut old = Declaration::new("x", "1", true);
+        old.abi_minor = 2;
+        assert_eq!(old.check(), Ok(()));
+        assert!(!old.allows_compression());
+        let both = Declaration::new("x", "1", true)
+            .started_when_attached()
+            .compressible();
+        assert!(both.allows_compression() && both.starts_when_attached());
     }
 
     #[test]

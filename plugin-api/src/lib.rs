@@ -86,6 +86,8 @@ pub enum Next {
 /// With `start: attached`, the plug-in is persistent and its instance is made as soon as the
 /// server attaches it (a game world with bots and listeners of its own), not on its first
 /// request; `persist` is then not asked.
+/// With `compress: allowed` (after `start: attached` when both are given; ABI minor 3), the
+/// server may compress the plug-in's answers on the fly (`[compression]`, docs/COMPRESSION.md).
 #[macro_export]
 macro_rules! declare_plugin {
     ($plugin:ty, name: $name:expr, version: $version:expr $(,)?) => {
@@ -94,6 +96,16 @@ macro_rules! declare_plugin {
     ($plugin:ty, name: $name:expr, version: $version:expr, start: attached $(,)?) => {
         $crate::declare_plugin!(@with $plugin,
             $crate::abi::Declaration::new($name, $version, cfg!(panic = "unwind")).started_when_attached());
+    };
+    ($plugin:ty, name: $name:expr, version: $version:expr, compress: allowed $(,)?) => {
+        $crate::declare_plugin!(@with $plugin,
+            $crate::abi::Declaration::new($name, $version, cfg!(panic = "unwind")).compressible());
+    };
+    ($plugin:ty, name: $name:expr, version: $version:expr, start: attached, compress: allowed $(,)?) => {
+        $crate::declare_plugin!(@with $plugin,
+            $crate::abi::Declaration::new($name, $version, cfg!(panic = "unwind"))
+                .started_when_attached()
+                .compressible());
     };
     (@with $plugin:ty, $declaration:expr) => {
         #[unsafe(no_mangle)]

@@ -1,5 +1,6 @@
 //! Pure HTTP code: parsing, framing, paths, ranges, response heads. No threads, no channels.
 
+pub mod answer_coder;
 pub mod body;
 pub mod cgi;
 pub mod encoding;

@@ -1,19 +1,22 @@
-//! tls.pump: relays HTTPS connections lent to plug-ins between the plug-in's end of a
-//! socketpair and the connection's TLS session, both ways, so a plug-in (and a `wss://`
-//! websocket) reads and writes plaintext on a descriptor as it does over plain HTTP.
+//! tls.pump: relays connections lent to plug-ins between the plug-in's end of a socketpair
+//! and the client: through the connection's TLS session (HTTPS), so a plug-in (and a `wss://`
+//! websocket) reads and writes plaintext on a descriptor as it does over plain HTTP; or
+//! straight to the socket (plain HTTP) when the plug-in's answer is to be compressed. Either
+//! way, a plug-in that allows compression has what it writes passed through an
+//! `AnswerCoder` (`http/answer_coder.rs`) on its way to the client.
 //! Instances: 1. In: ToTlsPump (via `TlsPumpSender`, which wakes it). Out: the plug-in's
 //! `Home` (the connection goes on to the recycler from there). Stops: inbox disconnected;
 //! every relay is then shut down, so plug-ins see their connections end.
 //!
-//! ogi.farm makes the socketpair before it lends an HTTPS connection (`prepare`) and hands
-//! the session, a duplicate of the socket and the pump's end here (`start`). The pump waits on
+//! ogi.farm makes the socketpair before it lends such a connection (`prepare`) and hands
+//! the session (if any), a duplicate of the socket and the pump's end here (`start`). The pump waits on
 //! every relayed socket and socketpair in one epoll set and moves bytes only when one side
 //! can take them, through buffers of at most `BUFFER` bytes a direction (the session's own
 //! outgoing buffer is bounded by rustls), so no thread waits on any one connection.
 //!
 //! Closing: the client's close_notify or EOF shuts the socketpair's write side (the plug-in
 //! reads EOF); a plug-in that shuts its side, or is timed out by the keeper, gets a
-//! close_notify sent to the client; a broken socket shuts the socketpair both ways (the
+//! close_notify sent to the client (plain: the socket's write side shut); a broken socket shuts the socketpair both ways (the
 //! plug-in's writes fail). When the plug-in gives the connection back, the pump sends what
 //! it had written, collects what the plug-in left unread (a pipelined request), puts the
 //! session back in the `Conn` and hands it to the plug-in's home; its state is then gone.
@@ -32,6 +35,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use rustix::net::{recv, send, RecvFlags, SendFlags};
 
 use crate::conn::{flush_session, Conn, ConnId, Socket};
+use crate::http::answer_coder::AnswerCoder;
 use crate::net::wake::{self, WakingInbox, WakingSender};
 use crate::plugin_host::{Home, Lent, Returned};
 use crate::protocol::{ToLog, ToTlsPump};
@@ -52,8 +56,12 @@ const BUFFER: usize = 64 * 1024;
 /// How often the deadlines of given-back connections are checked.
 const TICK: Duration = Duration::from_millis(200);
 
-/// The socketpair of an HTTPS connection lent to a plug-in, carried in its `Conn`.
+/// The socketpair of a relayed connection lent to a plug-in, carried in its `Conn`.
 pub struct Relay {
+    /// The connection is HTTPS (its session goes to the pump).
+    https: bool,
+    /// Codes the plug-in's answer, until the pump takes it.
+    coder: Option<AnswerCoder>,
     /// The plug-in's end: the descriptor in its handoff.
     plugin: UnixStream,
     /// The pump's end, until the pump takes it.
@@ -65,15 +73,26 @@ impl Relay {
     pub fn plugin_fd(&self) -> RawFd {
         self.plugin.as_raw_fd()
     }
+
+    pub fn https(&self) -> bool {
+        self.https
+    }
 }
 
-/// Makes the socketpair for an HTTPS connection about to be lent to a plug-in. The session
-/// stays in the `Conn` (any answer written before the lending still goes through it).
-pub fn prepare(conn: &mut Conn, to_pump: &TlsPumpSender) -> io::Result<()> {
+/// Makes the socketpair for a connection about to be lent to a plug-in: an HTTPS one, or
+/// one whose answer `coder` codes. The session stays in the `Conn` (any answer written
+/// before the lending still goes through it).
+pub fn prepare(
+    conn: &mut Conn,
+    to_pump: &TlsPumpSender,
+    coder: Option<AnswerCoder>,
+) -> io::Result<()> {
     let (plugin, pump) = UnixStream::pair()?;
     plugin.set_nonblocking(true)?;
     pump.set_nonblocking(true)?;
     conn.relay = Some(Relay {
+        https: conn.tls.is_some(),
+        coder,
         plugin,
         pump: Some(pump),
         to_pump: to_pump.clone(),
@@ -86,13 +105,14 @@ pub fn prepare(conn: &mut Conn, to_pump: &TlsPumpSender) -> io::Result<()> {
 /// it was, session and all.
 pub fn start(conn: &mut Conn, home: Arc<dyn Home>) -> Option<Arc<dyn Home>> {
     let relay = conn.relay.as_mut()?;
-    if relay.pump.is_none() || conn.tls.is_none() {
+    if relay.pump.is_none() || relay.https != conn.tls.is_some() {
         return None;
     }
     let tcp = conn.stream.try_clone().ok()?;
-    let (pump, session) = (relay.pump.take()?, conn.tls.take()?);
+    let (pump, session) = (relay.pump.take()?, conn.tls.take());
     let to_pump = relay.to_pump.clone();
-    let pumped = Pumped::new(conn.id, tcp, session, pump);
+    let coder = relay.coder.take();
+    let pumped = Pumped::new(conn.id, tcp, session, pump, coder);
     match to_pump.send(ToTlsPump::Relay(Box::new(pumped))) {
         Ok(()) => Some(Arc::new(PumpHome {
             inner: home,
@@ -100,7 +120,7 @@ pub fn start(conn: &mut Conn, home: Arc<dyn Home>) -> Option<Arc<dyn Home>> {
         })),
         Err(SendError(msg)) => {
             if let ToTlsPump::Relay(pumped) = msg {
-                conn.tls = Some(pumped.session);
+                conn.tls = pumped.session;
             }
             None
         }
@@ -133,12 +153,16 @@ impl Home for PumpHome {
 pub struct Pumped {
     id: ConnId,
     tcp: TcpStream,
-    session: Box<rustls::ServerConnection>,
+    /// The TLS session; `None` on plain HTTP, where bytes go straight to the socket.
+    session: Option<Box<rustls::ServerConnection>>,
     /// The pump's end of the socketpair.
     relay: UnixStream,
+    /// Codes the plug-in's answer on its way (a plug-in that allows compression).
+    coder: Option<AnswerCoder>,
     /// Plaintext from the client, not yet taken by the plug-in's end.
     to_plugin: Vec<u8>,
-    /// Plaintext from the plug-in, not yet taken by the session.
+    /// Plaintext from the plug-in (coded, with a coder), not yet taken by the session (or,
+    /// plain, not yet sent).
     from_plugin: Vec<u8>,
     /// The client sent close_notify or closed its side.
     client_done: bool,
@@ -172,14 +196,16 @@ impl Pumped {
     fn new(
         id: ConnId,
         tcp: TcpStream,
-        session: Box<rustls::ServerConnection>,
+        session: Option<Box<rustls::ServerConnection>>,
         relay: UnixStream,
+        coder: Option<AnswerCoder>,
     ) -> Pumped {
         Pumped {
             id,
             tcp,
             session,
             relay,
+            coder,
             to_plugin: Vec::new(),
             from_plugin: Vec::new(),
             client_done: false,
@@ -210,12 +236,18 @@ impl Pumped {
         match &self.back {
             Some(back) => {
                 self.broken
-                    || (self.plugin_done
-                        && self.from_plugin.is_empty()
-                        && !self.session.wants_write())
+                    || (self.plugin_done && self.from_plugin.is_empty() && !self.client_pending())
                     || Instant::now() >= back.deadline
             }
             None => false,
+        }
+    }
+
+    /// Bytes are waiting to go to the client: in the session, or (plain) not yet sent.
+    fn client_pending(&self) -> bool {
+        match &self.session {
+            Some(session) => session.wants_write(),
+            None => !self.from_plugin.is_empty(),
         }
     }
 
@@ -224,7 +256,7 @@ impl Pumped {
     fn progress(&self) -> (u64, bool, bool, bool, bool, bool) {
         (
             self.moved,
-            self.session.wants_write(),
+            self.client_pending(),
             self.client_done,
             self.plugin_done,
             self.relay_shut,
@@ -232,11 +264,14 @@ impl Pumped {
         )
     }
 
-    /// Decrypts what the client sent into `to_plugin`, up to `BUFFER`.
+    /// Reads what the client sent (decrypted over HTTPS) into `to_plugin`, up to `BUFFER`.
     fn read_client(&mut self, scratch: &mut [u8]) {
+        let Some(session) = self.session.as_mut() else {
+            return self.read_plain_client(scratch);
+        };
         while !self.broken && self.to_plugin.len() < BUFFER {
             let room = (BUFFER - self.to_plugin.len()).min(scratch.len());
-            match self.session.reader().read(&mut scratch[..room]) {
+            match session.reader().read(&mut scratch[..room]) {
                 Ok(0) => {
                     self.client_done = true;
                     return;
@@ -260,16 +295,16 @@ impl Pumped {
             if self.client_done || self.back.is_some() {
                 return;
             }
-            match self.session.read_tls(&mut Socket(&self.tcp)) {
+            match session.read_tls(&mut Socket(&self.tcp)) {
                 Ok(0) => {
                     self.client_done = true;
                     return;
                 }
                 Ok(n) => {
                     self.moved += n as u64;
-                    if self.session.process_new_packets().is_err() {
+                    if session.process_new_packets().is_err() {
                         // The session has queued an alert saying why.
-                        let _ = flush_session(&mut self.session, &self.tcp);
+                        let _ = flush_session(session, &self.tcp);
                         self.broken = true;
                         return;
                     }
@@ -280,6 +315,29 @@ impl Pumped {
                     self.broken = true;
                     return;
                 }
+            }
+        }
+    }
+
+    /// Plain HTTP: reads what the client sent into `to_plugin`, up to `BUFFER`; once the
+    /// connection is given back, what is still in the socket belongs to the next request.
+    fn read_plain_client(&mut self, scratch: &mut [u8]) {
+        while !self.broken && !self.client_done && self.back.is_none() {
+            let room = BUFFER
+                .saturating_sub(self.to_plugin.len())
+                .min(scratch.len());
+            if room == 0 {
+                return;
+            }
+            match recv(&self.tcp, &mut scratch[..room], RecvFlags::DONTWAIT) {
+                Ok(0) => self.client_done = true,
+                Ok(n) => {
+                    self.to_plugin.extend_from_slice(&scratch[..n]);
+                    self.moved += n as u64;
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(_) => self.broken = true,
             }
         }
     }
@@ -321,7 +379,11 @@ impl Pumped {
     fn read_plugin(&mut self, scratch: &mut [u8]) {
         while !self.broken {
             if !self.from_plugin.is_empty() {
-                match self.session.writer().write(&self.from_plugin) {
+                // Plain, the bytes wait here until the socket takes them (`write_client`).
+                let Some(session) = self.session.as_mut() else {
+                    return;
+                };
+                match session.writer().write(&self.from_plugin) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
                         self.from_plugin.drain(..n);
@@ -335,41 +397,76 @@ impl Pumped {
             }
             let want = scratch.len().min(BUFFER);
             match recv(&self.relay, &mut scratch[..want], RecvFlags::DONTWAIT) {
-                Ok(0) => {
-                    self.plugin_done = true;
-                    return;
-                }
+                Ok(0) => return self.plugin_ended(),
                 Ok(n) => {
-                    self.from_plugin.extend_from_slice(&scratch[..n]);
+                    match self.coder.as_mut() {
+                        Some(coder) => coder.feed(&scratch[..n], &mut self.from_plugin),
+                        None => self.from_plugin.extend_from_slice(&scratch[..n]),
+                    }
                     self.moved += n as u64;
                 }
                 Err(rustix::io::Errno::INTR) => {}
                 Err(rustix::io::Errno::AGAIN) => return,
-                Err(_) => {
-                    self.plugin_done = true;
-                    return;
-                }
+                Err(_) => return self.plugin_ended(),
             }
         }
     }
 
-    /// Sends what the session holds; after the plug-in's side ended while still lent, ends
-    /// the session with close_notify.
+    /// The plug-in's side gave EOF: a coded answer delimited by it is finished.
+    fn plugin_ended(&mut self) {
+        self.plugin_done = true;
+        if let Some(coder) = self.coder.as_mut() {
+            coder.finish(&mut self.from_plugin);
+        }
+    }
+
+    /// Sends what the session holds (plain: what the plug-in wrote); after the plug-in's side
+    /// ended while still lent, ends the session with close_notify (plain: shuts the socket's
+    /// write side).
     fn write_client(&mut self) {
         if self.broken {
             return;
         }
+        let Some(session) = self.session.as_mut() else {
+            return self.write_plain_client();
+        };
         if self.plugin_done && self.from_plugin.is_empty() && self.back.is_none() && !self.closing {
-            self.session.send_close_notify();
+            session.send_close_notify();
             self.closing = true;
         }
-        match flush_session(&mut self.session, &self.tcp) {
+        match flush_session(session, &self.tcp) {
             Ok(true) if self.closing && !self.tcp_shut => {
                 let _ = self.tcp.shutdown(Shutdown::Write);
                 self.tcp_shut = true;
             }
             Ok(_) => {}
             Err(_) => self.broken = true,
+        }
+    }
+
+    fn write_plain_client(&mut self) {
+        while !self.from_plugin.is_empty() {
+            match send(
+                &self.tcp,
+                &self.from_plugin,
+                SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+            ) {
+                Ok(n) => {
+                    self.from_plugin.drain(..n);
+                    self.moved += n as u64;
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(_) => {
+                    self.broken = true;
+                    return;
+                }
+            }
+        }
+        if self.plugin_done && self.back.is_none() && !self.closing {
+            self.closing = true;
+            let _ = self.tcp.shutdown(Shutdown::Write);
+            self.tcp_shut = true;
         }
     }
 
@@ -383,7 +480,7 @@ impl Pumped {
         if !self.client_done && self.back.is_none() && self.to_plugin.len() < BUFFER {
             tcp |= EpollFlags::EPOLLIN;
         }
-        if self.session.wants_write() {
+        if self.client_pending() {
             tcp |= EpollFlags::EPOLLOUT;
         }
         if !self.plugin_done && self.from_plugin.is_empty() {
@@ -397,7 +494,7 @@ impl Pumped {
 
     /// Hands the connection on: the session back in its `Conn`, with what the plug-in left
     /// unread after what it read past its request.
-    fn finish(mut self, back: Back, scratch: &mut [u8]) {
+    fn finish(mut self, back: Back, scratch: &mut [u8]) -> bool {
         let Back {
             mut lent,
             mut returned,
@@ -407,7 +504,7 @@ impl Pumped {
         let finished_cleanly = !self.broken
             && self.plugin_done
             && self.from_plugin.is_empty()
-            && !self.session.wants_write();
+            && !self.client_pending();
         if finished_cleanly && !self.client_done && !self.closing {
             // Sent into the socketpair but not read by the plug-in, then held here, then
             // still inside the session: in the order the client sent them.
@@ -422,11 +519,13 @@ impl Pumped {
                 }
             }
             returned.leftover.append(&mut self.to_plugin);
-            while let Ok(n) = self.session.reader().read(scratch) {
-                if n == 0 {
-                    break;
+            if let Some(session) = self.session.as_mut() {
+                while let Ok(n) = session.reader().read(scratch) {
+                    if n == 0 {
+                        break;
+                    }
+                    returned.leftover.extend_from_slice(&scratch[..n]);
                 }
-                returned.leftover.extend_from_slice(&scratch[..n]);
             }
         } else {
             returned.keep_alive = false;
@@ -434,9 +533,15 @@ impl Pumped {
                 let _ = self.tcp.shutdown(Shutdown::Both);
             }
         }
+        let coded = self.coder.as_ref().is_some_and(|c| c.coded());
+        if self.coder.as_ref().is_some_and(|c| !c.keeps_alive()) {
+            // The coded body ended with the connection (HTTP/1.0), or was cut short.
+            returned.keep_alive = false;
+        }
         lent.conn.relay = None;
-        lent.conn.tls = Some(self.session);
+        lent.conn.tls = self.session;
         home.returned(*lent, returned);
+        coded
     }
 }
 
@@ -572,13 +677,18 @@ impl Pump {
             let _ = self.epoll.delete(&p.relay);
         }
         if let Some(back) = p.back.take() {
-            if Instant::now() >= back.deadline && !p.broken && p.session.wants_write() {
+            if Instant::now() >= back.deadline && !p.broken && p.client_pending() {
                 let _ = self.out.to_log.try_send(ToLog::Error(format!(
                     "tls.pump: conn {}: the client took too long to read a plug-in's answer; closed",
                     p.id
                 )));
             }
-            p.finish(back, &mut self.scratch);
+            if p.finish(back, &mut self.scratch) {
+                self.out
+                    .meters
+                    .plugin_answers_coded
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -591,7 +701,7 @@ impl Pump {
             let _ = p.tcp.shutdown(Shutdown::Both);
             p.broken = true;
             if let Some(back) = p.back.take() {
-                p.finish(back, &mut self.scratch);
+                let _ = p.finish(back, &mut self.scratch);
             }
         }
     }

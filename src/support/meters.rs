@@ -27,8 +27,11 @@ pub struct Meters {
     pub tls_handshakes: AtomicU64,
     pub tls_resumed: AtomicU64,
     pub tls_failed: AtomicU64,
-    /// HTTPS connections lent to plug-ins that tls.pump relays now.
+    /// Connections lent to plug-ins that tls.pump relays now (HTTPS, or a plug-in's answer
+    /// being compressed).
     pub tls_relays: AtomicUsize,
+    /// Plug-in answers sent compressed (tls.pump's coder), since start.
+    pub plugin_answers_coded: AtomicU64,
     /// Failed handshakes by reason, in `TLS_FAILURES` order.
     pub tls_failures: [AtomicU64; TLS_FAILURES.len()],
     /// Completed handshakes by version, in `TLS_VERSIONS` order.

@@ -15,6 +15,7 @@ mod h2_conformance;
 mod h2_defences;
 mod hardening;
 mod operations;
+mod plugin_compression;
 mod plugins;
 mod replicas;
 mod sites;

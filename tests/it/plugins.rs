@@ -74,14 +74,14 @@ fn install(from: &Path, to: &Path) {
     install_bytes(&std::fs::read(from).unwrap(), to);
 }
 
-fn install_bytes(bytes: &[u8], to: &Path) {
+pub(crate) fn install_bytes(bytes: &[u8], to: &Path) {
     let staging = to.with_extension("staging");
     std::fs::write(&staging, bytes).unwrap();
     std::fs::rename(&staging, to).unwrap();
 }
 
 /// A copy of a built plug-in with its declaration changed by `edit`.
-fn patched(stem: &str, edit: impl FnOnce(&mut Declaration)) -> Vec<u8> {
+pub(crate) fn patched(stem: &str, edit: impl FnOnce(&mut Declaration)) -> Vec<u8> {
     let mut bytes = std::fs::read(built(stem)).unwrap();
     let (offset, size) = {
         let file = object::File::parse(&*bytes).unwrap();

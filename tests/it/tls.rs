@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::support::{repo, Server, ServerOpts};
 
 /// A test CA and the certificates it signed, in a temporary directory.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
 }
 
@@ -122,7 +122,7 @@ fn start(pki: &Pki, tls_extra: &str, extra: &str) -> (Server, SocketAddr) {
 }
 
 /// curl over HTTP/1.1: these are its tests over TLS (HTTP/2 over TLS is in `h2.rs`).
-fn curl(pki: &Pki, args: &[&str]) -> Output {
+pub(crate) fn curl(pki: &Pki, args: &[&str]) -> Output {
     Command::new("curl")
         .arg("-sS")
         .arg("--http1.1")
@@ -135,7 +135,7 @@ fn curl(pki: &Pki, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn url(tls: SocketAddr, path: &str) -> String {
+pub(crate) fn url(tls: SocketAddr, path: &str) -> String {
     format!("https://localhost:{}{path}", tls.port())
 }
 
@@ -176,7 +176,7 @@ fn s_client(pki: &Pki, tls: SocketAddr, args: &[&str], request: &str) -> String 
 const CLOSE_REQUEST: &str =
     "GET /plain.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
-fn pki_with_localhost() -> Pki {
+pub(crate) fn pki_with_localhost() -> Pki {
     let pki = Pki::new();
     pki.issue("localhost", "localhost", &["localhost"], "ec");
     pki
@@ -668,7 +668,7 @@ fn a_file_too_large_for_the_cache_streams_compressed_over_tls() {
 }
 
 /// A server like `start`'s, with the plug-ins `stems` (see plugins.rs) attached.
-fn start_with_plugins(pki: &Pki, plugins: &Path, extra: &str) -> (Server, SocketAddr) {
+pub(crate) fn start_with_plugins(pki: &Pki, plugins: &Path, extra: &str) -> (Server, SocketAddr) {
     let server = Server::start(ServerOpts {
         plugins: Some(plugins.to_path_buf()),
         extra_config: format!(

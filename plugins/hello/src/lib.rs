@@ -96,4 +96,4 @@ fn escape(text: &str) -> String {
     out
 }
 
-declare_plugin!(Hello, name: "hello", version: "0.1.0");
+declare_plugin!(Hello, name: "hello", version: "0.1.0", compress: allowed);

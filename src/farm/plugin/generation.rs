@@ -356,7 +356,7 @@ pub(super) fn lend(
 ) -> Result<plugin_api::Next, Fault> {
     let Job { mut conn, req } = job;
     let home: Arc<dyn Home> = if conn.relay.is_some() {
-        // HTTPS: the session goes to the TLS pump, which relays it to the plug-in's end.
+        // HTTPS, or an answer to code: the pump relays the connection to the plug-in's end.
         match crate::net::tls_pump::start(&mut conn, home.clone()) {
             Some(pumped) => pumped,
             None => {

@@ -3,7 +3,8 @@
 //! (`ogi-NAME#GEN`) per persistent plug-in generation, started on its first request, or by
 //! the keeper as soon as it is attached when the plug-in declares `start: attached`.
 //! In: ToPlugin. Out: ToRecycler (every connection, when the plug-in gives it back),
-//! ToTlsPump (HTTPS connections, relayed while lent, then given back through it),
+//! ToTlsPump (HTTPS connections, and those whose answer may be compressed, relayed while
+//! lent, then given back through it),
 //! ToPluginKeeper (deadlines), ToLog. Stops: inbox disconnected.
 //!
 //! The paper's worker slots: a non-persistent plug-in runs a fresh instance on the worker's own
@@ -27,11 +28,13 @@ pub use generation::{Generation, GenerationState, NameCounters};
 
 use crate::conn::Conn;
 use crate::farm::reply;
+use crate::http::answer_coder::{AnswerCoder, AnswerCoding};
+use crate::http::encoding::{AcceptEncoding, Choice};
 use crate::http::Request;
 use crate::net::tls_pump::{self, TlsPumpSender};
 use crate::par::Inbox;
 use crate::protocol::{Handler, ToLog, ToPlugin, ToPluginKeeper, ToRecycler};
-use crate::support::config::Live;
+use crate::support::config::{Config, Live};
 
 /// ogi.farm's outputs.
 #[derive(Clone)]
@@ -65,11 +68,13 @@ fn call(mut conn: Conn, req: Request, name: &str, out: &PluginOut) -> Option<ToR
         None => Some(reply::error(conn, Some(&req), 404, &cfg, Handler::Plugin)),
         Some(Route::Refused(_)) => Some(reply::error(conn, Some(&req), 503, &cfg, Handler::Plugin)),
         Some(Route::Ready(generation)) => {
-            // Over HTTPS the plug-in is lent one end of a socketpair the TLS pump relays.
-            if conn.tls.is_some() {
-                if let Err(e) = tls_pump::prepare(&mut conn, &out.to_tls_pump) {
+            // Over HTTPS, or when the answer may be compressed, the plug-in is lent one end of
+            // a socketpair the TLS pump relays (and codes).
+            let coder = answer_coding(&conn, &req, &generation, &cfg).map(AnswerCoder::new);
+            if conn.tls.is_some() || coder.is_some() {
+                if let Err(e) = tls_pump::prepare(&mut conn, &out.to_tls_pump, coder) {
                     let _ = out.to_log.try_send(ToLog::Error(format!(
-                        "plugin {name}: conn {}: no socketpair for the TLS relay: {e}",
+                        "plugin {name}: conn {}: no socketpair for the relay: {e}",
                         conn.id
                     )));
                     return Some(reply::error(conn, Some(&req), 503, &cfg, Handler::Plugin));
@@ -78,6 +83,36 @@ fn call(mut conn: Conn, req: Request, name: &str, out: &PluginOut) -> Option<ToR
             generation.dispatch(conn, req, &cfg, out)
         }
     }
+}
+
+/// How a plug-in's answer to `req` may be coded: the plug-in allows it, `[compression]` is
+/// on with `on_the_fly`, and the connection is HTTP/1.x (an HTTP/2 stream is not relayed).
+/// The coding is negotiated as for CGI output: the client's best, or identity (then only
+/// `Vary` is added to a compressible answer).
+fn answer_coding(
+    conn: &Conn,
+    req: &Request,
+    generation: &Generation,
+    cfg: &Config,
+) -> Option<AnswerCoding> {
+    let c = &cfg.compression;
+    let allowed = c.enabled && c.on_the_fly && generation.library.declaration.allows_compression();
+    if !allowed || conn.via_h2.is_some() {
+        return None;
+    }
+    let accept = AcceptEncoding::parse(req.header_str("accept-encoding"));
+    let coding = match accept.choose(c.codings().as_slice(), |_| true) {
+        Choice::Coded(coding) => Some(coding),
+        Choice::Identity | Choice::NotAcceptable => None,
+    };
+    Some(AnswerCoding {
+        coding,
+        level: coding.map_or(0, |coding| c.level_of(coding)),
+        min_bytes: c.min_bytes,
+        types: c.types.clone(),
+        minor_version: req.minor_version,
+        head_request: req.is_head(),
+    })
 }
 
 /// What `/ogi/NAME` leads to.

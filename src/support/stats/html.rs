@@ -72,7 +72,7 @@ pub fn render(s: &Snapshot) -> String {
     latency(&mut h, s);
     sites(&mut h, s);
     cache(&mut h, &s.cache);
-    compression(&mut h, &s.cache.table);
+    compression(&mut h, &s.cache.table, s.plugins_coded);
     plugins(&mut h, &s.plugins);
     acme(&mut h, &s.acme);
     h.push_str("</div>\n<footer>The same numbers: <a href=\"/stats.json\">/stats.json</a> · \
@@ -416,7 +416,7 @@ fn cache(h: &mut String, c: &Cache) {
 
 /// Content codings: what the cache holds coded, what it saved, and what cache.compress did
 /// per coding (times as a histogram) and per type (`COMPRESSION.md`).
-fn compression(h: &mut String, c: &crate::cache::CacheSnapshot) {
+fn compression(h: &mut String, c: &crate::cache::CacheSnapshot, plugins_coded: u64) {
     use crate::cache::compressor::TIME_BUCKETS_MICROS;
     h.push_str("<section class=\"wide\"><h2>Compression</h2>\n");
     let _ = writeln!(
@@ -425,6 +425,11 @@ fn compression(h: &mut String, c: &crate::cache::CacheSnapshot) {
         int("cache.variants_cached", c.variants_cached),
         live("cache.variant_bytes", "bytes", &bytes(c.variant_bytes)),
         live("cache.bytes_saved", "bytes", &bytes(c.bytes_saved)),
+    );
+    let _ = writeln!(
+        h,
+        "<p>{} plug-in answers compressed on the fly.</p>",
+        int("plugins_coded", plugins_coded),
     );
     h.push_str("<table><thead><tr><th>coding</th><th>compressed</th><th>from siblings</th><th>not smaller</th><th>ratio</th>");
     for (i, limit) in TIME_BUCKETS_MICROS.iter().enumerate() {

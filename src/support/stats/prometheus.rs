@@ -320,6 +320,13 @@ pub fn render(s: &Snapshot) -> String {
     );
     single(
         &mut p,
+        "compression_plugin_answers_total",
+        "counter",
+        "Plug-in answers compressed on the fly.",
+        s.plugins_coded,
+    );
+    single(
+        &mut p,
         "compression_saved_bytes_total",
         "counter",
         "File bytes not sent thanks to cached or precompressed coded variants.",
@@ -429,7 +436,7 @@ fn tls(p: &mut String, s: &Snapshot) {
         p,
         "tls_relays",
         "gauge",
-        "HTTPS connections lent to plug-ins that tls.pump relays now.",
+        "Connections lent to plug-ins that tls.pump relays now (HTTPS, or compressed answers).",
         t.relays,
     );
     family(

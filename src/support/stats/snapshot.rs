@@ -45,6 +45,8 @@ pub struct Snapshot {
     pub bytes: Bytes,
     /// The per-core replicas of the request network, in order.
     pub replicas: Vec<Replica>,
+    /// Plug-in answers sent compressed on the fly (plug-ins declared `compress: allowed`).
+    pub plugins_coded: u64,
     /// Each farm's workers, by farm name.
     pub farms: Named<Farm>,
     /// Messages waiting in each process's inbox, by process name.
@@ -100,7 +102,8 @@ pub struct TlsCounts {
     pub resumed: u64,
     /// Refused (a bad ClientHello) or abandoned past `header_timeout_secs`.
     pub failed: u64,
-    /// Connections lent to plug-ins (websockets too) that tls.pump relays now.
+    /// Connections lent to plug-ins (websockets too) that tls.pump relays now: HTTPS ones,
+    /// and those whose answer may be compressed.
     pub relays: usize,
     /// Handshakes completed per second, recently.
     pub handshakes_per_second: f64,
@@ -469,6 +472,7 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
             }
         },
         tls: tls_counts(m, rates.handshakes, out.live.load().tls.enabled()),
+        plugins_coded: m.plugin_answers_coded.load(Ordering::Relaxed),
         sites: tally
             .by_site
             .iter()
