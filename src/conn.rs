@@ -297,41 +297,53 @@ impl Conn {
         Ok(at)
     }
 
-    /// Writes `parts` in order into the TLS session, handing its records to the socket only
-    /// when its buffer is full (the caller's `flush_tls` sends the rest), so many small parts
-    /// cost no more writes than one. Returns how many bytes it took.
+    /// Writes `parts` in order into the TLS session as one stream of plaintext (so many small
+    /// parts, such as HTTP/2 frame headers between bodies, fill records of up to 16 KiB rather
+    /// than one record each), handing its records to the socket only when its buffer is full
+    /// (the caller's `flush_tls` sends the rest). Returns how many bytes it took.
     pub fn write_tls_parts_now(&mut self, parts: &[&[u8]]) -> io::Result<usize> {
         let Some(tls) = self.tls.as_deref_mut() else {
             return Ok(0);
         };
+        let total: usize = parts.iter().map(|p| p.len()).sum();
         let mut taken = 0;
+        let mut flushed = false;
         let mut result = Ok(());
-        'parts: for part in parts {
-            let mut at = 0;
-            let mut flushed = false;
-            while at < part.len() {
-                let n = match io::Write::write(&mut tls.writer(), &part[at..]) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        result = Err(e);
-                        break 'parts;
+        while taken < total {
+            let mut skip = taken;
+            let slices: Vec<io::IoSlice> = parts
+                .iter()
+                .filter_map(|part| {
+                    if skip >= part.len() {
+                        skip -= part.len();
+                        None
+                    } else {
+                        let slice = io::IoSlice::new(&part[skip..]);
+                        skip = 0;
+                        Some(slice)
                     }
-                };
-                if n > 0 {
-                    at += n;
+                })
+                .collect();
+            match io::Write::write_vectored(&mut tls.writer(), &slices) {
+                Ok(0) => {}
+                Ok(n) => {
                     taken += n;
                     flushed = false;
                     continue;
                 }
-                // The session's buffer is full: send its records, then go on if the socket
-                // took them.
-                match flush_session(tls, &self.stream) {
-                    Ok(true) if !flushed => flushed = true,
-                    Ok(_) => break 'parts,
-                    Err(e) => {
-                        result = Err(e);
-                        break 'parts;
-                    }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            // The session's buffer is full: send its records, then go on if the socket took
+            // them.
+            match flush_session(tls, &self.stream) {
+                Ok(true) if !flushed => flushed = true,
+                Ok(_) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
                 }
             }
         }
