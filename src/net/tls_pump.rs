@@ -90,13 +90,14 @@ pub fn prepare(
     let (plugin, pump) = UnixStream::pair()?;
     plugin.set_nonblocking(true)?;
     pump.set_nonblocking(true)?;
-    conn.relay = Some(Relay {
+    // Boxed: a relay is rare, and every `Conn` (idle ones too) carries the slot for it.
+    conn.relay = Some(Box::new(Relay {
         https: conn.tls.is_some(),
         coder,
         plugin,
         pump: Some(pump),
         to_pump: to_pump.clone(),
-    });
+    }));
     Ok(())
 }
 
