@@ -118,8 +118,8 @@ fn integer(buf: &[u8], at: usize, prefix: u8) -> Option<(usize, usize)> {
     }
 }
 
-/// Appends an HPACK integer with a `prefix`-bit prefix under `pattern`.
-fn push_integer(out: &mut Vec<u8>, mut value: usize, prefix: u8, pattern: u8) {
+/// Appends an HPACK integer with a `prefix`-bit prefix under `pattern` (RFC 7541 §5.1).
+pub(crate) fn push_integer(out: &mut Vec<u8>, mut value: usize, prefix: u8, pattern: u8) {
     let max = (1usize << prefix) - 1;
     if value < max {
         out.push(pattern | value as u8);

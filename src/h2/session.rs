@@ -18,6 +18,7 @@ use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use rustix::net::{recv, RecvFlags};
 
 use super::frame::{self, ErrorCode, FrameHead};
+use super::hpack::push_integer;
 use super::message::{self, Dechunk, Framing, Malformed, RequestFields};
 use super::Via;
 use crate::cache::CachedBody;
@@ -1609,20 +1610,4 @@ enum Step {
     Wait,
     /// The stream is over: free its slot.
     End,
-}
-
-/// An HPACK integer with an `prefix`-bit prefix under `pattern` (RFC 7541 §5.1).
-fn push_integer(out: &mut Vec<u8>, mut value: usize, prefix: u8, pattern: u8) {
-    let max = (1usize << prefix) - 1;
-    if value < max {
-        out.push(pattern | value as u8);
-        return;
-    }
-    out.push(pattern | max as u8);
-    value -= max;
-    while value >= 128 {
-        out.push((value % 128) as u8 | 0x80);
-        value /= 128;
-    }
-    out.push(value as u8);
 }
