@@ -1340,11 +1340,17 @@ impl Session {
                 }
                 let mut pending = Vec::new();
                 let mut dechunk = None;
+                // The bytes read with the head may hold the whole chunked body, its last
+                // chunk included: then the source is done before anything more is read.
+                let mut source_done = false;
                 if head.framing == Framing::Chunked {
                     let mut d = Dechunk::default();
-                    if d.feed(&rest, &mut pending).is_err() {
-                        frame::push_rst(&mut self.out, stream.id, ErrorCode::InternalError);
-                        return Step::End;
+                    match d.feed(&rest, &mut pending) {
+                        Ok(done) => source_done = done,
+                        Err(message::NotHttp) => {
+                            frame::push_rst(&mut self.out, stream.id, ErrorCode::InternalError);
+                            return Step::End;
+                        }
                     }
                     dechunk = Some(d);
                 } else {
@@ -1359,7 +1365,7 @@ impl Session {
                     dechunk,
                     pending,
                     at: 0,
-                    source_done: false,
+                    source_done,
                 };
                 Step::More
             }

@@ -194,7 +194,7 @@ fn curl_and_nghttp_choose_h2_by_alpn_over_tls() {
     let body = run(
         "curl",
         &[
-            "-s",
+            "-sS",
             "--http2",
             "--cacert",
             &cert,
@@ -216,7 +216,7 @@ fn curl_and_nghttp_choose_h2_by_alpn_over_tls() {
     let out = run(
         "curl",
         &[
-            "-s",
+            "-sS",
             "--http2",
             "--cacert",
             &cert,
@@ -228,6 +228,19 @@ fn curl_and_nghttp_choose_h2_by_alpn_over_tls() {
     let env = String::from_utf8_lossy(&out.stdout);
     assert!(env.contains("HTTPS=on"), "{env}");
     assert!(env.contains("SERVER_PROTOCOL=HTTP/2.0"), "{env}");
+}
+
+/// A short CGI answer often reaches the session in one read, head, body and last chunk
+/// together: every stream must still end cleanly, with its whole body.
+#[test]
+fn many_short_cgi_answers_on_one_connection_all_end_cleanly() {
+    let server = start("");
+    let url = format!("http://{}/cgi-bin/env.sh", server.addr());
+    let out = run("nghttp", &["-v", "-m", "100", &url]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("RST_STREAM"), "{text}");
+    assert_eq!(text.matches(":status: 200").count(), 100, "{text}");
+    assert_eq!(text.matches("SERVER_PROTOCOL=HTTP/2.0").count(), 100);
 }
 
 #[test]
@@ -245,7 +258,7 @@ fn cgi_with_a_request_body_plugins_and_stats_answer_over_h2() {
     let out = run(
         "curl",
         &[
-            "-s",
+            "-sS",
             "--http2-prior-knowledge",
             "--data-binary",
             &body,
@@ -256,7 +269,7 @@ fn cgi_with_a_request_body_plugins_and_stats_answer_over_h2() {
     let out = run(
         "curl",
         &[
-            "-s",
+            "-sS",
             "--http2-prior-knowledge",
             &format!("{base}/ogi/hello?name=h2"),
         ],
@@ -266,7 +279,7 @@ fn cgi_with_a_request_body_plugins_and_stats_answer_over_h2() {
     let out = run(
         "curl",
         &[
-            "-s",
+            "-sS",
             "--http2-prior-knowledge",
             &format!("{base}/stats.json"),
         ],
@@ -283,7 +296,7 @@ fn cgi_with_a_request_body_plugins_and_stats_answer_over_h2() {
     let out = run(
         "curl",
         &[
-            "-s",
+            "-sS",
             "--http2-prior-knowledge",
             &format!("{base}/stats.html"),
         ],
