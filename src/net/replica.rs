@@ -245,9 +245,9 @@ impl Replica {
                 .accept(listening, &cfg, &self.out.meters, &self.out.to_log)
             {
                 Accepted::Conn(conn) => {
-                    // The connection stays here unless this replica holds `spread_slack`
-                    // more than the least loaded one, which then takes it: a few
-                    // connections share a core that stays awake, many spread over all.
+                    // The connection goes to the busiest replica still within
+                    // `spread_slack` of the least loaded: a few connections share a core
+                    // that stays awake, many spread over all.
                     let home = self.out.meters.home_for(self.out.index, cfg.spread_slack);
                     let moved = match self.out.to_replicas.get(home) {
                         Some(to_home) if home != self.out.index => {

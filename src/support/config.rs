@@ -66,10 +66,10 @@ pub struct Config {
     /// default: on a machine shared with other busy programs (a load generator, CGI programs)
     /// a pinned replica cannot move off a busy core. Read at start.
     pub pin_cores: bool,
-    /// A new connection stays on the replica that accepted it unless that replica holds at
-    /// least this many more open connections than the least loaded one (1: every connection
-    /// goes to the least loaded). A few busy connections then share one core that never
-    /// sleeps between their requests, as nginx's workers do, and many spread evenly.
+    /// A new connection goes to the busiest replica that holds fewer than this many more
+    /// open connections than the least loaded one (1: every connection goes to the least
+    /// loaded). A few busy connections then share one core that never sleeps between their
+    /// requests, as nginx's busiest worker does, and many spread evenly.
     pub spread_slack: usize,
     /// No longer used: the front end runs inside each replica. Accepted for old files.
     pub front_end_idle: usize,

@@ -163,28 +163,31 @@ impl Meters {
         }
     }
 
-    /// The replica a connection accepted by `me` should live on: `me` itself unless it holds
-    /// at least `slack` more open connections than the least loaded replica, which then takes
-    /// it. A few connections thus stay together on the core that accepted them (that replica
-    /// stays busy instead of sleeping between requests, and the other cores stay free for
-    /// other work), while many spread evenly.
+    /// The replica a connection accepted by `me` should live on: the busiest replica that
+    /// still holds fewer than `slack` more open connections than the least loaded one (`me`
+    /// when it is among the busiest). A few connections thus gather on one core, whichever
+    /// replica the kernel woke for each: that replica stays busy instead of sleeping between
+    /// requests, and the other cores stay free for other work. Many spread over all, none
+    /// more than `slack` above the least loaded.
     pub fn home_for(&self, me: usize, slack: usize) -> usize {
         let load = |i: usize| {
             self.replicas
                 .get(i)
                 .map_or(usize::MAX, |r| r.open.load(Ordering::Relaxed))
         };
-        let mut best = me;
+        let Some(least) = (0..self.replicas.len()).map(load).min() else {
+            return me;
+        };
+        let room = least.saturating_add(slack.max(1));
+        // (A gauge may move while it is read: the choice is then one connection off.)
+        let mut best = (load(me) < room).then_some(me);
         for i in 0..self.replicas.len() {
-            if load(i) < load(best) {
-                best = i;
+            let n = load(i);
+            if n < room && best.is_none_or(|b| n > load(b)) {
+                best = Some(i);
             }
         }
-        if best != me && load(me) < load(best).saturating_add(slack.max(1)) {
-            me
-        } else {
-            best
-        }
+        best.unwrap_or(me)
     }
 
     /// Connections parked in the replicas' idle pools now.
@@ -216,4 +219,57 @@ pub struct ReplicaGauge {
     /// HTTP/2 streams open now, and streams dispatched since start (each also in `requests`).
     pub h2_streams_open: AtomicUsize,
     pub h2_streams_total: AtomicU64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_loads(loads: &[usize]) -> Meters {
+        let meters = Meters::with_replicas(loads.len());
+        for (gauge, &n) in meters.replicas.iter().zip(loads) {
+            gauge.open.store(n, Ordering::Relaxed);
+        }
+        meters
+    }
+
+    #[test]
+    fn a_new_connection_joins_the_busiest_replica_within_the_slack() {
+        // Whichever replica accepted it, it goes to the busiest one still in the slack.
+        assert_eq!(with_loads(&[0, 0]).home_for(1, 16), 1);
+        assert_eq!(with_loads(&[3, 0]).home_for(1, 16), 0);
+        assert_eq!(with_loads(&[15, 0]).home_for(1, 16), 0);
+        assert_eq!(with_loads(&[2, 5, 4]).home_for(0, 16), 1);
+        // Full: the busiest is `slack` above the least, so the next goes elsewhere.
+        assert_eq!(with_loads(&[16, 0]).home_for(0, 16), 1);
+        assert_eq!(with_loads(&[16, 3, 1]).home_for(0, 3), 1);
+        // A slack of 1 spreads evenly, to the least loaded.
+        assert_eq!(with_loads(&[1, 0]).home_for(0, 1), 1);
+        assert_eq!(with_loads(&[4, 4, 3]).home_for(1, 1), 2);
+        assert_eq!(with_loads(&[4, 4]).home_for(1, 1), 1);
+    }
+
+    #[test]
+    fn connections_opened_one_by_one_fill_one_replica_then_stay_within_the_slack() {
+        let meters = with_loads(&[0, 0, 0]);
+        for k in 0..200 {
+            let home = meters.home_for(k % 3, 8);
+            if let Some(gauge) = meters.replicas.get(home) {
+                gauge.open.fetch_add(1, Ordering::Relaxed);
+            }
+            let loads: Vec<usize> = meters
+                .replicas
+                .iter()
+                .map(|g| g.open.load(Ordering::Relaxed))
+                .collect();
+            let (most, least) = (loads.iter().max(), loads.iter().min());
+            assert!(
+                most.zip(least).is_some_and(|(m, l)| m - l <= 8),
+                "{loads:?}"
+            );
+            if k < 8 {
+                assert_eq!(loads.iter().filter(|&&n| n > 0).count(), 1, "{loads:?}");
+            }
+        }
+    }
 }

@@ -131,6 +131,21 @@ fn a_connection_never_changes_replica_and_new_ones_spread() {
 }
 
 #[test]
+fn a_few_connections_gather_on_one_replica() {
+    // Ten connections opened one after the other, with the default slack of 16: whichever
+    // replica the kernel wakes for each, they all live on the first one's replica.
+    let server = server_with("cores = 2");
+    let mut conns: Vec<TcpStream> = (0..10).map(|_| keep_alive(&server)).collect();
+    for s in conns.iter_mut() {
+        assert_eq!(get(s, "/plain.txt").status, 200);
+    }
+    // (The status page's own connection gathers there too.)
+    let mut open = per_replica(&server.stats(), "open");
+    open.sort_unstable();
+    assert_eq!(open, [0, 11], "not gathered");
+}
+
+#[test]
 fn by_default_connections_spread_within_the_slack() {
     // The default slack is 16: a new connection stays on the replica that accepted it unless
     // that one holds 16 more than the other. However the kernel hands out the 40 connections,

@@ -235,8 +235,8 @@ pub struct Replica {
     pub index: usize,
     /// Connections it accepted since start.
     pub accepted: u64,
-    /// Its connections open now, wherever they are (new ones stay on the replica that
-    /// accepted them until it holds `spread_slack` more than the least loaded).
+    /// Its connections open now, wherever they are (new ones gather on the busiest replica
+    /// that holds fewer than `spread_slack` more than the least loaded).
     pub open: usize,
     /// Requests it read since start.
     pub requests: u64,

@@ -256,7 +256,7 @@ pub fn render(s: &Snapshot) -> String {
         145,
         "line",
         &format!(
-            "new connections stay where accepted, within spread_slack · refused at the limit {}",
+            "new connections gather on the busiest replica, within spread_slack · refused at the limit {}",
             live_int("connections.refused", c.refused)
         ),
     );
