@@ -44,7 +44,9 @@ Config file keys (TOML; flags win over the file; SIGHUP re-reads it):
                                     (0: one per core the process may use; read at start)
   pin_cores = false                 pin each replica's thread to its own core (read at start)
   spread_slack = 16                 a new connection goes to the busiest replica holding fewer
-                                    than this many more than the least loaded one
+                                    than this many more busy connections than the least busy
+  spread_idle_ms = 20               parked longer than this, a connection is idle, not busy
+                                    (0: every open connection counts; at most 300)
   static_idle = 2, static_max = 64  static farm (CGI local redirects): idle workers, maximum
   shutdown_grace_secs = 10          SIGTERM waits this long for in-flight requests
   batch_scheduling = false          SCHED_BATCH workers: less CPU per request, slower under contention

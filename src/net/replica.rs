@@ -37,7 +37,7 @@ use crate::protocol::{
     ToSendPool, ToStatic, ToStats,
 };
 use crate::support::config::{Config, Live};
-use crate::support::meters::{Meters, ReplicaGauge};
+use crate::support::meters::{park_slot, Meters, ReplicaGauge};
 
 /// The sending end of a replica's inbox: sends, then wakes the replica if it is asleep.
 pub type ReplicaSender = WakingSender<ToReplica>;
@@ -246,9 +246,13 @@ impl Replica {
             {
                 Accepted::Conn(conn) => {
                     // The connection goes to the busiest replica still within
-                    // `spread_slack` of the least loaded: a few connections share a core
-                    // that stays awake, many spread over all.
-                    let home = self.out.meters.home_for(self.out.index, cfg.spread_slack);
+                    // `spread_slack` of the least busy: a few connections share a core
+                    // that stays awake, many spread over all, idle ones do not count.
+                    let home = self.out.meters.home_for(
+                        self.out.index,
+                        cfg.spread_slack,
+                        cfg.spread_idle_ms,
+                    );
                     let moved = match self.out.to_replicas.get(home) {
                         Some(to_home) if home != self.out.index => {
                             if let Some(replica) = self.out.meters.replicas.get(home) {
@@ -311,6 +315,7 @@ impl Replica {
         };
         self.parked -= 1;
         self.gauge.parked.store(self.parked, Ordering::Relaxed);
+        self.gauge.unparked_from(park_slot(entry.since));
         let mut conn = entry.conn;
         if !entry.partial && conn.requests > 0 {
             conn.keep_alive_wait = Some(entry.since.elapsed());
@@ -611,6 +616,7 @@ impl Replica {
             });
             self.parked += 1;
             self.gauge.parked.store(self.parked, Ordering::Relaxed);
+            self.gauge.parked_in(park_slot(since));
         }
     }
 
@@ -691,6 +697,7 @@ impl Replica {
                 continue;
             };
             self.parked -= 1;
+            self.gauge.unparked_from(park_slot(entry.since));
             if entry.partial && entry.conn.tls_handshaking() {
                 self.out.meters.tls_failed("timeout");
                 // No HTTP answer can reach a client that has not finished its handshake.
@@ -771,6 +778,7 @@ impl Replica {
         for index in 0..self.slots.len() {
             if let Some(entry) = self.slots[index].parked.take() {
                 self.parked -= 1;
+                self.gauge.unparked_from(park_slot(entry.since));
                 self.close(entry.conn);
             }
         }

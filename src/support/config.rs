@@ -67,10 +67,14 @@ pub struct Config {
     /// a pinned replica cannot move off a busy core. Read at start.
     pub pin_cores: bool,
     /// A new connection goes to the busiest replica that holds fewer than this many more
-    /// open connections than the least loaded one (1: every connection goes to the least
+    /// busy connections than the least loaded one (1: every connection goes to the least
     /// loaded). A few busy connections then share one core that never sleeps between their
     /// requests, as nginx's busiest worker does, and many spread evenly.
     pub spread_slack: usize,
+    /// A connection waiting for its next request for longer than this (milliseconds) is idle,
+    /// and does not count as busy for `spread_slack`: thousands of idle keep-alive
+    /// connections do not push a few busy ones apart.
+    pub spread_idle_ms: u64,
     /// No longer used: the front end runs inside each replica. Accepted for old files.
     pub front_end_idle: usize,
     pub front_end_max: usize,
@@ -326,6 +330,7 @@ impl Default for Config {
             cores: 0,
             pin_cores: false,
             spread_slack: 16,
+            spread_idle_ms: 20,
             front_end_idle: 2,
             front_end_max: 16,
             static_idle: 2,
@@ -620,6 +625,13 @@ impl Config {
             return Err(ConfigError(
                 "static_idle must not exceed static_max".to_string(),
             ));
+        }
+        use crate::support::meters::{PARK_SLOTS, PARK_SLOT_MS};
+        let longest = PARK_SLOTS as u64 * PARK_SLOT_MS;
+        if self.spread_idle_ms > longest {
+            return Err(ConfigError(format!(
+                "spread_idle_ms must be at most {longest} (0 counts idle connections too)"
+            )));
         }
         self.compression.validate()
     }

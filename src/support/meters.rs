@@ -2,7 +2,24 @@
 //! and the shutdown flag. Counters per request travel as messages instead (see `ToStats`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+/// Width of one place in a replica's record of recent parks, in milliseconds.
+pub const PARK_SLOT_MS: u64 = 10;
+/// Places in that record: `spread_idle_ms` can reach back this far (300 ms).
+pub const PARK_SLOTS: usize = 30;
+/// Bits of a place that hold its count; the rest hold the slot number it counts for.
+const COUNT_BITS: u32 = 24;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+
+/// The slot (of `PARK_SLOT_MS`, counted from the first call) that instant `t` falls in.
+pub fn park_slot(t: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let ms = t.saturating_duration_since(epoch).as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX) / PARK_SLOT_MS
+}
 
 /// Connection gauges and the stop flag, shared by acceptor, idle.pool, recycler and stats.
 #[derive(Debug, Default)]
@@ -164,25 +181,23 @@ impl Meters {
     }
 
     /// The replica a connection accepted by `me` should live on: the busiest replica that
-    /// still holds fewer than `slack` more open connections than the least loaded one (`me`
+    /// still holds fewer than `slack` more busy connections than the least busy one (`me`
     /// when it is among the busiest). A few connections thus gather on one core, whichever
     /// replica the kernel woke for each: that replica stays busy instead of sleeping between
     /// requests, and the other cores stay free for other work. Many spread over all, none
-    /// more than `slack` above the least loaded.
-    pub fn home_for(&self, me: usize, slack: usize) -> usize {
-        let load = |i: usize| {
-            self.replicas
-                .get(i)
-                .map_or(usize::MAX, |r| r.open.load(Ordering::Relaxed))
-        };
-        let Some(least) = (0..self.replicas.len()).map(load).min() else {
+    /// more than `slack` above the least loaded. A connection parked for longer than
+    /// `idle_ms` (0: never) is idle and does not count (`ReplicaGauge::busy`).
+    pub fn home_for(&self, me: usize, slack: usize, idle_ms: u64) -> usize {
+        let now = park_slot(Instant::now());
+        let loads: Vec<usize> = self.replicas.iter().map(|r| r.busy(now, idle_ms)).collect();
+        let Some(&least) = loads.iter().min() else {
             return me;
         };
+        let load = |i: usize| loads.get(i).copied().unwrap_or(usize::MAX);
         let room = least.saturating_add(slack.max(1));
         // (A gauge may move while it is read: the choice is then one connection off.)
         let mut best = (load(me) < room).then_some(me);
-        for i in 0..self.replicas.len() {
-            let n = load(i);
+        for (i, &n) in loads.iter().enumerate() {
             if n < room && best.is_none_or(|b| n > load(b)) {
                 best = Some(i);
             }
@@ -219,6 +234,56 @@ pub struct ReplicaGauge {
     /// HTTP/2 streams open now, and streams dispatched since start (each also in `requests`).
     pub h2_streams_open: AtomicUsize,
     pub h2_streams_total: AtomicU64,
+    /// Connections parked lately, by the slot they were parked in: place `slot % PARK_SLOTS`
+    /// holds the slot number (high bits) and how many parked in it are parked still.
+    pub parks: [AtomicU64; PARK_SLOTS],
+}
+
+impl ReplicaGauge {
+    /// Its replica parked a connection in `slot` (only that replica writes these).
+    pub fn parked_in(&self, slot: u64) {
+        let Some(place) = self.parks.get((slot % PARK_SLOTS as u64) as usize) else {
+            return;
+        };
+        let was = place.load(Ordering::Relaxed);
+        let count = if was >> COUNT_BITS == slot {
+            ((was & COUNT_MASK) + 1).min(COUNT_MASK)
+        } else {
+            1
+        };
+        place.store(slot << COUNT_BITS | count, Ordering::Relaxed);
+    }
+
+    /// A connection parked in `slot` left the idle pool.
+    pub fn unparked_from(&self, slot: u64) {
+        let Some(place) = self.parks.get((slot % PARK_SLOTS as u64) as usize) else {
+            return;
+        };
+        let was = place.load(Ordering::Relaxed);
+        if was >> COUNT_BITS == slot && was & COUNT_MASK > 0 {
+            place.store(was - 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Its busy connections at slot `now`: open ones, less those parked for longer than
+    /// `idle_ms` (0: all open ones count).
+    pub fn busy(&self, now: u64, idle_ms: u64) -> usize {
+        let open = self.open.load(Ordering::Relaxed);
+        if idle_ms == 0 {
+            return open;
+        }
+        let window = idle_ms.div_ceil(PARK_SLOT_MS).min(PARK_SLOTS as u64);
+        let recent: u64 = self
+            .parks
+            .iter()
+            .map(|place| place.load(Ordering::Relaxed))
+            .filter(|was| now.saturating_sub(was >> COUNT_BITS) < window)
+            .map(|was| was & COUNT_MASK)
+            .sum();
+        let recent = usize::try_from(recent).unwrap_or(usize::MAX);
+        let parked = self.parked.load(Ordering::Relaxed);
+        open.saturating_sub(parked.saturating_sub(recent))
+    }
 }
 
 #[cfg(test)]
@@ -236,24 +301,59 @@ mod tests {
     #[test]
     fn a_new_connection_joins_the_busiest_replica_within_the_slack() {
         // Whichever replica accepted it, it goes to the busiest one still in the slack.
-        assert_eq!(with_loads(&[0, 0]).home_for(1, 16), 1);
-        assert_eq!(with_loads(&[3, 0]).home_for(1, 16), 0);
-        assert_eq!(with_loads(&[15, 0]).home_for(1, 16), 0);
-        assert_eq!(with_loads(&[2, 5, 4]).home_for(0, 16), 1);
+        assert_eq!(with_loads(&[0, 0]).home_for(1, 16, 20), 1);
+        assert_eq!(with_loads(&[3, 0]).home_for(1, 16, 20), 0);
+        assert_eq!(with_loads(&[15, 0]).home_for(1, 16, 20), 0);
+        assert_eq!(with_loads(&[2, 5, 4]).home_for(0, 16, 20), 1);
         // Full: the busiest is `slack` above the least, so the next goes elsewhere.
-        assert_eq!(with_loads(&[16, 0]).home_for(0, 16), 1);
-        assert_eq!(with_loads(&[16, 3, 1]).home_for(0, 3), 1);
+        assert_eq!(with_loads(&[16, 0]).home_for(0, 16, 20), 1);
+        assert_eq!(with_loads(&[16, 3, 1]).home_for(0, 3, 20), 1);
         // A slack of 1 spreads evenly, to the least loaded.
-        assert_eq!(with_loads(&[1, 0]).home_for(0, 1), 1);
-        assert_eq!(with_loads(&[4, 4, 3]).home_for(1, 1), 2);
-        assert_eq!(with_loads(&[4, 4]).home_for(1, 1), 1);
+        assert_eq!(with_loads(&[1, 0]).home_for(0, 1, 20), 1);
+        assert_eq!(with_loads(&[4, 4, 3]).home_for(1, 1, 20), 2);
+        assert_eq!(with_loads(&[4, 4]).home_for(1, 1, 20), 1);
+    }
+
+    #[test]
+    fn idle_connections_do_not_count_and_busy_ones_do() {
+        let meters = with_loads(&[5015, 5000]);
+        let (a, b) = (&meters.replicas[0], &meters.replicas[1]);
+        // Replica 0 holds 5,015 connections, all parked long ago; replica 1 holds 5,000, of
+        // which 4,990 are parked long ago.
+        a.parked.store(5015, Ordering::Relaxed);
+        b.parked.store(4990, Ordering::Relaxed);
+        assert_eq!(meters.home_for(0, 16, 20), 1, "the busy ones gather");
+        assert_eq!(
+            meters.home_for(0, 16, 0),
+            0,
+            "counted by open, 0 is the busiest"
+        );
+        // Three more on replica 0 were parked just now, one of them has left since: two busy.
+        let now = park_slot(Instant::now());
+        for _ in 0..3 {
+            a.parked_in(now);
+        }
+        a.unparked_from(now);
+        a.parked.store(5017, Ordering::Relaxed);
+        a.open.store(5018, Ordering::Relaxed);
+        assert_eq!(a.busy(now, 20), 3, "one in flight, two parked lately");
+        assert_eq!(a.busy(now + 1, 20), 3);
+        assert_eq!(
+            a.busy(now + 2, 20),
+            1,
+            "20 ms later the two parked are idle"
+        );
+        assert_eq!(a.busy(now, 0), 5018);
+        // A place reused by a later slot forgets the earlier one's count.
+        a.parked_in(now + PARK_SLOTS as u64);
+        assert_eq!(a.busy(now + PARK_SLOTS as u64, 20), 2);
     }
 
     #[test]
     fn connections_opened_one_by_one_fill_one_replica_then_stay_within_the_slack() {
         let meters = with_loads(&[0, 0, 0]);
         for k in 0..200 {
-            let home = meters.home_for(k % 3, 8);
+            let home = meters.home_for(k % 3, 8, 20);
             if let Some(gauge) = meters.replicas.get(home) {
                 gauge.open.fetch_add(1, Ordering::Relaxed);
             }

@@ -20,8 +20,9 @@ fn server_with(extra: &str) -> Server {
 }
 
 /// Two replicas that send every new connection to the least loaded one, so that two
-/// connections opened one after the other live on different replicas.
-const TWO_EVEN: &str = "cores = 2\nspread_slack = 1";
+/// connections opened one after the other live on different replicas (idle ones count too,
+/// however slowly the test runs).
+const TWO_EVEN: &str = "cores = 2\nspread_slack = 1\nspread_idle_ms = 0";
 
 /// Each replica's `field` from `/stats.json`, in order.
 fn per_replica(stats: &Value, field: &str) -> Vec<u64> {
@@ -146,11 +147,48 @@ fn a_few_connections_gather_on_one_replica() {
 }
 
 #[test]
-fn by_default_connections_spread_within_the_slack() {
-    // The default slack is 16: a new connection stays on the replica that accepted it unless
-    // that one holds 16 more than the other. However the kernel hands out the 40 connections,
-    // neither replica ends up with more than 16 above the other, so neither has fewer than 12.
-    let server = server_with("cores = 2");
+fn idle_connections_do_not_keep_busy_ones_apart() {
+    // 40 connections that made one request each, then idle: they spread over the two
+    // replicas within the slack, and once idle for spread_idle_ms count for nothing. Ten busy
+    // connections opened then all gather on one replica.
+    let server = server_with("cores = 2\nspread_slack = 16\nspread_idle_ms = 300");
+    let idle: Vec<TcpStream> = (0..40).map(|_| keep_alive(&server)).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let before = loop {
+        // (The status page's own connection is busy while it is read.)
+        let stats = server.stats();
+        if per_replica(&stats, "busy").iter().sum::<u64>() <= 1 {
+            break per_replica(&stats, "open");
+        }
+        assert!(std::time::Instant::now() < deadline, "never idle: {stats}");
+    };
+    assert_eq!(before.iter().sum::<u64>(), 41, "{before:?}");
+    let mut busy: Vec<TcpStream> = (0..10).map(|_| keep_alive(&server)).collect();
+    for s in busy.iter_mut() {
+        assert_eq!(get(s, "/plain.txt").status, 200);
+    }
+    // (Each count has one status page connection in it, maybe on different replicas.)
+    let after = per_replica(&server.stats(), "open");
+    let gained: Vec<i64> = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| *a as i64 - *b as i64)
+        .collect();
+    assert_eq!(gained.iter().sum::<i64>(), 10, "{before:?} -> {after:?}");
+    assert!(
+        gained.iter().any(|&n| n >= 10),
+        "busy connections split: {before:?} -> {after:?}"
+    );
+    drop(idle);
+}
+
+#[test]
+fn connections_spread_within_the_slack() {
+    // The default slack is 16: a new connection goes to the busiest replica that holds fewer
+    // than 16 more than the other. However the kernel hands out the 40 connections, neither
+    // replica ends up with more than 16 above the other, so neither has fewer than 12. (Idle
+    // connections count too here, however slowly the test opens them.)
+    let server = server_with("cores = 2\nspread_idle_ms = 0");
     let conns: Vec<TcpStream> = (0..40).map(|_| keep_alive(&server)).collect();
     // (The status page's own connection is open too while it is read.)
     let open = per_replica(&server.stats(), "open");
@@ -165,7 +203,7 @@ fn by_default_connections_spread_within_the_slack() {
     drop(conns);
     // With a slack of 100 and the same 40 connections, nothing forces a move: the
     // connections stay wherever they were accepted, and all are still answered.
-    let server = server_with("cores = 2\nspread_slack = 100");
+    let server = server_with("cores = 2\nspread_slack = 100\nspread_idle_ms = 0");
     let mut conns: Vec<TcpStream> = (0..40).map(|_| keep_alive(&server)).collect();
     for s in conns.iter_mut() {
         assert_eq!(get(s, "/plain.txt").status, 200);

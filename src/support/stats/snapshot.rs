@@ -235,9 +235,12 @@ pub struct Replica {
     pub index: usize,
     /// Connections it accepted since start.
     pub accepted: u64,
-    /// Its connections open now, wherever they are (new ones gather on the busiest replica
-    /// that holds fewer than `spread_slack` more than the least loaded).
+    /// Its connections open now, wherever they are.
     pub open: usize,
+    /// Of them, those not idle: in flight, or parked for at most `spread_idle_ms` (new ones
+    /// gather on the busiest replica that holds fewer than `spread_slack` more than the
+    /// least busy).
+    pub busy: usize,
     /// Requests it read since start.
     pub requests: u64,
     /// Connections parked in its idle pool now.
@@ -418,6 +421,8 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
         },
     };
 
+    let now_slot = crate::support::meters::park_slot(std::time::Instant::now());
+    let idle_ms = out.live.load().spread_idle_ms;
     Snapshot {
         server: "occwserv",
         version: env!("CARGO_PKG_VERSION"),
@@ -438,6 +443,7 @@ pub fn take(tally: &Tally, out: &StatsOut, stats_enabled: bool) -> Snapshot {
                 index: r.core,
                 accepted: r.accepted.load(Ordering::Relaxed),
                 open: r.open.load(Ordering::Relaxed),
+                busy: r.busy(now_slot, idle_ms),
                 requests: r.requests.load(Ordering::Relaxed),
                 parked: r.parked.load(Ordering::Relaxed),
             })

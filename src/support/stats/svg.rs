@@ -256,7 +256,7 @@ pub fn render(s: &Snapshot) -> String {
         145,
         "line",
         &format!(
-            "new connections gather on the busiest replica, within spread_slack · refused at the limit {}",
+            "new connections gather on the busiest replica, within spread_slack of busy ones · refused at the limit {}",
             live_int("connections.refused", c.refused)
         ),
     );
@@ -310,10 +310,11 @@ pub fn render(s: &Snapshot) -> String {
         let k = |field: &str| format!("replicas.{i}.{field}");
         let y = 168 + 18 * i as u32;
         let row = format!(
-            "replica#{} · accepted {} · requests {} · parked {}",
+            "replica#{} · accepted {} · requests {} · busy {} · parked {}",
             replica.index,
             live_int(&k("accepted"), replica.accepted),
             live_int(&k("requests"), replica.requests),
+            live_int(&k("busy"), replica.busy),
             live_int(&k("parked"), replica.parked)
         );
         p.text(150, y, "line", &row);
