@@ -625,7 +625,11 @@ fn short_lived_certificates_are_renewed_without_a_restart() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(server.error_log().contains(&format!("(serial {renewed}")));
+    assert!(
+        server.wait_for_log(&format!("(serial {renewed}")),
+        "{}",
+        server.error_log()
+    );
     // Still the same server process, and the account was made once and reused.
     let log = server.error_log();
     assert_eq!(log.matches("acme: registered a new account").count(), 1);
