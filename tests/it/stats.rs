@@ -573,7 +573,14 @@ fn a_client_that_does_not_read_its_pages_holds_up_nobody() {
     // Every page arrives once the client reads.
     let got = crate::support::read_to_close(&mut reader);
     let text = String::from_utf8_lossy(&got);
-    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), PAGES);
+    assert_eq!(
+        text.matches("HTTP/1.1 200 OK\r\n").count(),
+        PAGES,
+        "{} bytes, ending {:?}\n{}",
+        got.len(),
+        &text[text.len().saturating_sub(300)..],
+        server.error_log()
+    );
     assert!(text.ends_with("</html>\n"));
     assert_eq!(wait_for_count(&server, "/connections/sending", 0), 0);
 }
