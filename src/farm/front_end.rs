@@ -59,9 +59,13 @@ pub enum Head {
 pub fn read_head(mut conn: Conn, buf: &mut Vec<u8>, cfg: &Config) -> Head {
     let limits = HeadLimits::default();
     buf.clear();
-    if conn.unread.is_empty() {
+    // A head not yet begun (no deadline running) starts its request now, even when its first
+    // bytes came pipelined behind the last one: its time, and its header_timeout_secs, count
+    // from here. A partial head read before keeps the start it had.
+    if conn.head_deadline.is_none() {
         conn.request_started = Instant::now();
-    } else {
+    }
+    if !conn.unread.is_empty() {
         buf.extend_from_slice(&conn.unread);
         conn.unread = Vec::new();
     }

@@ -363,6 +363,40 @@ fn cgi_output_is_streamed_as_it_is_produced() {
     assert_eq!(resp.text(), "first\nsecond\n");
 }
 
+/// A request whose first bytes came pipelined behind a slow one gets its whole
+/// `header_timeout_secs` from when the server turns to it, not from when the slow one began.
+#[test]
+fn a_pipelined_head_begun_behind_a_slow_answer_gets_its_own_header_timeout() {
+    let cgi = tempfile::tempdir().unwrap();
+    let script = cgi.path().join("slow.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nsleep 2\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslow\\n'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let server = Server::start(ServerOpts {
+        cgi_bin: Some(cgi.path().to_path_buf()),
+        extra_config: "header_timeout_secs = 1".into(),
+        ..ServerOpts::default()
+    });
+    let mut s = server.connect();
+    // The slow request whole, and the next one's first bytes, in one write.
+    s.write_all(b"GET /cgi-bin/slow.sh HTTP/1.1\r\nHost: t\r\n\r\nGET /plain.txt HTTP/1.1\r\nHo")
+        .unwrap();
+    let first = read_response(&mut s, false);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.text(), "slow\n");
+    // Two seconds after the pair arrived, the rest of the second head comes at once.
+    s.write_all(b"st: t\r\n\r\n").unwrap();
+    let second = read_response(&mut s, false);
+    assert_eq!(second.status_line, "HTTP/1.1 200 OK", "{}", second.text());
+    assert_eq!(
+        second.text(),
+        std::fs::read_to_string(server.root.join("plain.txt")).unwrap()
+    );
+}
+
 #[test]
 fn cgi_head_request_gets_no_body_and_keeps_alive() {
     let server = cgi_server("");

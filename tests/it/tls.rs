@@ -879,13 +879,22 @@ with connect(sys.argv[2] + "?name=Tess", ssl=ctx, open_timeout=30) as ws:
         said.append(frame.get("text") or "")
     print("\n".join(said))
 "#;
-    let got = python(
-        play,
-        &[
-            pki.path("ca.pem").to_str().unwrap(),
-            &format!("wss://localhost:{}/ogi/game/ws", tls.port()),
-        ],
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(play)
+        .arg(pki.path("ca.pem"))
+        .arg(format!("wss://localhost:{}/ogi/game/ws", tls.port()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.stats(),
+        server.error_log()
     );
+    let got = String::from_utf8_lossy(&out.stdout);
     assert!(
         got.contains("hello over wss"),
         "{got}\n{}",
