@@ -857,6 +857,25 @@ fn the_game_is_played_over_wss() {
         plugins.path(),
         &format!("[game]\nstate_dir = {:?}\n", state.path().to_string_lossy()),
     );
+    // The game starts when attached (its world, its state in SQLite): wait, bounded, until
+    // its instance is alive, so the client's 30 s are the websocket's own.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats = server.stats();
+        let owning = stats["plugins"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .any(|r| r["name"] == "game" && r["state"] == "owning")
+        });
+        if owning {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the game never started: {stats}\n{}",
+            server.error_log()
+        );
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
     let play = r#"
 import json, ssl, sys
 from websockets.sync.client import connect
