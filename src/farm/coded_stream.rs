@@ -5,7 +5,7 @@
 //! stream has no file offset for send.pool to resume from.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::Instant;
 
 use crate::cache::compress::Encoder;
@@ -13,7 +13,7 @@ use crate::cache::Representation;
 use crate::conn::Conn;
 use crate::farm::reply;
 use crate::http::encoding::Coding;
-use crate::http::response::push_header;
+use crate::http::response::{push_chunk, push_header};
 use crate::http::{Body, Request};
 use crate::protocol::{CloseReason, Exchange, Handler, ToRecycler};
 use crate::support::config::Config;
@@ -82,7 +82,7 @@ pub fn send(
                 }
             }
             framed.clear();
-            frame(&mut framed, &packed, chunked);
+            push_chunk(&mut framed, &packed, chunked);
             if n == 0 && chunked {
                 framed.extend_from_slice(b"0\r\n\r\n");
             }
@@ -102,19 +102,5 @@ pub fn send(
                 Exchange::for_request(req, 200, sent, Handler::Static, conn.request_started);
             ToRecycler::Close(conn, CloseReason::WriteFailed, Some(exchange))
         }
-    }
-}
-
-/// Appends `data` as one chunk (or as it is, without chunking); nothing for no data.
-fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
-    if data.is_empty() {
-        return;
-    }
-    if chunked {
-        let _ = write!(out, "{:x}\r\n", data.len());
-    }
-    out.extend_from_slice(data);
-    if chunked {
-        out.extend_from_slice(b"\r\n");
     }
 }

@@ -7,7 +7,7 @@
 //! once, so a slowly writing plug-in is never held back. Anything else passes untouched.
 //! Pure code: bytes in, bytes out.
 
-use std::io::Write;
+use crate::http::response::push_chunk;
 
 use crate::cache::compress::Encoder;
 use crate::http::encoding::{type_matches, variant_etag, Coding};
@@ -132,7 +132,7 @@ impl AnswerCoder {
                         self.state = State::Done;
                         return;
                     }
-                    frame(out, &packed, self.settings.minor_version >= 1);
+                    push_chunk(out, &packed, self.settings.minor_version >= 1);
                     if ended {
                         self.end_coded(out);
                     }
@@ -175,7 +175,7 @@ impl AnswerCoder {
                 return;
             }
             let chunked = self.settings.minor_version >= 1;
-            frame(out, &packed, chunked);
+            push_chunk(out, &packed, chunked);
             if chunked {
                 out.extend_from_slice(b"0\r\n\r\n");
             }
@@ -315,20 +315,6 @@ fn rebuild(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends `data` as one chunk (or as it is); nothing for no data.
-fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
-    if data.is_empty() {
-        return;
-    }
-    if chunked {
-        let _ = write!(out, "{:x}\r\n", data.len());
-    }
-    out.extend_from_slice(data);
-    if chunked {
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -418,7 +404,7 @@ impl Dechunker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use std::io::{Read, Write};
 
     fn settings(coding: Option<Coding>, minor_version: u8) -> AnswerCoding {
         AnswerCoding {

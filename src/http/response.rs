@@ -52,6 +52,21 @@ pub fn push_status(out: &mut Vec<u8>, minor_version: u8, status: u16, keep_alive
     }
 }
 
+/// Appends `data` to a body as one chunk (or as it is, without chunking); nothing for no
+/// data, so a chunked body is never ended early by an empty chunk.
+pub fn push_chunk(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    if data.is_empty() {
+        return;
+    }
+    if chunked {
+        let _ = write!(out, "{:x}\r\n", data.len());
+    }
+    out.extend_from_slice(data);
+    if chunked {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// Appends `Name: value\r\n`.
 pub fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(name.as_bytes());

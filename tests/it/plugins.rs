@@ -790,13 +790,7 @@ fn echo_ws_echoes_over_a_real_websocket() {
 /// The Autobahn cases (compression aside) run by `kosoku` (`pip install kosoku`).
 #[test]
 fn echo_ws_passes_the_autobahn_cases() {
-    let found = Command::new("kosoku")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !found.is_ok_and(|s| s.success()) {
-        println!("skipped: kosoku is not installed (pip install kosoku)");
+    if !kosoku_installed() {
         return;
     }
     let dir = plugin_dir(&["echo_ws"]);
@@ -804,6 +798,20 @@ fn echo_ws_passes_the_autobahn_cases() {
     let cases = run_kosoku(&format!("ws://{}/ogi/echo-ws", server.addr()))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(cases > 250, "{cases} cases ran");
+}
+
+/// Whether `kosoku` (`pip install kosoku`) can run; says the test is skipped when not.
+pub(crate) fn kosoku_installed() -> bool {
+    let found = Command::new("kosoku")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let installed = found.is_ok_and(|s| s.success());
+    if !installed {
+        println!("skipped: kosoku is not installed (pip install kosoku)");
+    }
+    installed
 }
 
 /// Runs kosoku's Autobahn cases (compression aside) against `url`; how many ran, all with an

@@ -966,13 +966,7 @@ asyncio.run(main())
 /// kosoku is built without TLS, so it reaches the server through `TLS_RELAY`.
 #[test]
 fn echo_ws_passes_the_autobahn_cases_over_wss() {
-    let found = Command::new("kosoku")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !found.is_ok_and(|s| s.success()) {
-        println!("skipped: kosoku is not installed (pip install kosoku)");
+    if !crate::plugins::kosoku_installed() {
         return;
     }
     let pki = pki_with_localhost();
